@@ -1,0 +1,160 @@
+"""The bus seam: what every stage needs from a log-structured message bus.
+
+Two implementations pass the same contract tests (``tests/contract/test_bus_contract.py``):
+:class:`~riverguard.bus.kafka.KafkaBus` (aiokafka, production) and
+:class:`~riverguard.bus.memory.MemoryBus` (the embedded demo and unit tests).
+
+Semantics are Kafka's: records with the same key land on the same partition and stay in order;
+consumer groups share partitions; offsets are committed explicitly (the committed offset is the
+next offset to read); compacted topics keep at least the latest record per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int = 6
+    compacted: bool = False
+    replication_factor: int = 1
+    retention_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where an acknowledged record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+PartitionsCallback = Callable[[frozenset[TopicPartition]], Awaitable[None]]
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[Delivery]:
+        """Enqueue a record; the returned awaitable resolves when the bus acknowledged it."""
+        ...
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Delivery: ...
+
+    async def flush(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def getmany(self, *, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
+        """Records from the assigned partitions, in offset order per partition."""
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (the next offset to read per partition) for the group."""
+        ...
+
+    def assignment(self) -> frozenset[TopicPartition]: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class Bus(Protocol):
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create missing topics; existing topics are left as they are."""
+        ...
+
+    def producer(self, *, client_id: str | None = None) -> Producer: ...
+
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group_id: str,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+        from_beginning: bool = True,
+    ) -> Consumer:
+        """A member of consumer group ``group_id``.
+
+        Rebalances are eager, as with Kafka's default assignors: ``on_revoke`` gets the whole
+        current assignment before a rebalance, ``on_assign`` the whole new one after it and
+        before any of its records are returned; positions restart at the committed offsets.
+        """
+        ...
+
+    async def partitions(self, topic: str) -> int: ...
+
+    async def read_partition(self, tp: TopicPartition) -> list[Record]:
+        """Every record currently in ``tp`` from the beginning to its end offset (no group)."""
+        ...
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    async def close(self) -> None: ...
+
+
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """The offsets to commit after ``records`` were fully processed."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = record.tp
+        if record.offset + 1 > offsets.get(tp, -1):
+            offsets[tp] = record.offset + 1
+    return offsets

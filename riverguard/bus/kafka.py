@@ -1,0 +1,307 @@
+"""The production bus: Kafka through aiokafka.
+
+Producers are idempotent with ``acks=all``; consumers never auto-commit — a stage commits only
+after its outputs were acknowledged. Kafka errors are translated to :class:`BusError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from riverguard.bus.base import Delivery, PartitionsCallback, Record, TopicPartition, TopicSpec
+from riverguard.errors import BusError
+from riverguard.settings import KafkaSettings
+
+
+def _connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+def _ours(tp: KafkaTopicPartition) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def _theirs(tp: TopicPartition) -> KafkaTopicPartition:
+    return KafkaTopicPartition(tp.topic, tp.partition)
+
+
+class KafkaBus:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._options = _connection_options(settings)
+
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        admin = AIOKafkaAdminClient(client_id=f"{self._settings.client_id}-admin", **self._options)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            new = [
+                NewTopic(
+                    name=spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    topic_configs=_topic_configs(spec),
+                )
+                for spec in specs
+                if spec.name not in existing
+            ]
+            if new:
+                response = await admin.create_topics(new)
+                _raise_topic_errors(response)
+        except TopicAlreadyExistsError:
+            pass
+        except KafkaError as exc:
+            raise BusError(f"cannot create topics on {self._settings.bootstrap_servers}: {exc}") from exc
+        finally:
+            await admin.close()
+        await self._wait_for_metadata([s.name for s in specs])
+
+    async def _wait_for_metadata(self, topics: Sequence[str]) -> None:
+        # A freshly created topic takes a moment to have leaders; producing earlier fails.
+        for topic in topics:
+            for _ in range(100):
+                if await self.partitions(topic) > 0:
+                    break
+                await asyncio.sleep(0.1)
+
+    def producer(self, *, client_id: str | None = None) -> KafkaProducer:
+        return KafkaProducer(
+            AIOKafkaProducer(
+                client_id=client_id or self._settings.client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=self._settings.linger_ms,
+                **self._options,
+            ),
+            self._settings.bootstrap_servers,
+        )
+
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group_id: str,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+        from_beginning: bool = True,
+    ) -> KafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            group_id=group_id,
+            client_id=self._settings.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            max_poll_interval_ms=300_000,
+            **self._options,
+        )
+        return KafkaConsumer(consumer, list(topics), _Listener(on_assign, on_revoke), self._settings.bootstrap_servers)
+
+    async def partitions(self, topic: str) -> int:
+        consumer = AIOKafkaConsumer(**self._options)
+        try:
+            await consumer.start()
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic)
+            return len(parts or ())
+        except KafkaError as exc:
+            raise BusError(f"cannot read metadata of {topic!r}: {exc}") from exc
+        finally:
+            await consumer.stop()
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(**self._options)
+        try:
+            await consumer.start()
+            ends = await consumer.end_offsets([_theirs(tp) for tp in tps])
+            return {_ours(tp): offset for tp, offset in ends.items()}
+        except KafkaError as exc:
+            raise BusError(f"cannot read end offsets: {exc}") from exc
+        finally:
+            await consumer.stop()
+
+    async def read_partition(self, tp: TopicPartition) -> list[Record]:
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, **self._options)
+        theirs = _theirs(tp)
+        out: list[Record] = []
+        try:
+            await consumer.start()
+            consumer.assign([theirs])
+            await consumer.seek_to_beginning(theirs)
+            end = (await consumer.end_offsets([theirs]))[theirs]
+            while await consumer.position(theirs) < end:
+                batches = await consumer.getmany(theirs, timeout_ms=500)
+                out.extend(_record(m) for m in batches.get(theirs, ()))
+            return out
+        except KafkaError as exc:
+            raise BusError(f"cannot read {tp.topic}[{tp.partition}]: {exc}") from exc
+        finally:
+            await consumer.stop()
+
+    async def close(self) -> None:
+        return None
+
+
+def _topic_configs(spec: TopicSpec) -> dict[str, str]:
+    configs: dict[str, str] = {}
+    if spec.compacted:
+        configs["cleanup.policy"] = "compact"
+    if spec.retention_ms is not None:
+        configs["retention.ms"] = str(spec.retention_ms)
+    return configs
+
+
+def _raise_topic_errors(response: Any) -> None:
+    for topic, code, *rest in getattr(response, "topic_errors", ()):
+        if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (another process won the race)
+            message = rest[0] if rest else ""
+            raise BusError(f"cannot create topic {topic!r}: Kafka error {code} {message}")
+
+
+def _record(message: Any) -> Record:
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=message.timestamp,
+        headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
+    )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_assign: PartitionsCallback | None, on_revoke: PartitionsCallback | None) -> None:
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._on_revoke and revoked:
+            await self._on_revoke(frozenset(_ours(tp) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self._on_assign and assigned:
+            await self._on_assign(frozenset(_ours(tp) for tp in assigned))
+
+
+class KafkaProducer:
+    def __init__(self, producer: AIOKafkaProducer, servers: str) -> None:
+        self._producer = producer
+        self._servers = servers
+
+    async def start(self) -> None:
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            raise BusError(f"cannot connect producer to Kafka at {self._servers}: {exc}") from exc
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[Delivery]:
+        try:
+            future = await self._producer.send(topic, value, key=key, headers=list(headers) or None)
+        except KafkaError as exc:
+            raise BusError(f"cannot send to {topic!r}: {exc}") from exc
+        return _delivery(future, topic)
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Delivery:
+        return await (await self.send(topic, value, key=key, headers=headers))
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+async def _delivery(future: Awaitable[Any], topic: str) -> Delivery:
+    try:
+        metadata = await future
+    except KafkaError as exc:
+        raise BusError(f"Kafka did not acknowledge a record for {topic!r}: {exc}") from exc
+    return Delivery(metadata.topic, metadata.partition, metadata.offset)
+
+
+class KafkaConsumer:
+    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], listener: _Listener, servers: str) -> None:
+        self._consumer = consumer
+        self._topics = topics
+        self._listener = listener
+        self._servers = servers
+
+    async def start(self) -> None:
+        try:
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._consumer.stop()
+            raise BusError(f"cannot connect consumer to Kafka at {self._servers}: {exc}") from exc
+        self._consumer.subscribe(self._topics, listener=self._listener)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset(_ours(tp) for tp in self._consumer.assignment())
+
+    async def getmany(self, *, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise BusError(f"cannot fetch from {self._topics}: {exc}") from exc
+        return [_record(m) for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for m in batches[tp]]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit({_theirs(tp): offset for tp, offset in offsets.items()})
+        except KafkaError as exc:
+            raise BusError(f"cannot commit offsets {dict(offsets)}: {exc}") from exc
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,215 @@
+"""Wire models: what travels on the topics (pydantic v2, JSON on the wire).
+
+A ``Reading`` is one timestamped set of measurements of one station, values keyed by
+canonical parameter name (:mod:`riverguard.parameters`) and already in canonical units.
+
+>>> from datetime import datetime, timezone
+>>> r = Reading(station_id="tuo-sanhuangmiao", river="tuo",
+...             time=datetime(2024, 1, 5, 10, 30, tzinfo=timezone.utc),
+...             values={"NH3N": Measurement(value=0.42)}, source_format=SourceFormat.JSON)
+>>> r.values["NH3N"].flag
+<DataFlag.NORMAL: 'N'>
+>>> Reading.model_validate_json(r.model_dump_json()) == r
+True
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Final, Generic, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from riverguard.parameters import PARAMETERS, WaterClass
+
+SCHEMA_VERSION: Final = 1
+
+StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+RiverId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+_PARAMETER_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+
+class DataFlag(StrEnum):
+    """HJ 212-2017 data flags. Only N (and S, manually entered) say something about the water."""
+
+    NORMAL = "N"
+    STOPPED = "F"
+    MAINTENANCE = "M"
+    MANUAL = "S"
+    FAULT = "D"
+    CALIBRATION = "C"
+    OVER_RANGE = "T"
+    COMMUNICATION_FAULT = "B"
+
+    @property
+    def is_water_evidence(self) -> bool:
+        """True when the value describes the river rather than the instrument."""
+        return self in (DataFlag.NORMAL, DataFlag.MANUAL, DataFlag.OVER_RANGE)
+
+
+class SourceFormat(StrEnum):
+    JSON = "json"
+    HJ212 = "hj212"
+    CSV = "csv"
+    SIMULATOR = "simulator"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Measurement(_Frozen):
+    """One measured value in canonical units with its data flag."""
+
+    value: float
+    flag: DataFlag = DataFlag.NORMAL
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"value must be a finite number, got {value}")
+        return value
+
+
+class Reading(_Frozen):
+    station_id: StationId
+    river: RiverId
+    time: AwareDatetime
+    values: dict[str, Measurement] = Field(min_length=1)
+    source_format: SourceFormat
+    section: str | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _known_names_within_physical_range(cls, values: dict[str, Measurement]) -> dict[str, Measurement]:
+        for name, measurement in values.items():
+            if not _PARAMETER_NAME.match(name):
+                raise ValueError(f"parameter name {name!r} is not a valid identifier")
+            spec = PARAMETERS.get(name)
+            if spec is None or not measurement.flag.is_water_evidence:
+                continue
+            low, high = spec.physical_range
+            if not low <= measurement.value <= high:
+                raise ValueError(
+                    f"{name}={measurement.value} is outside the physical range {low:g}..{high:g}"
+                    f"{(' ' + spec.unit) if spec.unit else ''}"
+                )
+        return values
+
+    def normal_values(self) -> dict[str, float]:
+        """Values that are evidence of water quality (flag N, S or T)."""
+        return {k: m.value for k, m in self.values.items() if m.flag.is_water_evidence}
+
+
+class DetectionKind(StrEnum):
+    POLLUTION_SPIKE = "pollution_spike"
+    LIMIT_EXCEEDANCE = "limit_exceedance"
+    SENSOR_FAULT = "sensor_fault"
+    MAINTENANCE = "maintenance"
+    DATA_GAP = "data_gap"
+    ECOLOGICAL_FLOW_LOW = "ecological_flow_low"
+    CLASS_DOWNGRADE = "class_downgrade"
+
+    @property
+    def is_pollution(self) -> bool:
+        return self in (DetectionKind.POLLUTION_SPIKE, DetectionKind.LIMIT_EXCEEDANCE, DetectionKind.CLASS_DOWNGRADE)
+
+
+class DetectionPhase(StrEnum):
+    """Where in its event a detection stands: the event logic emits onset, updates, and clear."""
+
+    ONSET = "onset"
+    UPDATE = "update"
+    CLEARED = "cleared"
+
+
+class Finding(_Frozen):
+    """What one parameter contributed to a detection."""
+
+    parameter: str
+    value: float
+    baseline: float | None = None
+    limit: float | None = None
+    target_class: WaterClass | None = None
+    multiple: float | None = None  # "超标 N 倍", (value - limit) / limit
+    unit: str = ""
+
+
+class Detection(_Frozen):
+    """An event-level finding of the detector stack at one station.
+
+    ``event_id`` is stable for the whole event (onset → updates → cleared), and
+    ``detection_id`` is stable for one emission, so a replay updates instead of duplicating.
+    """
+
+    detection_id: str
+    event_id: str
+    station_id: StationId
+    river: RiverId
+    section: str | None = None
+    time: AwareDatetime
+    kind: DetectionKind
+    phase: DetectionPhase = DetectionPhase.ONSET
+    findings: tuple[Finding, ...] = ()
+    score: float = 0.0
+    confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    detector: str
+    readings: tuple[Reading, ...] = ()
+    message: str = ""
+
+
+class DeadLetter(_Frozen):
+    """A payload that could not become a wire model, kept with the reason (nothing is dropped)."""
+
+    raw_b64: str
+    source: str  # MQTT topic or Kafka topic the payload came from
+    reason_code: str
+    reason: str
+    received_at: AwareDatetime
+    payload_format: str | None = None
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Envelope(BaseModel, Generic[T]):
+    """What every record on a riverguard topic carries around its payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    type: str
+    produced_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    trace_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    payload: T
+
+    @model_validator(mode="after")
+    def _supported_version(self) -> Envelope[T]:
+        if self.schema_version > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.schema_version} is newer than this riverguard understands ({SCHEMA_VERSION})"
+            )
+        return self
+
+
+def wrap(payload: T, *, trace_id: str | None = None) -> Envelope[T]:
+    """Put ``payload`` in an envelope whose ``type`` is the payload's model name."""
+    model: type[Envelope[T]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+    if trace_id is None:
+        return model(type=type(payload).__name__, payload=payload)
+    return model(type=type(payload).__name__, payload=payload, trace_id=trace_id)
+
+
+def encode(payload: BaseModel, *, trace_id: str | None = None) -> bytes:
+    """Envelope + JSON bytes, the form records take on the bus."""
+    return wrap(payload, trace_id=trace_id).model_dump_json().encode()
+
+
+def decode(raw: bytes, model: type[T]) -> Envelope[T]:
+    """Parse an enveloped record; raises pydantic ``ValidationError`` naming the bad field."""
+    return Envelope[model].model_validate_json(raw)  # type: ignore[valid-type]

@@ -1,0 +1,218 @@
+"""Canonical water-quality parameters, their HJ 212 factor codes and GB 3838-2002 limits.
+
+Everything inside riverguard speaks canonical parameter names (``"NH3N"``, ``"pH"``, ...) and
+canonical units (mg/L for concentrations). Codecs translate at the edge.
+
+>>> PARAMETERS["NH3N"].hj212_code
+'w21003'
+>>> BY_HJ212_CODE["w20115"].name
+'Cd'
+>>> gb3838_limit("NH3N", WaterClass.III)
+1.0
+>>> classify("NH3N", 1.2)
+<WaterClass.IV: 4>
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Final, Literal
+
+
+class PollutantClass(StrEnum):
+    """Pollutant families that select a response action card (一策)."""
+
+    HEAVY_METAL = "heavy_metal"
+    OIL = "oil"
+    ORGANIC = "organic"  # COD, CODMn, BOD5, NH3-N, volatile phenol, DO sag
+    PHOSPHORUS = "phosphorus"
+    PH = "ph"
+    EMERGING = "emerging"  # PFAS, antibiotics
+    UNKNOWN = "unknown"  # conductivity/turbidity spikes, cyanide, anything unidentified
+    NONE = "none"  # not a pollutant (temperature, discharge, water level)
+
+
+class WaterClass(IntEnum):
+    """GB 3838-2002 surface-water classes; ``WORSE_THAN_V`` is 劣Ⅴ."""
+
+    I = 1  # noqa: E741 - the standard's own name
+    II = 2
+    III = 3
+    IV = 4
+    V = 5
+    WORSE_THAN_V = 6
+
+    @property
+    def label_zh(self) -> str:
+        return _CLASS_LABELS_ZH[self]
+
+    @property
+    def roman(self) -> str:
+        return "劣Ⅴ" if self is WaterClass.WORSE_THAN_V else ("Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ")[self - 1]
+
+
+_CLASS_LABELS_ZH: Final = {
+    WaterClass.I: "优",
+    WaterClass.II: "优",
+    WaterClass.III: "良好",
+    WaterClass.IV: "轻度污染",
+    WaterClass.V: "中度污染",
+    WaterClass.WORSE_THAN_V: "重度污染",
+}
+
+LimitKind = Literal["max", "min", "range"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gb3838Limits:
+    """Limits for classes I..V. ``max``: value must not exceed; ``min``: value must reach
+    (dissolved oxygen); ``range``: the same (low, high) band for every class (pH 6-9)."""
+
+    kind: LimitKind
+    values: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    band: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    name_zh: str
+    name_en: str
+    unit: str
+    hj212_code: str | None
+    physical_range: tuple[float, float]
+    pollutant_class: PollutantClass
+    limits: Gb3838Limits | None = None
+
+
+def _max(*v: float) -> Gb3838Limits:
+    assert len(v) == 5
+    return Gb3838Limits("max", (v[0], v[1], v[2], v[3], v[4]))
+
+
+_MGL = "mg/L"
+_P = PollutantClass
+
+_ALL: Final[tuple[Parameter, ...]] = (
+    Parameter("pH", "pH", "pH", "", "w01001", (0.0, 14.0), _P.PH, Gb3838Limits("range", band=(6.0, 9.0))),
+    Parameter("DO", "溶解氧", "dissolved oxygen", _MGL, "w01009", (0.0, 25.0), _P.ORGANIC,
+              Gb3838Limits("min", (7.5, 6.0, 5.0, 3.0, 2.0))),
+    Parameter("temperature", "水温", "water temperature", "°C", "w01010", (-5.0, 45.0), _P.NONE),
+    Parameter("conductivity", "电导率", "conductivity", "µS/cm", "w01014", (0.0, 100_000.0), _P.UNKNOWN),
+    Parameter("turbidity", "浊度", "turbidity", "NTU", "w01003", (0.0, 10_000.0), _P.UNKNOWN),
+    Parameter("CODMn", "高锰酸盐指数", "permanganate index", _MGL, "w01019", (0.0, 1_000.0), _P.ORGANIC,
+              _max(2, 4, 6, 10, 15)),
+    Parameter("COD", "化学需氧量", "chemical oxygen demand", _MGL, "w01018", (0.0, 10_000.0), _P.ORGANIC,
+              _max(15, 15, 20, 30, 40)),
+    Parameter("BOD5", "五日生化需氧量", "BOD5", _MGL, "w01017", (0.0, 5_000.0), _P.ORGANIC, _max(3, 3, 4, 6, 10)),
+    Parameter("NH3N", "氨氮", "ammonia nitrogen", _MGL, "w21003", (0.0, 1_000.0), _P.ORGANIC,
+              _max(0.15, 0.5, 1.0, 1.5, 2.0)),
+    Parameter("TP", "总磷", "total phosphorus", _MGL, "w21011", (0.0, 100.0), _P.PHOSPHORUS,
+              _max(0.02, 0.1, 0.2, 0.3, 0.4)),
+    # TN is not assessed for rivers (GB 3838 applies it to lakes and reservoirs only).
+    Parameter("TN", "总氮", "total nitrogen", _MGL, "w21001", (0.0, 1_000.0), _P.ORGANIC),
+    Parameter("F", "氟化物", "fluoride", _MGL, "w21017", (0.0, 1_000.0), _P.UNKNOWN, _max(1, 1, 1, 1.5, 1.5)),
+    Parameter("petroleum", "石油类", "petroleum", _MGL, "w22001", (0.0, 1_000.0), _P.OIL,
+              _max(0.05, 0.05, 0.05, 0.5, 1.0)),
+    Parameter("phenol", "挥发酚", "volatile phenol", _MGL, "w23002", (0.0, 1_000.0), _P.ORGANIC,
+              _max(0.002, 0.002, 0.005, 0.01, 0.1)),
+    Parameter("cyanide", "氰化物", "cyanide", _MGL, "w21016", (0.0, 100.0), _P.UNKNOWN,
+              _max(0.005, 0.05, 0.2, 0.2, 0.2)),
+    Parameter("Hg", "汞", "mercury", _MGL, "w20111", (0.0, 100.0), _P.HEAVY_METAL,
+              _max(0.00005, 0.00005, 0.0001, 0.001, 0.001)),
+    Parameter("Cd", "镉", "cadmium", _MGL, "w20115", (0.0, 100.0), _P.HEAVY_METAL,
+              _max(0.001, 0.005, 0.005, 0.005, 0.01)),
+    Parameter("Cr6", "六价铬", "hexavalent chromium", _MGL, "w20117", (0.0, 100.0), _P.HEAVY_METAL,
+              _max(0.01, 0.05, 0.05, 0.05, 0.1)),
+    Parameter("As", "砷", "arsenic", _MGL, "w20119", (0.0, 100.0), _P.HEAVY_METAL,
+              _max(0.05, 0.05, 0.05, 0.1, 0.1)),
+    Parameter("Pb", "铅", "lead", _MGL, "w20120", (0.0, 100.0), _P.HEAVY_METAL,
+              _max(0.01, 0.01, 0.05, 0.05, 0.1)),
+    Parameter("Cu", "铜", "copper", _MGL, "w20122", (0.0, 100.0), _P.HEAVY_METAL, _max(0.01, 1, 1, 1, 1)),
+    Parameter("Zn", "锌", "zinc", _MGL, "w20123", (0.0, 100.0), _P.HEAVY_METAL, _max(0.05, 1, 1, 2, 2)),
+    Parameter("PFAS", "全氟化合物", "PFAS", _MGL, None, (0.0, 100.0), _P.EMERGING),
+    Parameter("antibiotics", "抗生素", "antibiotics", _MGL, None, (0.0, 100.0), _P.EMERGING),
+    Parameter("discharge", "流量", "discharge", "m3/s", "w00000", (0.0, 200_000.0), _P.NONE),
+    Parameter("water_level", "水位", "water level", "m", None, (-100.0, 10_000.0), _P.NONE),
+)
+
+PARAMETERS: Final[dict[str, Parameter]] = {p.name: p for p in _ALL}
+BY_HJ212_CODE: Final[dict[str, Parameter]] = {p.hj212_code: p for p in _ALL if p.hj212_code}
+
+#: Factors of concentration units to mg/L, for per-station unit configuration.
+UNIT_TO_MG_PER_L: Final[dict[str, float]] = {"mg/L": 1.0, "ug/L": 1e-3, "µg/L": 1e-3, "ng/L": 1e-6, "g/L": 1e3}
+
+
+def gb3838_limit(parameter: str, target: WaterClass) -> float | None:
+    """The limit a value is compared with for a section whose target class is ``target``.
+
+    For ``max`` parameters the class limit; for DO the minimum; for pH the upper band edge
+    (low pH is checked separately by :func:`exceedance_multiple`). ``None`` when the parameter is
+    not assessed by GB 3838 for rivers.
+    """
+    limits = _limits(parameter)
+    if limits is None or target is WaterClass.WORSE_THAN_V:
+        return None
+    if limits.kind == "range":
+        return limits.band[1]
+    return limits.values[target - 1]
+
+
+def exceedance_multiple(parameter: str, value: float, target: WaterClass) -> float | None:
+    """How many times the target-class limit is exceeded ("超标 N 倍"), or ``None``/``0`` if not.
+
+    Chinese reports give the exceedance multiple as ``(value - limit) / limit``: a value of 3.3
+    against a limit of 1.0 is "超标 2.3 倍". For DO the shortfall is reported the same way
+    against the minimum; for pH the distance outside the 6-9 band relative to the band edge.
+
+    >>> round(exceedance_multiple("NH3N", 3.3, WaterClass.III) or 0, 2)
+    2.3
+    >>> exceedance_multiple("NH3N", 0.4, WaterClass.III)
+    0.0
+    """
+    limits = _limits(parameter)
+    if limits is None or target is WaterClass.WORSE_THAN_V:
+        return None
+    if limits.kind == "range":
+        low, high = limits.band
+        if value > high:
+            return (value - high) / high
+        if value < low:
+            return (low - value) / low
+        return 0.0
+    limit = limits.values[target - 1]
+    if limits.kind == "min":
+        return max(0.0, (limit - value) / limit)
+    return max(0.0, (value - limit) / limit)
+
+
+def classify(parameter: str, value: float) -> WaterClass | None:
+    """The GB 3838 class of one value (single-factor method); ``None`` if not assessed."""
+    limits = _limits(parameter)
+    if limits is None or math.isnan(value):
+        return None
+    if limits.kind == "range":
+        low, high = limits.band
+        return WaterClass.I if low <= value <= high else WaterClass.WORSE_THAN_V
+    for index, limit in enumerate(limits.values):
+        ok = value >= limit if limits.kind == "min" else value <= limit
+        if ok:
+            return WaterClass(index + 1)
+    return WaterClass.WORSE_THAN_V
+
+
+def section_class(values: dict[str, float]) -> WaterClass | None:
+    """A section's class: the worst class over its assessed indicators.
+
+    >>> section_class({"NH3N": 0.3, "TP": 0.25, "temperature": 30.0})
+    <WaterClass.IV: 4>
+    """
+    classes = [c for name, v in values.items() if (c := classify(name, v)) is not None]
+    return max(classes) if classes else None
+
+
+def _limits(parameter: str) -> Gb3838Limits | None:
+    spec = PARAMETERS.get(parameter)
+    return spec.limits if spec else None

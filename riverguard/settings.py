@@ -1,0 +1,185 @@
+"""Settings: one frozen object from ``RIVERGUARD_*`` env vars and an optional YAML file.
+
+Precedence (highest first): explicit keyword arguments, environment (``RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS``,
+nested with ``__``), the YAML file (``--config FILE`` or ``RIVERGUARD_CONFIG``), defaults.
+Unknown keys are errors, secrets are ``SecretStr`` and print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from riverguard.errors import ConfigError, describe_validation_error
+
+ENV_PREFIX = "RIVERGUARD_"
+#: Variables with the prefix that belong to the scripts around the settings, not to them.
+NON_SETTINGS_ENV = frozenset(
+    {"RIVERGUARD_CONFIG", "RIVERGUARD_CACHE", "RIVERGUARD_STACK_DIR", "RIVERGUARD_MQTT_USERS_FILE"}
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "riverguard"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    partitions: int = Field(default=6, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    linger_ms: int = Field(default=5, ge=0, le=1000)
+
+
+class TopicSettings(_Section):
+    readings: str = "telemetry.readings"
+    dlq: str = "telemetry.dlq"
+    detections: str = "detections"
+    incidents: str = "incidents"
+    notifications: str = "notifications"
+    detector_state: str = "detectors.state-changelog"
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = "riverguard-bridge"
+    password: SecretStr | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    tls: bool = False
+    ca_file: Path | None = None
+    client_id: str = "riverguard-ingest"
+    #: Subscription filter and the pattern that says where river and station id sit in a topic.
+    topic_filter: str = "stations/+/+/telemetry"
+    topic_pattern: str = "stations/{river}/{station_id}/telemetry"
+    qos: Literal[0, 1, 2] = 1
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+
+class InfluxSettings(_Section):
+    url: str = "http://127.0.0.1:8086"
+    token: SecretStr = SecretStr("riverguard:riverguard")
+    org: str = "-"
+    bucket: str = "riverguard/autogen"
+
+
+class AlertSettings(_Section):
+    apprise_config: Path | None = None
+    routing_file: Path | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8470, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8470"
+    language: Literal["zh", "en"] = "zh"
+
+
+class ObservabilitySettings(_Section):
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+
+_yaml_file: ContextVar[Path | None] = ContextVar("riverguard_yaml_file", default=None)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    alerts: AlertSettings = AlertSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    stations_file: Path | None = None
+    network_dir: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _yaml_file.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=_read_yaml(path)))
+        return tuple(sources)
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-able view for ``config show`` and logs: secrets masked."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; every problem becomes one ``ConfigError`` naming the key and value."""
+    path = config_file or (Path(p) if (p := os.environ.get("RIVERGUARD_CONFIG")) else None)
+    _reject_unknown_env()
+    token = _yaml_file.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        where = f" (from {path} and RIVERGUARD_* environment)" if path else " (from RIVERGUARD_* environment)"
+        raise ConfigError(f"invalid settings{where}: {describe_validation_error(exc)}") from exc
+    finally:
+        _yaml_file.reset(token)
+
+
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path} must hold a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def _reject_unknown_env() -> None:
+    sections = Settings.model_fields
+    for name in os.environ:
+        if not name.startswith(ENV_PREFIX) or name in NON_SETTINGS_ENV:
+            continue
+        key = name.removeprefix(ENV_PREFIX).lower()
+        head, _, rest = key.partition("__")
+        field = sections.get(head)
+        if field is None:
+            raise ConfigError(f"unknown setting {name} (no setting {head!r}; known: {', '.join(sorted(sections))})")
+        annotation = field.annotation
+        if (
+            rest
+            and isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+            and rest.split("__")[0] not in annotation.model_fields
+        ):
+            known = ", ".join(sorted(annotation.model_fields))
+            raise ConfigError(f"unknown setting {name} ({head} has no {rest!r}; known: {known})")

@@ -1,0 +1,63 @@
+"""Shared fixtures. Service-bound fixtures need the local stack (``make up``); they fail — not
+skip — when a service is unreachable, so a green run always means the real services were used."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from riverguard.bus.kafka import KafkaBus
+from riverguard.bus.memory import MemoryBus
+from riverguard.settings import Settings, load_settings
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        pytest.fail(
+            f"{name} is not reachable at {host}:{port}; start the local stack with `make up` "
+            f"(or set the RIVERGUARD_* address variables to a running {name})",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh suffix for topic and group names, so tests never see each other's data."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def kafka_settings(settings: Settings) -> Settings:
+    host, _, port = settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    require_service("Kafka", host, int(port))
+    return settings
+
+
+@pytest.fixture
+async def kafka_bus(kafka_settings: Settings) -> AsyncIterator[KafkaBus]:
+    bus = KafkaBus(kafka_settings.kafka)
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+async def memory_bus() -> AsyncIterator[MemoryBus]:
+    bus = MemoryBus()
+    yield bus
+    await bus.close()
