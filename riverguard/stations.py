@@ -1,0 +1,126 @@
+"""The station registry: station id ↔ HJ 212 MN ↔ river ↔ section ↔ units ↔ target class.
+
+Ingest uses it to accept or reject payloads and to normalise units; detectors use the section's
+GB 3838 target class and ecological minimum flow; the simulator uses the parameter lists.
+The default registry ships in ``riverguard/data/stations.yaml``; ``stations_file`` overrides it.
+
+>>> registry = load_registry()
+>>> registry.by_id["tuo-tuojiangdaqiao"].section
+'沱江大桥'
+>>> registry.by_mn[registry.by_id["tuo-tuojiangdaqiao"].mn].station_id
+'tuo-tuojiangdaqiao'
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from riverguard.errors import ConfigError, describe_validation_error
+from riverguard.parameters import PARAMETERS, UNIT_TO_MG_PER_L, WaterClass
+
+DEFAULT_STATIONS = "stations.yaml"
+
+
+class Station(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    station_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    mn: Annotated[str, Field(min_length=1, max_length=24)]
+    river: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    section: str
+    city: str
+    target_class: WaterClass = WaterClass.III
+
+    @field_validator("target_class", mode="before")
+    @classmethod
+    def _roman(cls, value: object) -> object:
+        names = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+        return names.get(value, value) if isinstance(value, str) else value
+
+    #: Ecological minimum flow (m3/s) of the section; ``None`` when not configured.
+    min_flow_m3s: float | None = Field(default=None, ge=0)
+    parameters: tuple[str, ...]
+    #: Units the station's instruments report in, where they differ from the canonical unit.
+    units: dict[str, str] = Field(default_factory=dict)
+    payload_format: Literal["json", "hj212"] = "json"
+    #: Typical values used by the simulator (canonical units).
+    typical: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("parameters")
+    @classmethod
+    def _known_parameters(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in value if p not in PARAMETERS]
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown}; known: {', '.join(sorted(PARAMETERS))}")
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _known_units(cls, value: dict[str, str]) -> dict[str, str]:
+        for parameter, unit in value.items():
+            if parameter not in PARAMETERS:
+                raise ValueError(f"units given for unknown parameter {parameter!r}")
+            if unit not in UNIT_TO_MG_PER_L and unit != PARAMETERS[parameter].unit:
+                raise ValueError(f"unit {unit!r} of {parameter} is not one of {', '.join(UNIT_TO_MG_PER_L)}")
+        return value
+
+    def to_canonical(self, parameter: str, value: float) -> float:
+        """Convert a value reported in this station's unit to the canonical unit (mg/L)."""
+        unit = self.units.get(parameter)
+        if unit is None or parameter not in PARAMETERS or unit == PARAMETERS[parameter].unit:
+            return value
+        return value * UNIT_TO_MG_PER_L[unit]
+
+
+class StationRegistry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stations: tuple[Station, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> StationRegistry:
+        for attribute in ("station_id", "mn"):
+            seen: set[str] = set()
+            for station in self.stations:
+                value = getattr(station, attribute)
+                if value in seen:
+                    raise ValueError(f"duplicate {attribute} {value!r}")
+                seen.add(value)
+        return self
+
+    @cached_property
+    def by_id(self) -> dict[str, Station]:
+        return {s.station_id: s for s in self.stations}
+
+    @cached_property
+    def by_mn(self) -> dict[str, Station]:
+        return {s.mn: s for s in self.stations}
+
+    def on_river(self, river: str) -> list[Station]:
+        return [s for s in self.stations if s.river == river]
+
+
+def load_registry(path: Path | None = None) -> StationRegistry:
+    """Load and validate a registry file; errors name the file, the entry and the problem."""
+    if path is None:
+        text = resources.files("riverguard.data").joinpath(DEFAULT_STATIONS).read_text(encoding="utf-8")
+        origin = f"riverguard/data/{DEFAULT_STATIONS}"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read station registry {path}: {exc.strerror}") from exc
+        origin = str(path)
+    try:
+        data = yaml.safe_load(text)
+        return StationRegistry.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"station registry {origin} is not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"station registry {origin}: {describe_validation_error(exc)}") from exc
