@@ -1,0 +1,56 @@
+# riverguard developer commands.
+#   make test    venv + local stack up + ruff + mypy + pytest, stack stopped again afterwards
+#   make demo    venv + `riverguard demo`
+#   make up / down / status / logs / env   the native local stack (deploy/stack.sh)
+#   make lint    ruff + mypy, no services needed
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv test demo lint up down status logs env clean-stack
+
+help:
+	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
+
+# (Re)install only when pyproject.toml changed since the last install; an existing .venv is reused.
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+test: venv
+	VENV=$(VENV) deploy/run-tests.sh $(PYTEST_ARGS)
+
+demo: venv
+	$(VENV)/bin/riverguard demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+up:
+	deploy/stack.sh up
+
+down:
+	deploy/stack.sh down
+
+status:
+	deploy/stack.sh status
+
+logs:
+	deploy/stack.sh logs
+
+env:
+	@deploy/stack.sh env
+
+# stop the stack and delete its data (keeps the download/build cache)
+clean-stack: down
+	rm -rf "$${RIVERGUARD_STACK_DIR:-.stack}"
