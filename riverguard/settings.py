@@ -76,6 +76,12 @@ class InfluxSettings(_Section):
     token: SecretStr = SecretStr("riverguard:riverguard")
     org: str = "-"
     bucket: str = "riverguard/autogen"
+    #: The sink writes a batch when it holds this many points or the oldest is this old.
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_ms: int = Field(default=500, ge=0, le=60_000)
+    #: Upper bound of the exponential backoff between write attempts while InfluxDB is down.
+    max_retry_delay_s: float = Field(default=30.0, gt=0, le=3600)
+    timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
 
 
 class AlertSettings(_Section):
@@ -92,6 +98,8 @@ class ObservabilitySettings(_Section):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    #: Address the /metrics and /health endpoint binds to (0.0.0.0 for a Prometheus in Docker).
+    metrics_host: str = "127.0.0.1"
 
 
 _yaml_file: ContextVar[Path | None] = ContextVar("riverguard_yaml_file", default=None)
