@@ -165,12 +165,14 @@ fail_service() { # svc message
 spawn() {
 	local svc="$1" out="$2"
 	shift 2
+	[[ -e "$out" ]] && mv -f "$out" "$out.prev"
+	printf '%s stack.sh: starting %s\n' "$(date -Is)" "$*" >"$out"
 	(cd "$STACK" && exec setsid nohup "$@" >>"$out" 2>&1 </dev/null 9>&-) &
 	local pid=$!
 	echo "$pid" >"$(pidfile "$svc")"
 	echo "$OWNER" >"$RUN/$svc.owner"
 	rm -f "$RUN/$svc.external"
-	[[ -n "${RIVERGUARD_STACK_STARTED_FILE:-}" ]] && echo "$svc" >>"$RIVERGUARD_STACK_STARTED_FILE"
+	STARTED_NOW+=("$svc")
 	say "$svc: started (pid $pid) at $(address "$svc")"
 }
 
@@ -238,6 +240,7 @@ start_mosquitto() {
 	render "$DEPLOY/mosquitto/mosquitto.conf.template" "$dir/mosquitto.conf" \
 		"s#@MQTT_HOST@#$MQTT_HOST#g" "s#@MQTT_PORT@#$MQTT_PORT#g" "s#@RUN_DIR@#$dir#g" \
 		"s#@LOG_DEST@#file $LOGS/mosquitto.log#g" "s#@RUN_USER@#$run_user#g"
+	[[ -e "$LOGS/mosquitto.log" ]] && mv -f "$LOGS/mosquitto.log" "$LOGS/mosquitto.log.prev"
 	spawn mosquitto "$LOGS/mosquitto.out" "$MOSQUITTO" -c "$dir/mosquitto.conf"
 }
 
@@ -315,6 +318,10 @@ start_kafka() {
 			-t "$cluster_id" -c "$dir/server.properties" >>"$LOGS/kafka-format.log" 2>&1 \
 			|| { tail -n 20 "$LOGS/kafka-format.log" >&2; die "kafka: storage format failed (log: $LOGS/kafka-format.log)"; }
 	fi
+	local f
+	for f in server controller state-change; do # keep the previous run's logs as *.prev
+		[[ -e "$LOGS/kafka/$f.log" ]] && mv -f "$LOGS/kafka/$f.log" "$LOGS/kafka/$f.log.prev"
+	done
 	# shellcheck disable=SC2086
 	spawn kafka "$LOGS/kafka.out" "$JAVA" $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
 		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
@@ -322,27 +329,33 @@ start_kafka() {
 		-cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties"
 }
 
-# A real client round trip: metadata (is broker 1 registered and unfenced?) + ApiVersions.
+# A real client round trip: ApiVersions + Metadata (is a broker registered and unfenced?).
+# deploy/kafka/healthcheck.py speaks the protocol with the stdlib (~0.1 s); without python3
+# Kafka's own BrokerApiVersionsCommand does the same in a JVM (~2-3 s).
 kafka_check() {
+	if command -v python3 >/dev/null; then
+		python3 "$DEPLOY/kafka/healthcheck.py" "$KAFKA_HOST:$KAFKA_PORT" 5 >/dev/null 2>&1
+		return
+	fi
 	local out
 	out="$(timeout 30 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
 		-Dlog4j2.configurationFile="$DEPLOY/kafka/log4j2.yaml" -Dkafka.logs.dir="$LOGS/kafka" \
 		-cp "$KAFKA_LIBS/*" org.apache.kafka.tools.BrokerApiVersionsCommand \
 		--bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" 2>&1)" || return 1
-	grep -q "(id: " <<<"$out"
+	grep -q "isFenced: false" <<<"$out"
 }
 
-wait_kafka() {
-	local deadline=$((SECONDS + TIMEOUT))
+wait_kafka() { # [external]
+	local deadline=$((SECONDS + TIMEOUT)) external="${1:-}"
 	while ! port_open "$KAFKA_HOST" "$KAFKA_PORT"; do
-		our_pid kafka >/dev/null || fail_service kafka "process exited during startup"
+		[[ -n "$external" ]] || our_pid kafka >/dev/null || fail_service kafka "process exited during startup"
 		((SECONDS < deadline)) || fail_service kafka "port $KAFKA_HOST:$KAFKA_PORT not open after ${TIMEOUT}s"
 		sleep 0.3
 	done
 	while ! kafka_check; do
-		our_pid kafka >/dev/null || fail_service kafka "process exited during startup"
+		[[ -n "$external" ]] || our_pid kafka >/dev/null || fail_service kafka "process exited during startup"
 		((SECONDS < deadline)) || fail_service kafka "no healthy broker behind $KAFKA_HOST:$KAFKA_PORT after ${TIMEOUT}s (BrokerApiVersionsCommand)"
-		sleep 1
+		sleep 0.3
 	done
 }
 
@@ -414,11 +427,27 @@ lock() { # serialise up/down between concurrent callers
 	flock -w 600 9 || die "another deploy/stack.sh holds $STACK/.lock"
 }
 
+STARTED_NOW=()
+
+# a failed or interrupted `up` stops what it started itself, so no half stack is left behind
+up_exit() {
+	local rc=$? svc
+	trap - EXIT INT TERM
+	if ((rc != 0 && ${#STARTED_NOW[@]})); then
+		say "up failed: stopping what this run started (${STARTED_NOW[*]})"
+		for svc in "${STARTED_NOW[@]}"; do stop_service "$svc" || true; done
+	fi
+	exit "$rc"
+}
+
 cmd_up() {
 	local t0 svc
 	t0="$(now)"
 	mkdir -p "$STACK" "$LOGS" "$RUN" "$CACHE"
 	lock
+	trap up_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 
 	# 1. decide what to start; install/fetch/build only what is needed
 	local -A start=()
@@ -452,7 +481,13 @@ cmd_up() {
 	influx_create_db
 	say "influxdb: healthy (/ping 204, database '$INFLUX_DB' exists)"
 	if [[ -f "$RUN/kafka.external" ]]; then
-		say "kafka: external broker at $KAFKA_HOST:$KAFKA_PORT (port open; not checked further)"
+		# an external broker is checked with the stdlib client only (no JVM/jars needed for it)
+		if command -v python3 >/dev/null; then
+			wait_kafka external
+			say "kafka: healthy external broker at $KAFKA_HOST:$KAFKA_PORT (not started, will not be stopped)"
+		else
+			say "kafka: external broker at $KAFKA_HOST:$KAFKA_PORT (port open; not checked further)"
+		fi
 	else
 		wait_kafka
 		say "kafka: healthy (metadata + ApiVersions from broker 1 at $KAFKA_HOST:$KAFKA_PORT)"
