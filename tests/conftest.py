@@ -50,10 +50,10 @@ def kafka_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def kafka_bus(kafka_settings: Settings) -> AsyncIterator[KafkaBus]:
-    bus = KafkaBus(kafka_settings.kafka)
-    yield bus
-    await bus.close()
+def kafka_bus(kafka_settings: Settings) -> KafkaBus:
+    # Synchronous on purpose: parametrised fixtures resolve it with getfixturevalue, which
+    # cannot run async fixtures; KafkaBus opens its connections per producer/consumer anyway.
+    return KafkaBus(kafka_settings.kafka)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 
 from riverguard.bus.base import Delivery, PartitionsCallback, Record, TopicPartition, TopicSpec
 from riverguard.errors import BusError
@@ -228,7 +228,7 @@ class KafkaProducer:
             future = await self._producer.send(topic, value, key=key, headers=list(headers) or None)
         except KafkaError as exc:
             raise BusError(f"cannot send to {topic!r}: {exc}") from exc
-        return _delivery(future, topic)
+        return asyncio.ensure_future(_delivery(future, topic))
 
     async def send_and_wait(
         self,
@@ -277,10 +277,29 @@ class KafkaConsumer:
         self._consumer.subscribe(self._topics, listener=self._listener)
 
     async def stop(self) -> None:
+        # The Java client calls onPartitionsRevoked on close; aiokafka does not, and stages rely
+        # on it to checkpoint state before leaving the group.
+        assigned = self._consumer.assignment()
+        if assigned:
+            await self._listener.on_partitions_revoked(assigned)
         await self._consumer.stop()
 
     def assignment(self) -> frozenset[TopicPartition]:
         return frozenset(_ours(tp) for tp in self._consumer.assignment())
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        lags: dict[TopicPartition, int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue
+            try:
+                # position() waits while the group rebalances; a metric must not wait for that
+                position = await asyncio.wait_for(self._consumer.position(tp), timeout=0.5)
+            except (TimeoutError, IllegalStateError):
+                continue
+            lags[_ours(tp)] = max(0, end - position)
+        return lags
 
     async def getmany(self, *, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         try:

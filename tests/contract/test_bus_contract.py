@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,11 +10,11 @@ from riverguard.bus import Bus, MemoryBus, Record, TopicPartition, TopicSpec, ne
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+def bus(request: pytest.FixtureRequest) -> Bus:
     if request.param == "memory":
-        yield MemoryBus()
-    else:
-        yield request.getfixturevalue("kafka_bus")
+        return MemoryBus()
+    kafka: Bus = request.getfixturevalue("kafka_bus")
+    return kafka
 
 
 async def _drain(consumer: object, want: int, *, timeout_s: float = 20.0) -> list[Record]:
@@ -118,7 +117,8 @@ async def test_two_members_split_the_partitions_and_each_record_is_seen_once(bus
     finally:
         await first.stop()
         await second.stop()
-    assert a and b
+    assert a
+    assert b
     assert not a & b
     assert a | b == {TopicPartition(topic, p) for p in range(4)}
     assert sorted(int(r.value or b"-1") for r in seen) == list(range(40))
