@@ -173,21 +173,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _reject_unknown_env() -> None:
-    sections = Settings.model_fields
+    """Fail on misspelt settings variables instead of silently using a default.
+
+    Settings variables are a top-level field (``RIVERGUARD_STATIONS_FILE``) or a nested one with
+    ``__`` (``RIVERGUARD_KAFKA__PARTITIONS``). Variables of the deploy scripts use single
+    underscores after a section word (``RIVERGUARD_KAFKA_VERSION``, ``RIVERGUARD_STACK_DIR``).
+    """
+    fields = Settings.model_fields
     for name in os.environ:
         if not name.startswith(ENV_PREFIX) or name in NON_SETTINGS_ENV:
             continue
         key = name.removeprefix(ENV_PREFIX).lower()
-        head, _, rest = key.partition("__")
-        field = sections.get(head)
+        head, nested, rest = key.partition("__")
+        if not nested:
+            if key in fields or key.split("_")[0] in _SCRIPT_VARIABLE_WORDS:
+                continue
+            raise ConfigError(f"unknown setting {name} (no setting {key!r}; known: {', '.join(sorted(fields))})")
+        field = fields.get(head)
         if field is None:
-            raise ConfigError(f"unknown setting {name} (no setting {head!r}; known: {', '.join(sorted(sections))})")
+            raise ConfigError(f"unknown setting {name} (no setting {head!r}; known: {', '.join(sorted(fields))})")
         annotation = field.annotation
         if (
-            rest
-            and isinstance(annotation, type)
+            isinstance(annotation, type)
             and issubclass(annotation, BaseModel)
             and rest.split("__")[0] not in annotation.model_fields
         ):
             known = ", ".join(sorted(annotation.model_fields))
             raise ConfigError(f"unknown setting {name} ({head} has no {rest!r}; known: {known})")
+
+
+_SCRIPT_VARIABLE_WORDS = frozenset({"kafka", "mqtt", "influx", "influxdb", "stack"})
