@@ -1,0 +1,238 @@
+"""The MQTT → Kafka bridge (the imperative shell around :class:`ingest.routing.Router`).
+
+Delivery: QoS 1 subscription in a persistent session (fixed client id, clean_session /
+clean_start False, MQTT 5 session expiry), ``manual_ack=True``. A message is acknowledged to the
+broker only after Kafka acknowledged every record made from it, so a crash anywhere in between
+makes the broker deliver it again: at-least-once, never lost.
+
+Threads: paho runs its network loop in its own thread; ``on_message`` only appends to an
+:class:`_Inbox` and wakes the asyncio loop when it sleeps. The loop routes each message and
+*sends* its records without waiting (aiokafka batches them), queuing the pending acknowledgements
+in order; a second task awaits them in that order and acks the MQTT messages (paho's ``ack`` is
+thread-safe). One producer, records sent in arrival order, key = station id: per-station order is
+kept in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import paho.mqtt.client as paho
+
+from ingest.mqtt import connect_options, failure, make_client
+from ingest.routing import Message, Routed, Router
+from riverguard.bus.base import Bus, Delivery, Producer
+from riverguard.bus.topics import topic_specs
+from riverguard.errors import BusError
+from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT
+from riverguard.settings import Settings
+from riverguard.stations import StationRegistry
+
+log = logging.getLogger(__name__)
+
+STAGE: Final = "ingest"
+#: Messages whose Kafka records are sent but not yet acknowledged; beyond it intake waits
+#: (the broker's in-flight window usually binds first).
+MAX_UNSETTLED: Final = 20_000
+CONNECT_TIMEOUT_S: Final = 15.0
+
+Token = tuple[int, int]  # (MQTT message id, QoS)
+
+
+@dataclass(slots=True)
+class BridgeStats:
+    received: int = 0
+    readings: int = 0
+    dead_letters: int = 0
+    acked: int = 0
+
+
+class _Inbox:
+    """Hand-off from paho's thread to the asyncio loop, waking the loop only when it waits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: collections.deque[Message[Token]] = collections.deque()
+        self._lock = threading.Lock()
+        self._waiting = False
+        self._wake = asyncio.Event()
+
+    def put(self, item: Message[Token]) -> None:
+        with self._lock:
+            self._items.append(item)
+            if not self._waiting:
+                return
+            self._waiting = False
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def take(self, wait_s: float) -> list[Message[Token]]:
+        with self._lock:
+            if not self._items:
+                self._waiting = True
+                self._wake.clear()
+        if self._waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+        with self._lock:
+            self._waiting = False
+            items = list(self._items)
+            self._items.clear()
+        return items
+
+
+class Bridge:
+    """Run with :meth:`run` until ``stop`` is set; :attr:`stats` counts what happened."""
+
+    def __init__(self, settings: Settings, registry: StationRegistry, bus: Bus, *, create_topics: bool = True) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.create_topics = create_topics
+        self.router = Router[Token](
+            registry,
+            readings_topic=settings.topics.readings,
+            dlq_topic=settings.topics.dlq,
+            topic_pattern=settings.mqtt.topic_pattern,
+        )
+        self.stats = BridgeStats()
+        self.connected = asyncio.Event()
+        self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], tuple[Token, ...]] | None] = asyncio.Queue(
+            MAX_UNSETTLED
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.create_topics:
+            await self.bus.create_topics(topic_specs(self.settings))
+        loop = asyncio.get_running_loop()
+        inbox = _Inbox(loop)
+        connect_result: asyncio.Future[Any] = loop.create_future()
+        client = self._client(inbox, loop, connect_result)
+        producer = self.bus.producer(client_id=f"{self.settings.kafka.client_id}-ingest")
+        await producer.start()
+        settler = asyncio.create_task(self._settle(client))
+        try:
+            client.connect_async(**connect_options(self.settings.mqtt, persistent=True))
+            client.loop_start()
+            await self._await_connection(connect_result)
+            await self._pump(inbox, producer, stop, settler)
+        finally:
+            # Acknowledge what Kafka already has, then leave: unacknowledged messages stay in the
+            # broker's session and come again on the next start.
+            if not settler.done():
+                await self._unsettled.put(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(settler), timeout=30)
+            finally:
+                client.disconnect()
+                client.loop_stop()
+                await producer.stop()
+        log.info("ingest bridge stopped: %s", self.stats)
+
+    def _client(
+        self, inbox: _Inbox, loop: asyncio.AbstractEventLoop, connect_result: asyncio.Future[Any]
+    ) -> paho.Client:
+        mqtt = self.settings.mqtt
+        password = mqtt.password.get_secret_value() if mqtt.password else None
+        client = make_client(
+            mqtt, client_id=mqtt.client_id, username=mqtt.username, password=password, persistent=True, manual_ack=True
+        )
+
+        def on_connect(client: paho.Client, _userdata: Any, flags: Any, reason_code: Any, _properties: Any) -> None:
+            if not failure(reason_code):
+                # Subscribing again is harmless with a persistent session and needed on a new one.
+                client.subscribe(mqtt.topic_filter, qos=mqtt.qos)
+                log.info("connected to MQTT %s:%s as %s, session present: %s, subscribed to %s",
+                         mqtt.host, mqtt.port, mqtt.client_id, flags.session_present, mqtt.topic_filter)
+            if not connect_result.done():
+                loop.call_soon_threadsafe(_resolve, connect_result, reason_code)
+
+        def on_disconnect(
+            _client: paho.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+        ) -> None:
+            if failure(reason_code):
+                log.warning("MQTT connection lost (%s); paho reconnects, the session keeps unacknowledged messages",
+                            reason_code)
+
+        def on_message(_client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+            inbox.put(Message(message.topic, bytes(message.payload), datetime.now(UTC), (message.mid, message.qos)))
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        return client
+
+    async def _await_connection(self, connect_result: asyncio.Future[Any]) -> None:
+        mqtt = self.settings.mqtt
+        try:
+            reason_code = await asyncio.wait_for(connect_result, CONNECT_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise BusError(f"no answer from the MQTT broker at {mqtt.host}:{mqtt.port} in {CONNECT_TIMEOUT_S:g}s; "
+                           "is it running (deploy/stack.sh status)?") from exc
+        if failure(reason_code):
+            raise BusError(f"MQTT broker at {mqtt.host}:{mqtt.port} refused {mqtt.username!r}: {reason_code}; "
+                           "check mqtt.username / RIVERGUARD_MQTT__PASSWORD")
+        self.connected.set()
+
+    async def _pump(self, inbox: _Inbox, producer: Producer, stop: asyncio.Event, settler: asyncio.Task[None]) -> None:
+        last_expiry = datetime.now(UTC)
+        while not stop.is_set():
+            if settler.done():
+                settler.result()  # re-raise the Kafka failure that stopped settling
+                return
+            messages = await inbox.take(wait_s=0.5)
+            for message in messages:
+                self.stats.received += 1
+                MESSAGES_IN.labels(stage=STAGE).inc()
+                for routed in self.router.route(message):
+                    await self._send(producer, routed)
+            now = datetime.now(UTC)
+            if (now - last_expiry).total_seconds() >= 1.0:
+                last_expiry = now
+                for routed in self.router.expire(now):
+                    await self._send(producer, routed)
+
+    async def _send(self, producer: Producer, routed: Routed[Token]) -> None:
+        pending = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in routed.records]
+        for record in routed.records:
+            MESSAGES_OUT.labels(stage=STAGE, topic=record.topic).inc()
+        for reason in routed.reasons:
+            DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
+        self.stats.dead_letters += len(routed.reasons)
+        self.stats.readings += len(routed.records) - len(routed.reasons)
+        await self._unsettled.put((pending, routed.tokens))  # bounded: waits while Kafka lags
+
+    async def _settle(self, client: paho.Client) -> None:
+        """Ack MQTT messages in arrival order once Kafka acknowledged their records."""
+        while (item := await self._unsettled.get()) is not None:
+            pending, tokens = item
+            try:
+                for delivery in pending:
+                    await delivery
+            except BusError:
+                log.exception("Kafka did not take a record; stopping without acknowledging it to MQTT "
+                              "(the broker delivers it again on the next start)")
+                _discard(pending)
+                raise
+            for mid, qos in tokens:
+                if qos > 0:
+                    client.ack(mid, qos)
+            self.stats.acked += len(tokens)
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _discard(pending: list[Awaitable[Delivery]]) -> None:
+    for awaitable in pending:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,246 @@
+"""HJ 212-2017 frames: parse, verify, build (pure, no I/O).
+
+A frame is ``##`` + 4 decimal digits (length of the data segment) + data segment + 4 hex
+digits CRC + ``\\r\\n``. The CRC is the standard's own (not Modbus): over the data segment only,
+``crc = 0xFFFF``; per byte ``crc = (crc >> 8) ^ byte`` then 8 reflected shifts with ``0xA001``.
+Because the first step keeps only 8 bits, the whole per-byte update is one 256-entry table lookup.
+
+We are lenient in what we accept (lower-case CRC, missing QN or Flag, any field order, a missing
+``\\r\\n``) and strict in what we verify (length and CRC); every rejection is a
+:class:`~riverguard.errors.PayloadError` with a stable code.
+
+>>> frame = parse_frame(b"##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;"
+...                     b"MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&1C80\\r\\n")
+>>> frame.cn, frame.mn, frame.cp
+('1062', '010000A8900016F000169DC0', (('RtdInterval', '30'),))
+>>> data = b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&"
+>>> f"{crc16(data):04X}"
+'1C80'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Final
+
+from riverguard.errors import PayloadError
+
+MAX_DATA_LENGTH: Final = 9999  # four decimal digits
+_TERMINATORS: Final = (b"\r\n", b"\n", b"")
+_HEX: Final = re.compile(rb"^[0-9A-Fa-f]{4}$")
+_DIGITS: Final = re.compile(rb"^[0-9]{4}$")
+
+
+def _table() -> tuple[int, ...]:
+    table = []
+    for index in range(256):
+        crc = index
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE: Final = _table()
+
+
+def crc16(data: bytes) -> int:
+    """The HJ 212-2017 CRC of a data segment.
+
+    >>> f"{crc16(b'QN=1;CP=&&&&'):04X}" != f"{crc16(b'QN=2;CP=&&&&'):04X}"
+    True
+    """
+    crc = 0xFFFF
+    for byte in data:
+        crc = _CRC_TABLE[(crc >> 8) ^ byte]
+    return crc
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A verified frame's data segment, split into its fields.
+
+    ``cp`` keeps the CP fields (``w21003-Rtd``, ``DataTime``, ...) in order as (key, value) pairs.
+    """
+
+    cn: str
+    mn: str
+    cp: tuple[tuple[str, str], ...]
+    qn: str | None = None
+    st: str | None = None
+    pw: str | None = None
+    flag: str | None = None
+    pnum: int | None = None
+    pno: int | None = None
+
+    @property
+    def is_split(self) -> bool:
+        return self.pnum is not None and self.pnum > 1
+
+
+def parse_frame(raw: bytes) -> Frame:
+    """Verify header, length and CRC of one frame, then split its data segment into fields."""
+    if not raw.startswith(b"##"):
+        raise PayloadError("hj212_frame", f"frame must start with '##', got {raw[:8]!r}")
+    length_text = raw[2:6]
+    if not _DIGITS.match(length_text):
+        raise PayloadError("hj212_frame", f"length field must be 4 decimal digits, got {length_text!r}")
+    length = int(length_text)
+    body = raw[6:]
+    for terminator in _TERMINATORS:
+        if terminator and body.endswith(terminator):
+            body = body[: -len(terminator)]
+            break
+    if len(body) != length + 4:
+        raise PayloadError(
+            "hj212_length",
+            f"length field says {length} characters of data but the frame holds {len(body) - 4} before the CRC",
+        )
+    data, crc_text = body[:length], body[length:]
+    if not _HEX.match(crc_text):
+        raise PayloadError("hj212_crc", f"CRC must be 4 hex digits, got {crc_text!r}")
+    expected = crc16(data)
+    if int(crc_text, 16) != expected:
+        raise PayloadError("hj212_crc", f"CRC {crc_text.decode()} does not match the data segment ({expected:04X})")
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("hj212_frame", f"data segment has a non-ASCII byte at {exc.start}") from exc
+    return _parse_segment(text)
+
+
+def _parse_segment(text: str) -> Frame:
+    head, marker, rest = text.partition("CP=&&")
+    if not marker or not rest.endswith("&&"):
+        raise PayloadError("hj212_frame", "data segment has no CP=&&...&& field")
+    fields: dict[str, str] = {}
+    for part in head.split(";"):
+        if not part:
+            continue
+        key, equals, value = part.partition("=")
+        if not equals:
+            raise PayloadError("hj212_frame", f"data segment field {part!r} is not key=value")
+        fields[key] = value
+    for required in ("CN", "MN"):
+        if not fields.get(required):
+            raise PayloadError("hj212_frame", f"data segment has no {required}")
+    return Frame(
+        cn=fields["CN"],
+        mn=fields["MN"],
+        cp=_parse_cp(rest[:-2]),
+        qn=fields.get("QN"),
+        st=fields.get("ST"),
+        pw=fields.get("PW"),
+        flag=fields.get("Flag"),
+        pnum=_int_field(fields, "PNUM"),
+        pno=_int_field(fields, "PNO"),
+    )
+
+
+def _int_field(fields: dict[str, str], key: str) -> int | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise PayloadError("hj212_frame", f"{key}={value!r} is not a positive integer")
+    return int(value)
+
+
+def _parse_cp(cp: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in cp.split(";"):
+        for field in item.split(","):
+            if not field:
+                continue
+            key, equals, value = field.partition("=")
+            if not equals or not key:
+                raise PayloadError("hj212_frame", f"CP field {field!r} is not key=value")
+            pairs.append((key, value))
+    return tuple(pairs)
+
+
+def build_frame(frame: Frame) -> bytes:
+    """The wire bytes of ``frame``: header, length, data segment, upper-case CRC, ``\\r\\n``."""
+    head = [("QN", frame.qn), ("ST", frame.st), ("CN", frame.cn), ("PW", frame.pw), ("MN", frame.mn)]
+    head += [("Flag", frame.flag)]
+    if frame.pnum is not None:
+        head += [("PNUM", str(frame.pnum)), ("PNO", str(frame.pno))]
+    segment = "".join(f"{key}={value};" for key, value in head if value is not None)
+    segment += "CP=&&" + _join_cp(frame.cp) + "&&"
+    data = segment.encode("ascii")
+    if len(data) > MAX_DATA_LENGTH:
+        raise PayloadError("hj212_length", f"data segment of {len(data)} characters exceeds {MAX_DATA_LENGTH}")
+    return b"##%04d%s%04X\r\n" % (len(data), data, crc16(data))
+
+
+def _join_cp(cp: Sequence[tuple[str, str]]) -> str:
+    # Fields of one factor (same code before '-') share an item, joined with ','; items with ';'.
+    items: list[list[str]] = []
+    last_code: str | None = None
+    for key, value in cp:
+        code = key.split("-", 1)[0] if "-" in key else None
+        if code is None or code != last_code:
+            items.append([])
+        items[-1].append(f"{key}={value}")
+        last_code = code
+    return ";".join(",".join(item) for item in items)
+
+
+def split_frame(frame: Frame, parts: int) -> list[Frame]:
+    """Split ``frame`` into ``parts`` packets (PNUM/PNO) by factor, DataTime repeated in each.
+
+    >>> whole = Frame(cn="2011", mn="M1", qn="20240105103000000",
+    ...               cp=(("DataTime", "20240105103000"), ("w01001-Rtd", "7.6"), ("w21003-Rtd", "0.4")))
+    >>> [(f.pnum, f.pno, len(f.cp)) for f in split_frame(whole, 2)]
+    [(2, 1, 2), (2, 2, 2)]
+    >>> split_frame(whole, 2)[1].cp
+    (('DataTime', '20240105103000'), ('w21003-Rtd', '0.4'))
+    """
+    common = tuple((k, v) for k, v in frame.cp if "-" not in k)
+    factors: dict[str, list[tuple[str, str]]] = {}
+    for key, value in frame.cp:
+        if "-" in key:
+            factors.setdefault(key.split("-", 1)[0], []).append((key, value))
+    groups = list(factors.values())
+    size = -(-len(groups) // parts)
+    return [
+        replace(
+            frame,
+            pnum=parts,
+            pno=index + 1,
+            cp=common + tuple(field for group in groups[index * size : (index + 1) * size] for field in group),
+        )
+        for index in range(parts)
+    ]
+
+
+def iter_frames(stream: bytes) -> Iterator[bytes]:
+    """Cut a byte stream of concatenated frames into single frames (for files and logs).
+
+    The length field says where a frame ends; bytes that do not start a frame are returned as
+    one chunk up to the next ``##`` so the caller can reject them with a reason.
+
+    >>> list(iter_frames(b"##0007CP=&&&&0000\\r\\n junk ##0007CP=&&&&0000"))
+    [b'##0007CP=&&&&0000\\r\\n', b'junk ', b'##0007CP=&&&&0000']
+    """
+    position = 0
+    while position < len(stream):
+        if stream[position] in b" \t\r\n":
+            position += 1
+            continue
+        start = position
+        header = stream[start + 2 : start + 6]
+        if stream.startswith(b"##", start) and _DIGITS.match(header):
+            end = start + 6 + int(header) + 4
+            for terminator in _TERMINATORS:
+                if stream.startswith(terminator, end):
+                    end += len(terminator)
+                    break
+            yield stream[start:end]
+            position = end
+            continue
+        following = stream.find(b"##", start + 1)
+        position = len(stream) if following < 0 else following
+        yield stream[start:position]
