@@ -108,6 +108,14 @@ class Consumer(Protocol):
 
     def assignment(self) -> frozenset[TopicPartition]: ...
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Records between this member's position and the end of each assigned partition.
+
+        From what the member last saw of the partition end (Kafka: the highwater mark of the
+        last fetch); partitions whose end or position is not known yet are left out.
+        """
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

@@ -240,6 +240,9 @@ class MemoryConsumer:
     def assignment(self) -> frozenset[TopicPartition]:
         return self._assigned
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        return {tp: self._bus._end(tp) - position for tp, position in self._positions.items()}
+
     async def getmany(self, *, timeout_ms: int = 1000, max_records: int = 500) -> list[Record]:
         if not self._started:
             raise BusError("consumer is not started")

@@ -1,0 +1,105 @@
+"""Commands of the sink: ``riverguard run sink`` and ``riverguard history``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from riverguard.errors import ConfigError, RiverguardError
+from riverguard.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from riverguard.sink.history import HistoryPoint
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).")
+]
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    run_app.command("sink")(run_sink)
+    app.command("history")(history)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def run_sink(
+    config: ConfigOption = None,
+    group: Annotated[str, typer.Option("--group", help="Kafka consumer group id.")] = "riverguard-sink",
+) -> None:
+    """Kafka → InfluxDB: readings, detections, incidents and notification records (idempotent)."""
+    from riverguard.observability import setup_logging
+    from riverguard.sink.service import serve_sink
+
+    settings = _settings(config)
+    setup_logging(settings.observability, service="sink")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_sink(settings, stop, group_id=group)
+
+    try:
+        asyncio.run(main())
+    except (RiverguardError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def history(
+    station: Annotated[str, typer.Option("--station", "-s", help="Station id, e.g. tuo-sanhuangmiao.")],
+    parameter: Annotated[str, typer.Option("--parameter", "-p", help="Canonical parameter name, e.g. NH3N.")],
+    since: Annotated[str, typer.Option("--since", help="How far back (24h, 90m, 7d, 1h30m) or an ISO time.")] = "24h",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array of {time, value, flag}, not a table.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the stored values of one parameter at one station, oldest first."""
+    from riverguard.sink.history import history_query, parse_since, recent_history
+
+    settings = _settings(config)
+    try:
+        start = parse_since(since)
+        history_query(settings.influx.bucket, station, parameter, start)  # rejects bad names before any I/O
+    except RiverguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        points = recent_history(settings, station, parameter, start)
+    except RiverguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        rows = [{"time": p.time.isoformat(), "value": p.value, "flag": p.flag} for p in points]
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not points:
+        typer.echo(f"no {parameter} values at {station} since {since} (bucket {settings.influx.bucket})")
+        return
+    _print_table(station, parameter, points)
+
+
+def _print_table(station: str, parameter: str, points: list[HistoryPoint]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{station} · {parameter}", title_justify="left")
+    table.add_column("time (UTC)")
+    table.add_column("value", justify="right")
+    table.add_column("flag")
+    for moment, value, flag in points:
+        table.add_row(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), f"{value:g}", flag)
+    Console(soft_wrap=True).print(table)
