@@ -233,6 +233,7 @@ def _resolve(future: asyncio.Future[Any], value: Any) -> None:
 
 def _discard(pending: list[Awaitable[Delivery]]) -> None:
     for awaitable in pending:
-        close = getattr(awaitable, "close", None)
-        if close is not None:
-            close()
+        if isinstance(awaitable, asyncio.Future):
+            awaitable.cancel()
+        elif close := getattr(awaitable, "close", None):
+            close()  # an un-awaited coroutine

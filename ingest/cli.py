@@ -28,6 +28,7 @@ StationsOption = Annotated[
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     run_app.command("ingest")(run_ingest)
     app.command("parse")(parse)
+    app.command("simulate")(simulate)
 
 
 def load(config: Path | None, stations: Path | None = None) -> tuple[Settings, StationRegistry]:
@@ -100,3 +101,54 @@ def parse(
             typer.echo(f"{file}: {where} {numbers}: {outcome.error}", err=True)
     if rejected:
         raise typer.Exit(2)
+
+
+def simulate(
+    config: ConfigOption = None,
+    stations: StationsOption = None,
+    station: Annotated[list[str] | None, typer.Option("--station", help="Only these station ids (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same telemetry.")] = 0,
+    start: Annotated[str | None, typer.Option(help="Simulated start time (ISO, with zone); default now.")] = None,
+    step_s: Annotated[float, typer.Option("--step", help="Seconds of simulated time between readings.")] = 60.0,
+    rate: Annotated[float | None, typer.Option(help="Messages per second (load generator); beats --speedup.")] = None,
+    speedup: Annotated[float, typer.Option(help="Simulated seconds per wall-clock second.")] = 60.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many wall-clock seconds.")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
+    spill: Annotated[
+        list[str] | None,
+        typer.Option(help="Inject a spill: river:station|km:pollutant:start:duration:peak_multiple, "
+                          "e.g. tuo:tuo-sanhuangmiao:NH3N:+10m:30m:8 (repeatable)."),
+    ] = None,
+    faults: Annotated[bool, typer.Option(help="Inject sensor faults and maintenance windows.")] = True,
+    username: Annotated[str, typer.Option(help="MQTT user allowed to publish for the stations.")] = "riverguard-sim",
+    password: Annotated[str | None, typer.Option(envvar="MQTT_SIM_PASSWORD", help="Its password.")] = None,
+) -> None:
+    """Publish realistic telemetry (diurnal cycles, faults, optional spills) over MQTT."""
+    from ingest.publisher import Pace, publish_readings
+    from ingest.simulator import Simulator, Spill
+
+    settings, registry = load(config, stations)
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        begin = datetime.fromisoformat(start) if start else now
+        if begin.tzinfo is None:
+            raise ValueError(f"--start {start!r} needs a time zone, e.g. +08:00")
+        spills = [Spill.parse(text, begin) for text in spill or ()]
+        sim = Simulator(registry, seed=seed, start=begin, step=timedelta(seconds=step_s), spills=spills,
+                        faults=faults, stations=station)
+    except (ValueError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for event in sim.events:
+        typer.echo(f"spill arrival: {event.station_id} {event.parameter} {event.start.isoformat()} → "
+                   f"{event.end.isoformat()} peak {event.peak}", err=True)
+    pace = Pace(rate=rate, speedup=None if rate else speedup, duration_s=duration, count=count)
+    try:
+        stats = publish_readings(sim.readings(), registry, settings.mqtt, username=username,
+                                 password=password or None, client_id=f"riverguard-sim-{seed}", pace=pace)
+    except RiverguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(f"published {stats.published} messages in {stats.seconds:.1f} s ({stats.rate:.0f}/s)")
