@@ -1,0 +1,76 @@
+"""Playbooks (一河一策一图): river networks, time of travel, action cards, maps and documents.
+
+A pure library on top of the riverguard core (it imports nothing from ingest, detectors or
+alerts): load a river network, build the playbook for an alert, render it.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> network = load_network("jialing")
+>>> pb = build_playbook(network, station_id="jialing-shangshipan", pollutant="Cd",
+...                     at=datetime(2024, 7, 1, 8, 0, tzinfo=timezone(timedelta(hours=8))))
+>>> pb.pollutant_class.value
+'heavy_metal'
+>>> len(render_sms(pb)) <= 134
+True
+"""
+
+from playbooks.cards import CARDS, SAFETY_MARGIN, Card
+from playbooks.errors import NetworkError, PlaybookError, UnknownFeatureError
+from playbooks.export import FORMATS, playbook_stem, write_playbook
+from playbooks.geomap import PlaybookMap, render_map
+from playbooks.loader import SHIPPED_RIVERS, load_network, load_network_file, load_networks
+from playbooks.models import ActionStep, DepartmentContact, Playbook, ReceptorArrival, SuspectedSource
+from playbooks.network import (
+    Department,
+    Depot,
+    Intake,
+    InterceptionPoint,
+    Junction,
+    Reach,
+    RiskSource,
+    RiverNetwork,
+    StationSite,
+)
+from playbooks.playbook import DEFAULT_PULSE_H, build_playbook, plume_extent
+from playbooks.pollutants import Pollutant, pollutant
+from playbooks.render import playbook_json, render_html, render_markdown, render_sms
+
+__all__ = [
+    "CARDS",
+    "DEFAULT_PULSE_H",
+    "FORMATS",
+    "SAFETY_MARGIN",
+    "SHIPPED_RIVERS",
+    "ActionStep",
+    "Card",
+    "Department",
+    "DepartmentContact",
+    "Depot",
+    "Intake",
+    "InterceptionPoint",
+    "Junction",
+    "NetworkError",
+    "Playbook",
+    "PlaybookError",
+    "PlaybookMap",
+    "Pollutant",
+    "Reach",
+    "ReceptorArrival",
+    "RiskSource",
+    "RiverNetwork",
+    "StationSite",
+    "SuspectedSource",
+    "UnknownFeatureError",
+    "build_playbook",
+    "load_network",
+    "load_network_file",
+    "load_networks",
+    "playbook_json",
+    "playbook_stem",
+    "plume_extent",
+    "pollutant",
+    "render_html",
+    "render_map",
+    "render_markdown",
+    "render_sms",
+    "write_playbook",
+]

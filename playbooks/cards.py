@@ -1,0 +1,285 @@
+"""Action cards (一策): the response steps for each pollutant class, placed on the network.
+
+A card says what to do for a pollutant class; :func:`action_steps` puts it on the river: the
+first interception point the plume reaches that can do it, the depot that holds the materials,
+every intake in the plume's path with a deadline, and who does each step. A deadline is the
+fast-band leading edge at that place minus :data:`SAFETY_MARGIN` (never before the alert).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from playbooks.clock import clock
+from playbooks.models import ActionStep, DepartmentContact, Playbook, ReceptorArrival
+from playbooks.network import Department, Depot, RiverNetwork, Role
+from riverguard.parameters import PollutantClass
+
+#: Time kept between a deadline and the earliest (fast-band) arrival of the plume.
+SAFETY_MARGIN: Final = timedelta(hours=1)
+_P = PollutantClass
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """What to do at an interception point for one pollutant class, and with which materials."""
+
+    capabilities: tuple[str, ...]
+    treat_zh: str
+    treat_en: str
+    materials: tuple[str, ...]
+    #: Close intakes when the peak concentration is unknown (toxic or unidentified pollutants).
+    close_when_unknown: bool
+    #: Ask an upstream reservoir to release more water.
+    dilute: bool
+    sample_zh: str = ""
+    sample_en: str = ""
+
+
+CARDS: Final[dict[PollutantClass, Card]] = {
+    _P.HEAVY_METAL: Card(
+        ("dose",),
+        "投加石灰/液碱调节 pH 至 8.5–9.0 并投加聚合氯化铝絮凝，沉淀溶解态重金属",
+        "dose lime/caustic soda to pH 8.5–9.0 and PAC to precipitate dissolved metals",
+        ("石灰", "液碱", "聚合氯化铝", "硫化钠"),
+        close_when_unknown=True,
+        dilute=False,
+        sample_zh="加测镉、铅、砷、汞、铬等重金属",
+        sample_en="add Cd, Pb, As, Hg and Cr analyses",
+    ),
+    _P.OIL: Card(
+        ("boom", "hold"),
+        "布设两道以上围油栏拦截浮油，投放吸油毡回收",
+        "deploy two or more lines of booms and recover oil with sorbent pads",
+        ("围油栏", "吸油毡"),
+        close_when_unknown=True,
+        dilute=False,
+    ),
+    _P.ORGANIC: Card(
+        ("hold", "dose"),
+        "拦蓄污染水体，曝气增氧并投加活性炭吸附",
+        "hold the polluted water, aerate and dose activated carbon",
+        ("活性炭",),
+        close_when_unknown=False,
+        dilute=True,
+    ),
+    _P.PHOSPHORUS: Card(
+        ("dose",),
+        "投加聚合氯化铝/硫酸亚铁混凝除磷",
+        "dose PAC/ferrous sulphate to precipitate phosphorus",
+        ("聚合氯化铝", "硫酸亚铁", "石灰"),
+        close_when_unknown=False,
+        dilute=True,
+    ),
+    _P.PH: Card(
+        ("dose",),
+        "投加中和药剂（pH 偏低投石灰/液碱，偏高投稀酸）",
+        "neutralise (lime/caustic soda if low, dilute acid if high)",
+        ("石灰", "液碱"),
+        close_when_unknown=True,
+        dilute=True,
+    ),
+    _P.EMERGING: Card(
+        (),
+        "",
+        "",
+        ("活性炭",),
+        close_when_unknown=False,
+        dilute=False,
+        sample_zh="采样送实验室检测全氟化合物/抗生素（LC-MS/MS）",
+        sample_en="sample for PFAS/antibiotics (LC-MS/MS)",
+    ),
+    _P.UNKNOWN: Card(
+        ("hold",),
+        "关闸拦蓄，待查明污染物后处置",
+        "close the gates and hold the water until the pollutant is known",
+        ("活性炭", "石灰"),
+        close_when_unknown=True,
+        dilute=False,
+        sample_zh="采样送实验室全分析（重金属、有机物、生物毒性）",
+        sample_en="sample for a full lab analysis (metals, organics, toxicity)",
+    ),
+}
+
+
+def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
+    """The ordered steps of the plan (ordered by deadline, then by how they are listed here)."""
+    card = CARDS.get(playbook.pollutant_class, CARDS[_P.UNKNOWN])
+    steps: list[tuple[datetime, str, str, str, list[Department]]] = []
+    at = playbook.at
+    own = _departments(network, playbook.station_city, "environment")
+
+    sample_zh = f"，{card.sample_zh}" if card.sample_zh else ""
+    sample_en = f"; {card.sample_en}" if card.sample_en else ""
+    steps.append(
+        (
+            at + timedelta(hours=1),
+            f"现场核实{playbook.station_name}{playbook.pollutant_name_zh}数据，"
+            f"采样复核并加密监测至每小时 1 次{sample_zh}",
+            f"verify the {playbook.pollutant_name_en} reading at {playbook.station_name} on site, take samples and "
+            f"monitor hourly{sample_en}",
+            playbook.station_name,
+            own,
+        )
+    )
+
+    if playbook.suspected_sources:
+        top = playbook.suspected_sources[:3]
+        cities = list(dict.fromkeys(s.city for s in top))
+        steps.append(
+            (
+                at + timedelta(hours=2),
+                f"排查疑似污染源：{'、'.join(s.name for s in top)}",
+                f"inspect suspected sources: {', '.join(s.name for s in top)}",
+                "、".join(s.name for s in top),
+                [d for c in cities for d in _departments(network, c, "environment")],
+            )
+        )
+    else:
+        steps.append(
+            (
+                at + timedelta(hours=2),
+                "沿上游排查入河排污口（名录中无匹配风险源）",
+                "walk the outfalls upstream (no registered source matches)",
+                f"{playbook.station_name}上游",
+                own,
+            )
+        )
+
+    if card.dilute:
+        for point in network.interception_points:
+            if "dilute" in point.capabilities and point.river_km <= playbook.station_km:
+                steps.append(
+                    (
+                        at + timedelta(hours=2),
+                        f"协调{point.name}加大下泄流量稀释（兼顾防洪与生态流量）",
+                        f"ask {point.name} to release more water for dilution",
+                        point.name,
+                        _departments(network, point.city, "water"),
+                    )
+                )
+
+    target = _interception_point(playbook.receptors, card)
+    if target is not None:
+        deadline = _deadline(target, at)
+        steps.append(
+            (
+                deadline,
+                f"在{target.name}{card.treat_zh}，{clock(deadline, at)}前就位",
+                f"at {target.name}: {card.treat_en}, in place by {clock(deadline, at)}",
+                target.name,
+                _departments(network, target.city, "environment", "emergency"),
+            )
+        )
+        depot = _depot(network.depots, card.materials, target.river_km)
+        if depot is not None:
+            materials = [m for m in depot.materials if m in card.materials]
+            steps.append(
+                (
+                    deadline,
+                    f"从{depot.name}调运{'、'.join(materials)}至{target.name}，{clock(deadline, at)}前运抵",
+                    f"bring {', '.join(materials)} from {depot.name} to {target.name} by {clock(deadline, at)}",
+                    depot.name,
+                    _departments(network, depot.city, "emergency"),
+                )
+            )
+
+    for receptor in playbook.receptors:
+        if receptor.kind != "intake":
+            continue
+        deadline = _deadline(receptor, at)
+        when = clock(deadline, at) if deadline > at else "立即"
+        people = f"（供水约 {receptor.population / 10_000:g} 万人）" if receptor.population else ""
+        who = _departments(network, receptor.city, "water_supply", "water")
+        close = receptor.exceeds_limit or (receptor.exceeds_limit is None and card.close_when_unknown)
+        if close:
+            steps.append(
+                (
+                    deadline,
+                    f"{when}前关闭{receptor.name}{people}，启用备用水源/应急供水，连续监测达标后恢复取水",
+                    f"close {receptor.name} before {clock(deadline, at)}, switch to backup supply; reopen after "
+                    "consecutive compliant samples",
+                    receptor.name,
+                    who,
+                )
+            )
+        else:
+            steps.append(
+                (
+                    deadline,
+                    f"{when}前在{receptor.name}所属水厂投加粉末活性炭、强化处理并加密取水口监测，做好关闭取水口准备",
+                    f"before {clock(deadline, at)}: powdered activated carbon and enhanced treatment at the "
+                    f"works of {receptor.name}, monitor the intake, be ready to close it",
+                    receptor.name,
+                    who,
+                )
+            )
+
+    downstream = [r.city for r in playbook.receptors if r.city and r.city != playbook.station_city]
+    cities = list(dict.fromkeys(downstream))
+    reaches_outlet = any(r.kind == "outlet" for r in playbook.receptors)
+    if cities or reaches_outlet or playbook.beyond_horizon:
+        named = "、".join(cities) if cities else "下游"
+        outlet = "及干流下游省市" if reaches_outlet else ""
+        steps.append(
+            (
+                at + timedelta(hours=1),
+                f"向{named}{outlet}通报污染团动向与预计到达时间",
+                "notify the downstream cities of the plume and its expected arrival",
+                named,
+                own + [d for c in cities for d in _departments(network, c, "environment")],
+            )
+        )
+
+    steps.sort(key=lambda step: step[0])
+    return [
+        ActionStep(
+            order=index,
+            what_zh=zh,
+            what_en=en,
+            where=where,
+            who="、".join(d.name for d in who) or "值班室",
+            deadline=deadline,
+            apprise_tags=tuple(dict.fromkeys(t for d in who for t in d.apprise_tags)),
+        )
+        for index, (deadline, zh, en, where, who) in enumerate(steps, start=1)
+    ]
+
+
+def departments_for(network: RiverNetwork, playbook: Playbook) -> list[DepartmentContact]:
+    """Everyone to reach: the alerting city first, then the cities downstream, then source cities."""
+    cities = [
+        playbook.station_city,
+        *(r.city for r in playbook.receptors),
+        *(s.city for s in playbook.suspected_sources),
+    ]
+    return [
+        DepartmentContact(name=d.name, city=d.city, role=d.role, apprise_tags=d.apprise_tags)
+        for city in dict.fromkeys(c for c in cities if c)
+        for d in network.departments_of(city)
+    ]
+
+
+def _departments(network: RiverNetwork, city: str, *roles: Role) -> list[Department]:
+    return network.departments_of(city, *roles) or network.departments_of(city)
+
+
+def _interception_point(receptors: list[ReceptorArrival], card: Card) -> ReceptorArrival | None:
+    for receptor in receptors:
+        if receptor.kind == "interception" and any(c in receptor.capabilities for c in card.capabilities):
+            return receptor
+    return None
+
+
+def _depot(depots: tuple[Depot, ...], materials: tuple[str, ...], river_km: float) -> Depot | None:
+    """The depot holding the materials, preferring the nearest one at or above the target."""
+    stocked = [d for d in depots if set(d.materials) & set(materials)]
+    if not stocked:
+        return None
+    return min(stocked, key=lambda d: (d.river_km > river_km, abs(d.river_km - river_km)))
+
+
+def _deadline(receptor: ReceptorArrival, at: datetime) -> datetime:
+    return max(at, receptor.leading_edge_fast_at - SAFETY_MARGIN)

@@ -1,0 +1,1 @@
+"""Shipped river network files (YAML); see example.yaml for the format."""
