@@ -11,6 +11,7 @@ of points per second and only needs the encoding; the output is byte-for-byte wh
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Self
 
@@ -66,9 +67,9 @@ class Point:
     def to_line_protocol(self) -> str:
         if not self._fields:
             raise ValueError(f"point of {self.measurement!r} has no fields")
-        head = self.measurement.translate(_MEASUREMENT_ESCAPES)
-        tags = "".join(f",{k.translate(_KEY_ESCAPES)}={_tag_value(v)}" for k, v in sorted(self._tags.items()))
-        fields = ",".join(f"{k.translate(_KEY_ESCAPES)}={_field(v)}" for k, v in sorted(self._fields.items()))
+        head = _measurement(self.measurement)
+        tags = "".join(f",{_key(k)}={_tag_value(v)}" for k, v in sorted(self._tags.items()))
+        fields = ",".join(f"{_key(k)}={_field(v)}" for k, v in sorted(self._fields.items()))
         stamp = "" if self._time_ns is None else f" {self._time_ns}"
         return f"{head}{tags} {fields}{stamp}"
 
@@ -76,6 +77,19 @@ class Point:
         return f"Point({self.to_line_protocol()!r})"
 
 
+# Names and tag values repeat in nearly every point (20 stations, a few dozen parameters), so
+# their escaped forms are cached; bench/sink.py measured the escaping as the largest CPU cost.
+@functools.lru_cache(maxsize=4096)
+def _measurement(name: str) -> str:
+    return name.translate(_MEASUREMENT_ESCAPES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(key: str) -> str:
+    return key.translate(_KEY_ESCAPES)
+
+
+@functools.lru_cache(maxsize=16384)
 def _tag_value(value: str) -> str:
     escaped = value.translate(_KEY_ESCAPES)
     # a trailing backslash would escape the separator that follows
