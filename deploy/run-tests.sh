@@ -22,6 +22,7 @@ mkdir -p "$LEASES"
 LEASE="$LEASES/$$"
 echo $$ >"$LEASE"
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
 	local rc=$? other=""
 	rm -f "$LEASE"
@@ -40,7 +41,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-RIVERGUARD_STACK_OWNER=test "$STACK_SH" up
+RIVERGUARD_STACK_OWNER='test' "$STACK_SH" up
 eval "$("$STACK_SH" env)"
 
 status=0

@@ -62,6 +62,9 @@ INFLUX_DB="riverguard"
 
 # Dev-only MQTT credentials used for the health check and printed by `env`.
 MQTT_BRIDGE_USER="riverguard-bridge"
+# retained broker topic the bridge may read (acl); a literal MQTT topic, not a shell variable
+# shellcheck disable=SC2016
+MQTT_HEALTH_TOPIC='$SYS/broker/version'
 
 SERVICES=(mosquitto kafka influxdb)
 
@@ -225,7 +228,7 @@ mqtt_check() { # authenticated check: the bridge reads the retained $SYS/broker/
 	local pw
 	pw="$(user_password "$MQTT_BRIDGE_USER")"
 	timeout 5 "$MOSQ_SUB" -h "$MQTT_HOST" -p "$MQTT_PORT" -u "$MQTT_BRIDGE_USER" -P "$pw" \
-		-i "riverguard-stack-health-$$" -t '$SYS/broker/version' -C 1 -W 4 >/dev/null 2>&1
+		-i "riverguard-stack-health-$$" -t "$MQTT_HEALTH_TOPIC" -C 1 -W 4 >/dev/null 2>&1
 }
 
 start_mosquitto() {
@@ -258,7 +261,7 @@ check_external_mosquitto() {
 	# a broker that also accepts a wrong password is not ours (e.g. Debian's default
 	# mosquitto.service with anonymous access): usable, but the ACL tests will not hold.
 	if timeout 5 "$MOSQ_SUB" -h "$MQTT_HOST" -p "$MQTT_PORT" -u "$MQTT_BRIDGE_USER" -P "wrong-$$" \
-		-t '$SYS/broker/version' -C 1 -W 3 >/dev/null 2>&1; then
+		-t "$MQTT_HEALTH_TOPIC" -C 1 -W 3 >/dev/null 2>&1; then
 		say "WARNING: the broker at $MQTT_HOST:$MQTT_PORT accepts wrong passwords: it is not configured with deploy/mosquitto (auth/ACL tests will fail). Stop it (e.g. systemctl stop mosquitto) or set RIVERGUARD_MQTT__PORT."
 	fi
 }
@@ -463,17 +466,19 @@ cmd_up() {
 			start[$svc]=1
 		fi
 	done
+	# 2. start each service as soon as its binaries are there (Kafka boots while influxd
+	#    builds on a cold cache), then wait for each
 	ensure_mosquitto # the clients are also needed to check an external broker
+	[[ -n "${start[mosquitto]:-}" ]] && start_mosquitto
 	if [[ ! -f "$RUN/kafka.external" ]]; then
 		ensure_java
 		ensure_kafka_jars
 	fi
-	[[ -n "${start[influxdb]:-}" ]] && ensure_influxd
-
-	# 2. start everything, then wait for each (they boot in parallel)
-	[[ -n "${start[mosquitto]:-}" ]] && start_mosquitto
 	[[ -n "${start[kafka]:-}" ]] && start_kafka
-	[[ -n "${start[influxdb]:-}" ]] && start_influxdb
+	if [[ -n "${start[influxdb]:-}" ]]; then
+		ensure_influxd
+		start_influxdb
+	fi
 
 	if [[ -f "$RUN/mosquitto.external" ]]; then check_external_mosquitto; else wait_mosquitto; fi
 	say "mosquitto: healthy (authenticated subscribe as $MQTT_BRIDGE_USER)"
@@ -560,17 +565,21 @@ cmd_status() {
 cmd_env() {
 	local bridge_pw
 	bridge_pw="$(user_password "$MQTT_BRIDGE_USER" 2>/dev/null || true)"
-	cat <<EOF
-export RIVERGUARD_MQTT__HOST=$MQTT_HOST
-export RIVERGUARD_MQTT__PORT=$MQTT_PORT
-export RIVERGUARD_MQTT__USERNAME=$MQTT_BRIDGE_USER
-export RIVERGUARD_MQTT__PASSWORD=$bridge_pw
-export RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP
-export RIVERGUARD_INFLUX__URL=$INFLUX_URL
-export RIVERGUARD_INFLUX__ORG=-
-export RIVERGUARD_INFLUX__BUCKET=$INFLUX_DB/autogen
-export RIVERGUARD_INFLUX__TOKEN=riverguard:riverguard
-EOF
+	local -a vars=(
+		RIVERGUARD_MQTT__HOST "$MQTT_HOST"
+		RIVERGUARD_MQTT__PORT "$MQTT_PORT"
+		RIVERGUARD_MQTT__USERNAME "$MQTT_BRIDGE_USER"
+		RIVERGUARD_MQTT__PASSWORD "$bridge_pw"
+		RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS "$KAFKA_BOOTSTRAP"
+		RIVERGUARD_INFLUX__URL "$INFLUX_URL"
+		RIVERGUARD_INFLUX__ORG "-"
+		RIVERGUARD_INFLUX__BUCKET "$INFLUX_DB/autogen"
+		RIVERGUARD_INFLUX__TOKEN "riverguard:riverguard"
+	)
+	local i
+	for ((i = 0; i < ${#vars[@]}; i += 2)); do
+		printf 'export %s=%q\n' "${vars[i]}" "${vars[i + 1]}"
+	done
 }
 
 cmd_logs() {
