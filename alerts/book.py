@@ -1,0 +1,601 @@
+"""The incident book: the pure state machine of the alert service (no I/O, time passed in).
+
+Fed detections (:meth:`IncidentBook.observe`), clock ticks (:meth:`tick`), operator actions
+(:meth:`acknowledge`, :meth:`resolve`) and delivery results (:meth:`record_attempt`), it returns
+:class:`Effects`: incidents whose new state must be persisted (each carries its outbox — the
+notifications it still owes) and delivery records. The shell persists, sends and feeds back.
+
+Grouping rule (the incident key):
+
+- pollution route: ``pollution|river|reach|pollutant|water`` (or ``|flow`` for ecological flow).
+  ``reach`` comes from the playbooks river network when it knows the station, else it is the river
+  itself, so a plume moving downstream past several stations stays one incident;
+- maintenance route (sensor fault, maintenance, data gap, or any detection from a station inside a
+  maintenance window): ``maintenance|station|kind`` — instrument trouble is per station.
+
+While an incident with that key is active, detections update it (peak, stations, level only ever
+rises). Lifecycle: open → acknowledged → resolved. It resolves by itself once every detector event
+has cleared and ``resolve_after`` passed, or after twice that with no detection at all; a return
+within ``reopen_within`` of the resolution reopens the same incident (same id, paging restarts).
+Incident ids derive from the first detector event id, so a replay lands on the same incident, and
+notification ids derive from the incident id, so a replay never queues a notification twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from alerts.ratelimit import TokenBucket
+from alerts.routing import RoutingConfig
+from alerts.targets import Directory, Target
+from riverguard.incidents import (
+    DeliveryOutcome,
+    DeliveryStatus,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    NotificationReason,
+    NotificationRecord,
+    OutboxEntry,
+    Reason,
+    Route,
+    WarningLevel,
+)
+from riverguard.models import Detection, DetectionKind, DetectionPhase
+from riverguard.parameters import PARAMETERS, PollutantClass
+
+from .errors import IncidentStateError, UnknownIncidentError
+
+HISTORY_LIMIT: Final = 50
+RATE_LIMITED: Final = "rate-limited"
+_MAINTENANCE_KINDS: Final = frozenset({DetectionKind.SENSOR_FAULT, DetectionKind.MAINTENANCE, DetectionKind.DATA_GAP})
+_MAINTENANCE_REASON: Final = Reason(
+    zh="设备故障/运维 → 运维通道", en="instrument fault/maintenance → maintenance route"
+)
+_PAGING_REASONS: Final = frozenset({NotificationReason.ESCALATION, NotificationReason.REMINDER})
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the shell knows about a detection beyond the detection itself (registry, playbook)."""
+
+    reach: str | None = None
+    upstream_reaches: tuple[str, ...] = ()  # a plume moving down joins the incident it came from
+    city: str | None = None
+    pollutant_class: PollutantClass | None = None  # None: the class of the main pollutant
+    intake: str = ""
+    intake_arrival_at: datetime | None = None
+
+
+@dataclass
+class Effects:
+    """What a call changed: incidents to persist (latest state) and delivery records to write."""
+
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    records: list[NotificationRecord] = field(default_factory=list)
+
+    def merge(self, other: Effects) -> Effects:
+        self.incidents.update(other.incidents)
+        self.records.extend(other.records)
+        return self
+
+
+def incident_id_for(event_id: str) -> str:
+    """Stable, short enough for an SMS.
+
+    >>> incident_id_for("evt-1")
+    'RG-7B409F93'
+    """
+    return "RG-" + hashlib.sha256(event_id.encode()).hexdigest()[:8].upper()
+
+
+def main_pollutant(detection: Detection) -> tuple[str, float | None, float | None, str]:
+    """(parameter, value, multiple, unit) of the finding with the highest multiple (or the first)."""
+    if detection.kind is DetectionKind.ECOLOGICAL_FLOW_LOW and not detection.findings:
+        return "discharge", None, None, "m3/s"
+    if not detection.findings:
+        return "unknown", None, None, ""
+    best = max(detection.findings, key=lambda f: -1.0 if f.multiple is None else f.multiple)
+    return best.parameter, best.value, best.multiple, best.unit
+
+
+class IncidentBook:
+    def __init__(self, routing: RoutingConfig, directory: Directory) -> None:
+        self.routing = routing
+        self.directory = directory
+        self._targets = directory.by_id()
+        self._incidents: dict[str, Incident] = {}
+        self._by_key: dict[str, str] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, incident_id: str) -> Incident:
+        incident = self._incidents.get(incident_id)
+        if incident is None:
+            raise UnknownIncidentError(incident_id)
+        return incident
+
+    def incidents(self) -> list[Incident]:
+        return sorted(self._incidents.values(), key=lambda i: i.opened_at, reverse=True)
+
+    def due(self, now: datetime) -> list[tuple[Incident, OutboxEntry]]:
+        """Pending deliveries whose time has come, oldest first."""
+        out = [
+            (i, e)
+            for i in self._incidents.values()
+            for e in i.outbox
+            if e.status is DeliveryStatus.PENDING and e.next_attempt_at <= now
+        ]
+        return sorted(out, key=lambda ie: ie[1].next_attempt_at)
+
+    def restore(self, incidents: Iterable[Incident]) -> None:
+        """Load persisted state (the compacted incidents topic) before processing anything."""
+        for incident in sorted(incidents, key=lambda i: i.updated_at):
+            self._put(incident)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def observe(self, detection: Detection, context: Context, now: datetime) -> Effects:
+        """Open, update, reopen or close the incident this detection belongs to."""
+        silence = self.routing.silence_for(station=detection.station_id, river=detection.river, at=now)
+        maintenance = detection.kind in _MAINTENANCE_KINDS or (silence is not None and silence.kind == "maintenance")
+        route = Route.MAINTENANCE if maintenance else Route.POLLUTION
+        pollutant, value, multiple, unit = main_pollutant(detection)
+        key = self._key(route, detection, context, pollutant)
+        current = self._incidents.get(self._by_key.get(key, ""))
+        if (current is None or not current.is_active) and route is Route.POLLUTION:
+            current = self._upstream_incident(key, context) or current
+        if detection.phase is DetectionPhase.CLEARED:
+            if current is None or not current.is_active:
+                return Effects()  # the clear of an event we already closed (or never saw open)
+            return self._clear(current, detection, now)
+        effects = Effects()
+        if current is None or not current.is_active:
+            candidate_id = incident_id_for(detection.event_id)
+            same_event = self._incidents.get(candidate_id)  # the event that opened one came back
+            window = self.routing.lifecycle.reopen_within
+            if same_event is not None:
+                current = self._reopen(same_event, now, effects)
+            elif current is not None and current.resolved_at is not None and now - current.resolved_at <= window:
+                current = self._reopen(current, now, effects)
+            else:
+                current = self._open(candidate_id, key, route, detection, pollutant, unit, now)
+        updated = self._update(current, detection, context, value, multiple, now, effects)
+        self._put(updated)
+        effects.incidents[updated.incident_id] = updated
+        return effects
+
+    def tick(self, now: datetime) -> Effects:
+        """Escalate, remind, auto-resolve and summarise rate-limited notifications."""
+        effects = Effects()
+        self._summarise(now, effects)  # what a storm held back goes out before anything new
+        for incident in list(self._incidents.values()):
+            if incident.is_active:
+                changed = self._auto_resolve(incident, now, effects) or self._page(incident, now, effects)
+                if changed is not None:
+                    self._put(changed)
+                    effects.incidents[changed.incident_id] = changed
+        return effects
+
+    def acknowledge(self, incident_id: str, by: str, now: datetime, note: str = "") -> Effects:
+        incident = self.get(incident_id)
+        if incident.status is IncidentStatus.RESOLVED:
+            raise IncidentStateError(f"incident {incident_id} is resolved; nothing to acknowledge")
+        if incident.status is IncidentStatus.ACKNOWLEDGED:
+            return Effects()
+        outbox = tuple(
+            e.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": f"acknowledged by {by}"})
+            if e.status is DeliveryStatus.PENDING and e.reason in _PAGING_REASONS
+            else e
+            for e in incident.outbox
+        )
+        acked = self._event(
+            incident.model_copy(
+                update={
+                    "status": IncidentStatus.ACKNOWLEDGED,
+                    "acknowledged_at": now,
+                    "acknowledged_by": by,
+                    "updated_at": now,
+                    "outbox": outbox,
+                }
+            ),
+            now,
+            "acknowledged",
+            by,
+            note,
+        )
+        self._put(acked)
+        return Effects({acked.incident_id: acked})
+
+    def resolve(self, incident_id: str, by: str, now: datetime, note: str = "") -> Effects:
+        incident = self.get(incident_id)
+        if incident.status is IncidentStatus.RESOLVED:
+            return Effects()
+        effects = Effects()
+        resolved = self._resolved(incident, now, by, note, effects)
+        self._put(resolved)
+        effects.incidents[resolved.incident_id] = resolved
+        return effects
+
+    def record_attempt(
+        self, incident_id: str, notification_id: str, target_id: str, *, ok: bool, error: str, now: datetime, title: str
+    ) -> Effects:
+        """The outcome of one send: sent, or failed and retried with backoff, or given up."""
+        incident = self.get(incident_id)
+        retry = self.routing.retry
+        entries = list(incident.outbox)
+        for n, entry in enumerate(entries):
+            if entry.notification_id != notification_id or entry.target_id != target_id:
+                continue
+            if entry.status is not DeliveryStatus.PENDING:
+                return Effects()  # a late result for something already settled (e.g. acknowledged)
+            attempts = entry.attempts + 1
+            if ok:
+                status, outcome, next_at = DeliveryStatus.SENT, DeliveryOutcome.SENT, entry.next_attempt_at
+            elif attempts >= retry.max_attempts:
+                status, outcome, next_at = DeliveryStatus.GAVE_UP, DeliveryOutcome.GAVE_UP, entry.next_attempt_at
+            else:
+                status, outcome, next_at = DeliveryStatus.PENDING, DeliveryOutcome.FAILED, now + retry.delay(attempts)
+            entries[n] = entry.model_copy(
+                update={"status": status, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}
+            )
+            updated = incident.model_copy(update={"outbox": tuple(entries), "updated_at": now})
+            if ok:
+                updated = updated.model_copy(update={"last_notified_at": now})
+            self._put(updated)
+            record = self._record(updated, entries[n], outcome, now, error=error, title=title)
+            return Effects({updated.incident_id: updated}, [record])
+        raise UnknownIncidentError(f"{incident_id} has no notification {notification_id} for {target_id}")
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _put(self, incident: Incident) -> None:
+        self._incidents[incident.incident_id] = incident
+        latest = self._incidents.get(self._by_key.get(incident.key, ""))
+        if latest is None or latest.incident_id == incident.incident_id or not latest.is_active:
+            self._by_key[incident.key] = incident.incident_id
+
+    def _key(self, route: Route, detection: Detection, context: Context, pollutant: str) -> str:
+        if route is Route.MAINTENANCE:
+            return f"maintenance|{detection.station_id}|{detection.kind.value}"
+        group = "flow" if detection.kind is DetectionKind.ECOLOGICAL_FLOW_LOW else "water"
+        return f"pollution|{detection.river}|{context.reach or detection.river}|{pollutant}|{group}"
+
+    def _upstream_incident(self, key: str, context: Context) -> Incident | None:
+        """The active incident of the same river, pollutant and kind group on a reach upstream."""
+        route, river, _, pollutant, group = key.split("|")
+        for reach in reversed(context.upstream_reaches):  # nearest reach first
+            found = self._incidents.get(self._by_key.get(f"{route}|{river}|{reach}|{pollutant}|{group}", ""))
+            if found is not None and found.is_active:
+                return found
+        return None
+
+    def _open(
+        self, incident_id: str, key: str, route: Route, d: Detection, pollutant: str, unit: str, now: datetime
+    ) -> Incident:
+        incident = Incident(
+            incident_id=incident_id,
+            key=key,
+            route=route,
+            river=d.river,
+            reach=key.split("|")[2] if route is Route.POLLUTION else d.station_id,
+            pollutant=pollutant,
+            kind=d.kind,
+            level=WarningLevel.BLUE,
+            opened_at=now,
+            updated_at=now,
+            last_active_at=now,
+            paging_since=now,
+            first_station=d.station_id,
+            unit=unit,
+        )
+        return self._event(incident, now, "opened", note=f"{d.station_id} {d.kind.value} ({d.detector})")
+
+    def _reopen(self, incident: Incident, now: datetime, effects: Effects) -> Incident:
+        if incident.is_active:
+            return incident
+        reopened = self._event(
+            incident.model_copy(
+                update={
+                    "status": IncidentStatus.OPEN,
+                    "resolved_at": None,
+                    "resolved_by": "",
+                    "acknowledged_at": None,
+                    "acknowledged_by": "",
+                    "reopen_count": incident.reopen_count + 1,
+                    "paging_since": now,
+                    "escalation_stage": 0,
+                    "reminders_sent": 0,
+                    "normal_since": None,
+                    "active_events": (),
+                }
+            ),
+            now,
+            "reopened",
+        )
+        return self._notify(reopened, NotificationReason.REOPENED, reopened.reopen_count, None, now, effects)
+
+    def _update(
+        self,
+        incident: Incident,
+        d: Detection,
+        context: Context,
+        value: float | None,
+        multiple: float | None,
+        now: datetime,
+        effects: Effects,
+    ) -> Incident:
+        is_new = incident.detection_count == 0
+        peak_multiple = _max(incident.peak_multiple, multiple)
+        peak_value = _max(incident.peak_value, value)
+        intake_at = context.intake_arrival_at
+        if incident.intake_arrival_at is not None and (intake_at is None or incident.intake_arrival_at < intake_at):
+            intake_at, intake = incident.intake_arrival_at, incident.nearest_intake
+        else:
+            intake = context.intake or incident.nearest_intake
+        stations = incident.stations if d.station_id in incident.stations else (*incident.stations, d.station_id)
+        cities = incident.cities
+        if context.city and context.city not in cities:
+            cities = (*cities, context.city)
+        events = incident.active_events
+        if d.event_id not in events:
+            events = (*events, d.event_id)
+        level, reasons = self._assess(incident.route, incident.pollutant, peak_multiple, context, intake_at, d.time)
+        raised = level.rank > incident.level.rank
+        updated = incident.model_copy(
+            update={
+                "updated_at": now,
+                "last_active_at": now,
+                "normal_since": None,
+                "stations": stations,
+                "cities": cities,
+                "active_events": events[-20:],
+                "detection_count": incident.detection_count + 1,
+                "peak_value": peak_value,
+                "peak_multiple": peak_multiple,
+                "nearest_intake": intake,
+                "intake_arrival_at": intake_at,
+                "level": level if raised or is_new else incident.level,
+                "level_reasons": reasons if raised or is_new else incident.level_reasons,
+                "latest_detection": d.model_copy(update={"readings": ()}),
+            }
+        )
+        if d.station_id not in incident.stations and incident.stations:
+            updated = self._event(updated, now, "updated", note=f"plume reached {d.station_id}")
+        if is_new:
+            return self._notify(updated, NotificationReason.OPENED, 0, None, now, effects)
+        if raised:
+            updated = self._event(updated, now, "level_raised", note=f"{incident.level.value} → {level.value}")
+            return self._notify(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects)
+        return updated
+
+    def _assess(
+        self,
+        route: Route,
+        pollutant: str,
+        multiple: float | None,
+        context: Context,
+        intake_at: datetime | None,
+        seen_at: datetime,
+    ) -> tuple[WarningLevel, tuple[Reason, ...]]:
+        """Travel time counts from when the station saw it, not from when we processed it."""
+        if route is Route.MAINTENANCE:
+            return WarningLevel.BLUE, (_MAINTENANCE_REASON,)
+        hours = None if intake_at is None else max(0.0, (intake_at - seen_at).total_seconds() / 3600)
+        pollutant_class = context.pollutant_class
+        if pollutant_class is None:
+            spec = PARAMETERS.get(pollutant)
+            pollutant_class = spec.pollutant_class if spec else PollutantClass.UNKNOWN
+        return self.routing.severity.assess(multiple=multiple, pollutant_class=pollutant_class, intake_hours=hours)
+
+    def _clear(self, incident: Incident, d: Detection, now: datetime) -> Effects:
+        events = tuple(e for e in incident.active_events if e != d.event_id)
+        updated = incident.model_copy(
+            update={"active_events": events, "updated_at": now, "normal_since": incident.normal_since or now}
+            if not events
+            else {"active_events": events, "updated_at": now}
+        )
+        self._put(updated)
+        return Effects({updated.incident_id: updated})
+
+    def _auto_resolve(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
+        after = self.routing.lifecycle.resolve_after
+        normal_since = incident.normal_since
+        cleared = normal_since is not None and not incident.active_events and now - normal_since >= after
+        silent = now - incident.last_active_at >= 2 * after
+        if not (cleared or silent):
+            return None
+        why = "back to normal" if cleared else "no detections"
+        return self._resolved(incident, now, "riverguard", f"auto-resolved: {why} for {after}", effects)
+
+    def _resolved(self, incident: Incident, now: datetime, by: str, note: str, effects: Effects) -> Incident:
+        outbox = tuple(
+            e.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": "resolved"})
+            if e.status is DeliveryStatus.PENDING and e.reason in _PAGING_REASONS
+            else e
+            for e in incident.outbox
+        )
+        resolved = self._event(
+            incident.model_copy(
+                update={
+                    "status": IncidentStatus.RESOLVED,
+                    "resolved_at": now,
+                    "resolved_by": by,
+                    "updated_at": now,
+                    "outbox": outbox,
+                }
+            ),
+            now,
+            "resolved",
+            by,
+            note,
+        )
+        return self._notify(resolved, NotificationReason.RESOLVED, resolved.reopen_count, None, now, effects)
+
+    def _page(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
+        esc = self.routing.escalation
+        if incident.status is not IncidentStatus.OPEN or incident.level.rank < esc.min_level.rank:
+            return None
+        since = incident.paging_since or incident.opened_at
+        stage = incident.escalation_stage
+        if stage < len(esc.stages) and now - since >= timedelta(minutes=esc.stages[stage].after_min):
+            stage += 1
+            updated = self._event(
+                incident.model_copy(update={"escalation_stage": stage, "updated_at": now}),
+                now,
+                "escalated",
+                note=f"stage {stage}: {', '.join(esc.stages[stage - 1].notify)}",
+            )
+            return self._notify(
+                updated, NotificationReason.ESCALATION, stage, esc.stages[stage - 1].notify, now, effects
+            )
+        last = incident.last_notified_at or since
+        if (
+            esc.reminder_every_min is not None
+            and incident.reminders_sent < esc.max_reminders
+            and now - last >= timedelta(minutes=esc.reminder_every_min)
+        ):
+            n = incident.reminders_sent + 1
+            updated = incident.model_copy(update={"reminders_sent": n, "updated_at": now})
+            return self._notify(updated, NotificationReason.REMINDER, n, None, now, effects)
+        return None
+
+    def _notify(
+        self,
+        incident: Incident,
+        reason: NotificationReason,
+        stage: int,
+        tags: Iterable[str] | None,
+        now: datetime,
+        effects: Effects,
+        note: str = "",
+    ) -> Incident:
+        """Queue one notification for every target the tags select (stable ids; no duplicates)."""
+        if tags is None:
+            tags = self.routing.tags_up_to(incident, incident.escalation_stage)
+        notification_id = f"{incident.incident_id}:{reason.value}:{stage}"
+        existing = {(e.notification_id, e.target_id) for e in incident.outbox}
+        silence = self.routing.silence_for(
+            station=incident.latest_detection.station_id if incident.latest_detection else None,
+            river=incident.river,
+            at=now,
+        )
+        new: list[OutboxEntry] = []
+        for target in self.directory.select(tags):
+            if (notification_id, target.target_id) in existing:
+                continue
+            entry = OutboxEntry(
+                notification_id=notification_id,
+                target_id=target.target_id,
+                channel=target.channel,
+                reason=reason,
+                stage=stage,
+                created_at=now,
+                next_attempt_at=now,
+                note=note,
+            )
+            if silence is not None and reason is not NotificationReason.SUMMARY:
+                entry = entry.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": silence.describe()})
+            elif not self._bucket(target).take(now):
+                entry = entry.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": RATE_LIMITED})
+            new.append(entry)
+        updated = incident.model_copy(
+            update={
+                "outbox": (*incident.outbox, *new),
+                "silenced_by": silence.describe() if silence else "",
+                "last_notified_at": now if new else incident.last_notified_at,
+            }
+        )
+        effects.records.extend(
+            self._record(updated, e, DeliveryOutcome.SUPPRESSED, now, error=e.note)
+            for e in new
+            if e.status is DeliveryStatus.SUPPRESSED
+        )
+        return updated
+
+    def _summarise(self, now: datetime, effects: Effects) -> None:
+        """For every target whose bucket has a token again, send one summary of what it missed."""
+        held: dict[str, list[tuple[Incident, OutboxEntry]]] = {}
+        for incident in self._incidents.values():
+            for entry in incident.outbox:
+                if entry.status is DeliveryStatus.SUPPRESSED and entry.note == RATE_LIMITED:
+                    held.setdefault(entry.target_id, []).append((incident, entry))
+        for target_id, items in held.items():
+            target = self._targets.get(target_id)
+            if target is None or not self._bucket(target).take(now):
+                continue
+            latest = max(items, key=lambda ie: ie[1].created_at)[0]
+            incident_ids = sorted({i.incident_id for i, _ in items})
+            summary_no = sum(1 for e in latest.outbox if e.reason is NotificationReason.SUMMARY) + 1
+            summary_id = f"{latest.incident_id}:{NotificationReason.SUMMARY.value}:{summary_no}"
+            note = f"{len(items)} held back: " + ", ".join(incident_ids)
+            for incident, _ in items:
+                current = self._incidents[incident.incident_id]
+                marked = tuple(
+                    e.model_copy(update={"note": f"{RATE_LIMITED}, summarised in {summary_id}"})
+                    if e.target_id == target_id and e.status is DeliveryStatus.SUPPRESSED and e.note == RATE_LIMITED
+                    else e
+                    for e in current.outbox
+                )
+                self._put(current.model_copy(update={"outbox": marked}))
+            current = self._incidents[latest.incident_id]
+            entry = OutboxEntry(
+                notification_id=summary_id,
+                target_id=target_id,
+                channel=target.channel,
+                reason=NotificationReason.SUMMARY,
+                stage=summary_no,
+                created_at=now,
+                next_attempt_at=now,
+                note=note,
+            )
+            self._put(current.model_copy(update={"outbox": (*current.outbox, entry)}))
+            for incident_id in incident_ids:
+                effects.incidents[incident_id] = self._incidents[incident_id]
+
+    def _bucket(self, target: Target) -> TokenBucket:
+        bucket = self._buckets.get(target.target_id)
+        if bucket is None:
+            limit = self.routing.rate_limit(target.channel)
+            bucket = self._buckets[target.target_id] = TokenBucket(limit.burst, limit.per_hour / 3600)
+        return bucket
+
+    def _event(self, incident: Incident, now: datetime, what: str, by: str = "", note: str = "") -> Incident:
+        history = (*incident.history, IncidentEvent(at=now, what=what, by=by, note=note))[-HISTORY_LIMIT:]
+        return incident.model_copy(update={"history": history})
+
+    def _record(
+        self, incident: Incident, entry: OutboxEntry, outcome: DeliveryOutcome, now: datetime, *, error: str = "",
+        title: str = "",
+    ) -> NotificationRecord:
+        target = self._targets.get(entry.target_id)
+        attempt = entry.attempts
+        return NotificationRecord(
+            record_id=f"{entry.notification_id}@{entry.target_id}#{attempt}",
+            notification_id=entry.notification_id,
+            incident_id=incident.incident_id,
+            target_id=entry.target_id,
+            target=target.redacted if target else entry.target_id,
+            channel=entry.channel,
+            reason=entry.reason,
+            level=incident.level,
+            river=incident.river,
+            attempt=attempt,
+            outcome=outcome,
+            at=now,
+            error=error,
+            title=title,
+        )
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)

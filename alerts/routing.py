@@ -1,0 +1,213 @@
+"""The routing file: who gets what, when to escalate, silences, rate limits and timings.
+
+Routes select Apprise *tags* (the Apprise YAML config maps tags to URLs), by river, city,
+warning level, detection kind and route (pollution / maintenance). Every route whose ``match``
+fits an incident contributes its tags; escalation stages add more tags after N minutes without
+acknowledgement. See ``deploy/alerts/routing.yaml`` for a commented example.
+
+>>> cfg = RoutingConfig.model_validate({"routes": [{"name": "tuo", "match": {"river": ["tuo"]}, "notify": ["duty"]}]})
+>>> cfg.routes[0].match.min_level
+<WarningLevel.BLUE: 'blue'>
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alerts.errors import AlertConfigError
+from alerts.severity import SeverityRule
+from riverguard.errors import describe_validation_error
+from riverguard.incidents import Channel, Incident, Route, WarningLevel
+from riverguard.models import DetectionKind
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Match(_Section):
+    """Empty lists match anything. ``kind`` holds detection kinds (``limit_exceedance``, ...)."""
+
+    route: Route | None = None
+    river: tuple[str, ...] = ()
+    city: tuple[str, ...] = ()
+    kind: tuple[DetectionKind, ...] = ()
+    min_level: WarningLevel = WarningLevel.BLUE
+    max_level: WarningLevel = WarningLevel.RED
+
+    def fits(self, incident: Incident) -> bool:
+        return (
+            (self.route is None or incident.route is self.route)
+            and (not self.river or incident.river in self.river)
+            and (not self.city or any(c in self.city for c in incident.cities))
+            and (not self.kind or incident.kind in self.kind)
+            and self.min_level.rank <= incident.level.rank <= self.max_level.rank
+        )
+
+
+class RouteRule(_Section):
+    name: str = Field(min_length=1)
+    match: Match = Match()
+    notify: tuple[str, ...] = Field(min_length=1)
+
+
+class EscalationStage(_Section):
+    after_min: float = Field(gt=0)
+    notify: tuple[str, ...] = Field(min_length=1)
+
+
+class Escalation(_Section):
+    """Stages fire in order while an incident stays unacknowledged; all stop on acknowledgement."""
+
+    min_level: WarningLevel = WarningLevel.YELLOW
+    stages: tuple[EscalationStage, ...] = ()
+    reminder_every_min: float | None = Field(default=15.0, gt=0)
+    max_reminders: int = Field(default=8, ge=0)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Escalation:
+        times = [s.after_min for s in self.stages]
+        if times != sorted(times):
+            raise ValueError(f"stages must be in increasing after_min order, got {times}")
+        return self
+
+
+class RateLimit(_Section):
+    """Token bucket per target: ``burst`` at once, then ``per_hour`` refilled evenly."""
+
+    burst: int = Field(default=10, ge=1)
+    per_hour: float = Field(default=30.0, gt=0)
+
+
+class Silence(_Section):
+    """``silence`` mutes notifications (the incident is still tracked and recorded);
+    ``maintenance`` also turns the station's detections into maintenance-route events."""
+
+    kind: Literal["silence", "maintenance"] = "silence"
+    station: str | None = None
+    river: str | None = None
+    starts: AwareDatetime | None = None
+    until: AwareDatetime
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Silence:
+        if self.station is None and self.river is None:
+            raise ValueError("a silence needs a station or a river")
+        return self
+
+    def covers(self, *, station: str | None, river: str, at: datetime) -> bool:
+        if at >= self.until or (self.starts is not None and at < self.starts):
+            return False
+        return (self.station is None or self.station == station) and (self.river is None or self.river == river)
+
+    def describe(self) -> str:
+        scope = self.station or self.river or ""
+        return f"{self.kind} {scope} until {self.until.isoformat()}: {self.reason}"
+
+
+class Lifecycle(_Section):
+    resolve_after_min: float = Field(default=60.0, gt=0)  # back to normal this long → resolved
+    reopen_within_min: float = Field(default=120.0, ge=0)  # returns within this → same incident reopens
+
+    @property
+    def resolve_after(self) -> timedelta:
+        return timedelta(minutes=self.resolve_after_min)
+
+    @property
+    def reopen_within(self) -> timedelta:
+        return timedelta(minutes=self.reopen_within_min)
+
+
+class Retry(_Section):
+    base_s: float = Field(default=5.0, gt=0)
+    max_s: float = Field(default=600.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+
+    def delay(self, attempts: int) -> timedelta:
+        """Exponential backoff after ``attempts`` failed attempts."""
+        return timedelta(seconds=min(self.max_s, self.base_s * 2 ** max(0, attempts - 1)))
+
+
+RateLimitScope = Literal["default", "sms", "im", "email", "webhook"]
+
+
+def _default_rate_limits() -> dict[RateLimitScope, RateLimit]:
+    return {"default": RateLimit(), "sms": RateLimit(burst=3, per_hour=6)}
+
+
+class RoutingConfig(_Section):
+    routes: tuple[RouteRule, ...] = (RouteRule(name="everyone", notify=("all",)),)
+    escalation: Escalation = Escalation()
+    rate_limits: dict[RateLimitScope, RateLimit] = Field(
+        default_factory=_default_rate_limits
+    )
+    channels: dict[str, Channel] = Field(default_factory=dict)  # Apprise tag → channel override
+    silences: tuple[Silence, ...] = ()
+    severity: SeverityRule = SeverityRule()
+    lifecycle: Lifecycle = Lifecycle()
+    retry: Retry = Retry()
+
+    @model_validator(mode="after")
+    def _unique_route_names(self) -> RoutingConfig:
+        names = [r.name for r in self.routes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"route names must be unique, duplicated: {', '.join(duplicates)}")
+        return self
+
+    def rate_limit(self, channel: Channel) -> RateLimit:
+        scope: RateLimitScope = channel.value
+        return self.rate_limits.get(scope) or self.rate_limits.get("default") or RateLimit()
+
+    def first_tags(self, incident: Incident) -> tuple[str, ...]:
+        """Tags of every route that fits (stage 0)."""
+        tags: list[str] = []
+        for rule in self.routes:
+            if rule.match.fits(incident):
+                tags.extend(t for t in rule.notify if t not in tags)
+        return tuple(tags)
+
+    def tags_up_to(self, incident: Incident, stage: int) -> tuple[str, ...]:
+        """Stage-0 tags plus those of escalation stages 1..``stage``."""
+        tags = list(self.first_tags(incident))
+        for s in self.escalation.stages[:stage]:
+            tags.extend(t for t in s.notify if t not in tags)
+        return tuple(tags)
+
+    def silence_for(self, *, station: str | None, river: str, at: datetime) -> Silence | None:
+        return next((s for s in self.silences if s.covers(station=station, river=river, at=at)), None)
+
+    def all_tags(self) -> dict[str, str]:
+        """Every tag the file uses → where (for checking against the Apprise config)."""
+        where: dict[str, str] = {}
+        for i, rule in enumerate(self.routes):
+            for tag in rule.notify:
+                where.setdefault(tag, f"routes[{i}] ({rule.name})")
+        for i, stage in enumerate(self.escalation.stages):
+            for tag in stage.notify:
+                where.setdefault(tag, f"escalation.stages[{i}]")
+        return where
+
+
+def load_routing(path: Path | None) -> RoutingConfig:
+    """Read and check the routing file; without one, everything goes to every target."""
+    if path is None:
+        return RoutingConfig()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AlertConfigError(f"cannot read routing file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise AlertConfigError(f"routing file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AlertConfigError(f"routing file {path} must hold a mapping at the top, got {type(data).__name__}")
+    try:
+        return RoutingConfig.model_validate(data)
+    except ValidationError as exc:
+        raise AlertConfigError(f"routing file {path}: {describe_validation_error(exc)}") from exc

@@ -1,0 +1,359 @@
+"""The alert service (imperative shell around :class:`~alerts.book.IncidentBook`).
+
+Consumes ``detections``, persists every incident change to the compacted ``incidents`` topic
+(key = incident id; each incident carries its outbox) and only then commits the input offsets;
+sends what the outbox owes through Apprise, one in-flight send per target so a target that hangs
+or stays down never holds up the others; writes a :class:`NotificationRecord` per attempt to
+``notifications``. On start (and on every partition assignment) the book is rebuilt from the
+incidents topic, so a restart mid-incident resumes escalation and sends nothing twice.
+
+Durability rule: the dispatcher sends only outbox entries already persisted (book changes and
+their persisting happen under one lock). The one window left is between Apprise accepting a
+message and the "sent" state being acknowledged by Kafka: a crash exactly there resends that one
+message (at-least-once, as everywhere in the pipeline).
+
+Run one alert service per deployment: the book covers all rivers, and a second member of the
+group would only take over (and restore the book) when the first one leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from apprise import AppriseAttachment
+from pydantic import ValidationError
+
+from alerts.api import IncidentApi
+from alerts.book import Context, Effects, IncidentBook
+from alerts.errors import AlertError
+from alerts.messages import Message, MessageContext, render
+from alerts.playbook_source import NoPlaybooks, PlaybookSource, PlaybookView
+from alerts.routing import RoutingConfig, load_routing
+from alerts.targets import Directory, Target, load_directory
+from riverguard.bus.base import Bus, Producer, Record, TopicPartition, next_offsets
+from riverguard.bus.topics import topic_specs
+from riverguard.errors import ConfigError, describe_validation_error
+from riverguard.incidents import Incident, NotificationRecord, OutboxEntry
+from riverguard.models import DeadLetter, Detection, decode, encode
+from riverguard.observability import NOTIFICATIONS
+from riverguard.settings import Settings
+from riverguard.stage import Outgoing, produce_all
+from riverguard.stations import Station, load_registry
+
+log = logging.getLogger(__name__)
+
+GROUP_ID: Final = "riverguard-alerts"
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertService:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        *,
+        routing: RoutingConfig,
+        directory: Directory,
+        playbooks: PlaybookSource | None = None,
+        clock: Clock = system_clock,
+        tick_s: float = 0.5,
+        group_id: str = GROUP_ID,
+        serve_api: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.book = IncidentBook(routing, directory)
+        self.directory = directory
+        self.playbooks: PlaybookSource = playbooks or NoPlaybooks()
+        self.clock = clock
+        self.tick_s = tick_s
+        self.group_id = group_id
+        self.serve_api = serve_api
+        self.api: IncidentApi | None = None
+        self._stations: dict[str, Station] = load_registry(settings.stations_file).by_id
+        self._targets = directory.by_id()
+        self._lock = asyncio.Lock()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._playbook_cache: dict[str, PlaybookView | None] = {}
+        self._producer: Producer | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="riverguard-alerts-")
+        self.ready = asyncio.Event()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, bus: Bus, *, playbooks: PlaybookSource | None = None, **kwargs: Any
+    ) -> AlertService:
+        """Load and cross-check the routing file and the Apprise config; raise ConfigError naming the bad entry."""
+        if settings.alerts.apprise_config is None:
+            raise ConfigError("alerts.apprise_config is not set: the alert service needs an Apprise YAML config file")
+        routing = load_routing(settings.alerts.routing_file)
+        directory = load_directory(settings.alerts.apprise_config, routing.channels)
+        directory.check_tags(routing.all_tags(), str(settings.alerts.apprise_config))
+        return cls(settings, bus, routing=routing, directory=directory, playbooks=playbooks, **kwargs)
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Restore, serve the API, consume and dispatch until ``stop`` is set."""
+        await self.bus.create_topics(topic_specs(self.settings))
+        await self.restore()
+        async with self.bus.producer(client_id=f"{self.settings.kafka.client_id}-alerts") as producer:
+            self._producer = producer
+            if self.serve_api:
+                self.api = IncidentApi(self, self.settings.alerts)
+                await self.api.start()
+            try:
+                consume = asyncio.create_task(self._consume(stop))
+                ticking = asyncio.create_task(self._ticking(stop))
+                self.ready.set()
+                await asyncio.gather(consume, ticking)
+            finally:
+                if self.api is not None:
+                    await self.api.stop()
+                for task in self._in_flight.values():
+                    task.cancel()
+                await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+                self._producer = None
+                self._tmp.cleanup()
+
+    async def restore(self) -> None:
+        """Rebuild the book from the compacted incidents topic."""
+        topic = self.settings.topics.incidents
+        latest: dict[str, Incident] = {}
+        for partition in range(await self.bus.partitions(topic)):
+            for record in await self.bus.read_partition(TopicPartition(topic, partition)):
+                if record.key is None:
+                    continue
+                if record.value is None:
+                    latest.pop(record.key.decode(), None)
+                    continue
+                try:
+                    incident = decode(record.value, Incident).payload
+                except ValidationError as exc:
+                    log.error("skipping unreadable incident record %s[%d]@%d: %s", topic, partition, record.offset,
+                              describe_validation_error(exc))
+                    continue
+                latest[incident.incident_id] = incident
+        async with self._lock:
+            self.book.restore(latest.values())
+        active = sum(1 for i in latest.values() if i.is_active)
+        log.info("restored %d incidents (%d active) from %s", len(latest), active, topic)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        async def on_assign(_: frozenset[TopicPartition]) -> None:
+            await self.restore()
+
+        topics = [self.settings.topics.detections]
+        async with self.bus.consumer(topics, group_id=self.group_id, on_assign=on_assign) as consumer:
+            log.info("alert service consuming %s as group %s", topics[0], self.group_id)
+            while not stop.is_set():
+                records = await consumer.getmany(timeout_ms=200, max_records=500)
+                if not records:
+                    continue
+                await self.handle(records)
+                await consumer.commit(next_offsets(records))
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        """Feed a batch of detection records to the book and persist the result (before commit)."""
+        effects = Effects()
+        dead: list[Outgoing] = []
+        async with self._lock:
+            for record in records:
+                if record.value is None:
+                    continue
+                try:
+                    detection = decode(record.value, Detection).payload
+                except ValidationError as exc:
+                    dead.append(self._dead_letter(record, describe_validation_error(exc)))
+                    continue
+                effects.merge(self.book.observe(detection, self._context(detection), self.clock()))
+            await self._persist(effects, dead)
+        self._dispatch()
+
+    async def _ticking(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.tick_s)
+
+    async def tick(self) -> None:
+        """Escalations, reminders, auto-resolution, summaries; then send what is due."""
+        async with self._lock:
+            await self._persist(self.book.tick(self.clock()))
+        self._dispatch()
+
+    # -- operator actions (HTTP API and CLI) ----------------------------------------------
+
+    def incident(self, incident_id: str) -> Incident:
+        return self.book.get(incident_id)
+
+    def all_incidents(self) -> list[Incident]:
+        return self.book.incidents()
+
+    async def acknowledge(self, incident_id: str, by: str, note: str = "") -> Incident:
+        async with self._lock:
+            effects = self.book.acknowledge(incident_id, by, self.clock(), note)
+            await self._persist(effects)
+            log.info("incident %s acknowledged by %s", incident_id, by)
+            return self.book.get(incident_id)
+
+    async def resolve(self, incident_id: str, by: str, note: str = "") -> Incident:
+        async with self._lock:
+            effects = self.book.resolve(incident_id, by, self.clock(), note)
+            await self._persist(effects)
+            log.info("incident %s resolved by %s", incident_id, by)
+        self._dispatch()
+        return self.book.get(incident_id)
+
+    def playbook_html(self, incident_id: str) -> str | None:
+        incident = self.book.get(incident_id)
+        playbook = self._playbook(incident)
+        if playbook is None:
+            return None
+        return self.playbooks.render_html(playbook, self.settings.alerts.language)
+
+    def capability(self, incident_id: str) -> str:
+        """Per-incident key for the ack/playbook links (the API token itself never goes out)."""
+        token = self.settings.alerts.api_token
+        if token is None:
+            return ""
+        return hmac.new(token.get_secret_value().encode(), incident_id.encode(), hashlib.sha256).hexdigest()[:16]
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _context(self, detection: Detection) -> Context:
+        station = self._stations.get(detection.station_id)
+        reaches = self.playbooks.reaches_to(detection.station_id, detection.river)
+        intake, arrival = "", None
+        playbook = self.playbooks.for_detection(detection) if detection.kind.is_pollution else None
+        if playbook is not None:
+            nearest = playbook.nearest_intake
+            if nearest is not None:
+                intake, arrival = nearest.name, nearest.leading_edge_at
+        return Context(
+            reach=reaches[-1] if reaches else None,
+            upstream_reaches=tuple(reaches[:-1]),
+            city=station.city if station else None,
+            intake=intake,
+            intake_arrival_at=arrival,
+        )
+
+    def _playbook(self, incident: Incident) -> PlaybookView | None:
+        detection = incident.latest_detection
+        if detection is None or not detection.kind.is_pollution:
+            return None
+        key = f"{incident.incident_id}/{detection.detection_id}"
+        if key not in self._playbook_cache:
+            self._playbook_cache[key] = self.playbooks.for_detection(detection)
+        return self._playbook_cache[key]
+
+    def _dead_letter(self, record: Record, reason: str) -> Outgoing:
+        log.error("detection %s[%d]@%d is not a Detection, sent to the DLQ: %s", record.topic, record.partition,
+                  record.offset, reason)
+        letter = DeadLetter(
+            raw_b64=base64.b64encode(record.value or b"").decode(),
+            source=record.topic,
+            reason_code="bad_detection",
+            reason=reason,
+            received_at=self.clock(),
+        )
+        return Outgoing(self.settings.topics.dlq, encode(letter), record.key)
+
+    async def _persist(self, effects: Effects, extra: Sequence[Outgoing] = ()) -> None:
+        if self._producer is None:
+            raise AlertError("the alert service is not running")
+        topics = self.settings.topics
+        outputs = [Outgoing(topics.incidents, encode(i), i.incident_id.encode()) for i in effects.incidents.values()]
+        outputs += [Outgoing(topics.notifications, encode(r), r.record_id.encode()) for r in effects.records]
+        for record in effects.records:
+            NOTIFICATIONS.labels(channel=record.channel.value, outcome=record.outcome.value).inc()
+        await produce_all(self._producer, [*outputs, *extra])
+
+    def _dispatch(self) -> None:
+        """Start one send per target that has something due and nothing in flight."""
+        now = self.clock()
+        for incident, entry in self.book.due(now):
+            if entry.target_id in self._in_flight:
+                continue
+            target = self._targets.get(entry.target_id)
+            if target is None:
+                continue  # target removed from the Apprise config since; the entry stays pending
+            task = asyncio.create_task(self._send(incident, entry, target))
+            self._in_flight[entry.target_id] = task
+            task.add_done_callback(self._sent_callback(entry.target_id))
+
+    def _sent_callback(self, target_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._in_flight.pop(target_id, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("sending to %s failed", self._targets[target_id].redacted, exc_info=task.exception())
+
+        return done
+
+    async def _send(self, incident: Incident, entry: OutboxEntry, target: Target) -> None:
+        message = self._message(incident, entry)
+        ok, error = await self._deliver(target, message, entry)
+        async with self._lock:
+            effects = self.book.record_attempt(
+                incident.incident_id, entry.notification_id, target.target_id, ok=ok, error=error,
+                now=self.clock(), title=message.title,
+            )
+            await self._persist(effects)
+        for record in effects.records:
+            _log_record(record)
+        if ok:
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _message(self, incident: Incident, entry: OutboxEntry) -> Message:
+        playbook = self._playbook(incident)
+        key = self.capability(incident.incident_id)
+        query = f"?k={key}" if key else ""
+        base = self.settings.alerts.public_url.rstrip("/")
+        language = self.settings.alerts.language
+        ctx = MessageContext(
+            language=language,
+            ack_url=f"{base}/ack/{incident.incident_id}{query}",
+            playbook_url=f"{base}/incidents/{incident.incident_id}/playbook{query}" if playbook else "",
+            station_names={sid: s.section or sid for sid, s in self._stations.items()},
+            playbook=playbook,
+            playbook_html=self.playbooks.render_html(playbook, language) if playbook and entry.channel == "email"
+            else None,
+            map_png=self.playbooks.render_map_png(playbook) if playbook and entry.channel == "email" else None,
+        )
+        return render(incident, entry, ctx, self.clock())
+
+    async def _deliver(self, target: Target, message: Message, entry: OutboxEntry) -> tuple[bool, str]:
+        attach = None
+        if message.attachment_png is not None:
+            path = Path(self._tmp.name) / f"{entry.notification_id.replace(':', '_')}-map.png"
+            path.write_bytes(message.attachment_png)
+            attach = AppriseAttachment(str(path))
+        try:
+            ok = bool(
+                await target.service.async_notify(
+                    body=message.body, title=message.title, body_format=message.body_format, attach=attach
+                )
+            )
+        except Exception as exc:  # a plugin bug must become a failed attempt, not a dead task
+            return False, f"{type(exc).__name__} from {target.redacted}"
+        return ok, "" if ok else f"{target.redacted} did not accept the message"
+
+
+def _log_record(record: NotificationRecord) -> None:
+    level = logging.INFO if record.outcome.value in ("sent", "suppressed") else logging.WARNING
+    log.log(level, "notification %s → %s (%s, attempt %d): %s %s", record.notification_id, record.target,
+            record.channel.value, record.attempt, record.outcome.value, record.error)

@@ -1,0 +1,204 @@
+"""Wire models of the alert service: ``Incident`` (compacted ``incidents`` topic, key = incident id)
+and ``NotificationRecord`` (``notifications`` topic, one record per delivery attempt).
+
+Both are plain JSON on the wire (``riverguard.models.encode``), so the InfluxDB sink and
+dashboards read them without importing ``alerts``. An incident carries its own outbox (the
+notifications it still owes): the record that says "sent" is the one that stops a resend after a
+restart.
+
+>>> from datetime import datetime, timezone
+>>> t = datetime(2024, 1, 5, 10, 30, tzinfo=timezone.utc)
+>>> i = Incident(incident_id="RG-0A1B2C3D", key="pollution|tuo|tuo|NH3N", route=Route.POLLUTION,
+...              river="tuo", reach="tuo", pollutant="NH3N", kind=DetectionKind.LIMIT_EXCEEDANCE,
+...              level=WarningLevel.YELLOW, opened_at=t, updated_at=t, last_active_at=t)
+>>> i.status, i.level.label_zh
+(<IncidentStatus.OPEN: 'open'>, '黄色')
+>>> Incident.model_validate_json(i.model_dump_json()) == i
+True
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from riverguard.models import Detection, DetectionKind
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WarningLevel(StrEnum):
+    """China's four environmental-emergency warning levels, lowest to highest."""
+
+    BLUE = "blue"
+    YELLOW = "yellow"
+    ORANGE = "orange"
+    RED = "red"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    @property
+    def label_zh(self) -> str:
+        return _LABELS_ZH[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> WarningLevel:
+        """Clamp ``rank`` to 1..4 and return the level."""
+        return _BY_RANK[max(1, min(4, rank))]
+
+
+_RANKS: Final = {WarningLevel.BLUE: 1, WarningLevel.YELLOW: 2, WarningLevel.ORANGE: 3, WarningLevel.RED: 4}
+_BY_RANK: Final = {rank: level for level, rank in _RANKS.items()}
+_LABELS_ZH: Final = {
+    WarningLevel.BLUE: "蓝色",
+    WarningLevel.YELLOW: "黄色",
+    WarningLevel.ORANGE: "橙色",
+    WarningLevel.RED: "红色",
+}
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Route(StrEnum):
+    """Pollution incidents page people; instrument trouble goes to the lower-priority maintenance route."""
+
+    POLLUTION = "pollution"
+    MAINTENANCE = "maintenance"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    IM = "im"  # DingTalk / WeCom / Feishu markdown
+    EMAIL = "email"
+    WEBHOOK = "webhook"  # anything else (json://, ntfy, ...): the IM markdown text
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # not sent yet, or failed and waiting for its next attempt
+    SENT = "sent"
+    GAVE_UP = "gave_up"  # failed max attempts
+    SUPPRESSED = "suppressed"  # silenced or rate limited (rate-limited ones are summarised later)
+
+
+class NotificationReason(StrEnum):
+    OPENED = "opened"
+    LEVEL_RAISED = "level_raised"
+    ESCALATION = "escalation"
+    REMINDER = "reminder"
+    REOPENED = "reopened"
+    RESOLVED = "resolved"
+    SUMMARY = "summary"  # what a rate limit held back during a storm
+
+
+class Reason(_Frozen):
+    """One factor of the warning level, in both languages ("why red")."""
+
+    zh: str
+    en: str
+
+
+class IncidentEvent(_Frozen):
+    """A line of the incident's history."""
+
+    at: AwareDatetime
+    what: str  # opened, updated, level_raised, escalated, acknowledged, resolved, reopened
+    by: str = ""
+    note: str = ""
+
+
+class OutboxEntry(_Frozen):
+    """A notification owed to one target. ``notification_id`` is stable across replays."""
+
+    notification_id: str
+    target_id: str
+    channel: Channel
+    reason: NotificationReason
+    stage: int = 0
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    created_at: AwareDatetime
+    next_attempt_at: AwareDatetime
+    last_error: str = ""
+    note: str = ""  # why suppressed, or what a summary covers
+
+
+class Incident(_Frozen):
+    """The latest state of one incident (one river reach + pollutant (+ kind) while active)."""
+
+    incident_id: str
+    key: str
+    route: Route
+    river: str
+    reach: str
+    pollutant: str
+    kind: DetectionKind
+    status: IncidentStatus = IncidentStatus.OPEN
+    level: WarningLevel
+    level_reasons: tuple[Reason, ...] = ()
+    opened_at: AwareDatetime
+    updated_at: AwareDatetime
+    last_active_at: AwareDatetime
+    normal_since: AwareDatetime | None = None
+    acknowledged_at: AwareDatetime | None = None
+    acknowledged_by: str = ""
+    resolved_at: AwareDatetime | None = None
+    resolved_by: str = ""
+    reopen_count: int = 0
+    first_station: str = ""
+    stations: tuple[str, ...] = ()
+    cities: tuple[str, ...] = ()
+    active_events: tuple[str, ...] = ()  # detector event ids not yet cleared
+    detection_count: int = 0
+    peak_value: float | None = None
+    peak_multiple: float | None = None
+    unit: str = ""
+    nearest_intake: str = ""
+    intake_arrival_at: AwareDatetime | None = None
+    paging_since: AwareDatetime | None = None  # escalation clock: opened or reopened at
+    escalation_stage: int = 0
+    reminders_sent: int = 0
+    last_notified_at: AwareDatetime | None = None
+    silenced_by: str = ""
+    latest_detection: Detection | None = None
+    history: tuple[IncidentEvent, ...] = ()
+    outbox: tuple[OutboxEntry, ...] = ()
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is not IncidentStatus.RESOLVED
+
+
+class DeliveryOutcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"  # will be retried
+    GAVE_UP = "gave_up"
+    SUPPRESSED = "suppressed"
+
+
+class NotificationRecord(_Frozen):
+    """One delivery attempt (or suppression) of one notification to one target."""
+
+    record_id: str  # notification_id + "#" + attempt: stable, so a replay overwrites
+    notification_id: str
+    incident_id: str
+    target_id: str
+    target: str  # the Apprise URL with secrets redacted
+    channel: Channel
+    reason: NotificationReason
+    level: WarningLevel
+    river: str
+    attempt: int
+    outcome: DeliveryOutcome
+    at: AwareDatetime
+    error: str = ""
+    title: str = ""

@@ -1,0 +1,329 @@
+"""The incident book: grouping, lifecycle, escalation, silences, rate limits, retries (pure, manual time)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerts.book import Context, IncidentBook, incident_id_for
+from alerts.errors import IncidentStateError, UnknownIncidentError
+from alerts.routing import RoutingConfig
+from alerts.targets import Directory, Target
+from riverguard.incidents import (
+    Channel,
+    DeliveryOutcome,
+    DeliveryStatus,
+    Incident,
+    IncidentStatus,
+    NotificationReason,
+    Route,
+    WarningLevel,
+)
+from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding
+from riverguard.parameters import PollutantClass
+
+T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
+
+ROUTING = {
+    "routes": [
+        {"name": "tuo-duty", "match": {"river": ["tuo"], "route": "pollution"}, "notify": ["tuo-duty"]},
+        {"name": "red", "match": {"min_level": "red", "route": "pollution"}, "notify": ["bureau"]},
+        {"name": "ops", "match": {"route": "maintenance"}, "notify": ["ops"]},
+    ],
+    "escalation": {
+        "min_level": "yellow",
+        "stages": [{"after_min": 15, "notify": ["chief"]}, {"after_min": 30, "notify": ["bureau"]}],
+        "reminder_every_min": 10,
+        "max_reminders": 2,
+    },
+    "rate_limits": {"default": {"burst": 100, "per_hour": 100}},
+    "lifecycle": {"resolve_after_min": 30, "reopen_within_min": 60},
+    "retry": {"base_s": 10, "max_s": 60, "max_attempts": 3},
+}
+
+
+def targets() -> Directory:
+    return Directory(
+        (
+            Target("duty-sms", frozenset({"tuo-duty"}), Channel.SMS, "json://duty"),
+            Target("chief-im", frozenset({"chief"}), Channel.IM, "json://chief"),
+            Target("bureau-mail", frozenset({"bureau"}), Channel.EMAIL, "mailto://bureau"),
+            Target("ops-im", frozenset({"ops"}), Channel.IM, "json://ops"),
+        )
+    )
+
+
+def book(**overrides: object) -> IncidentBook:
+    return IncidentBook(RoutingConfig.model_validate({**ROUTING, **overrides}), targets())
+
+
+def detection(
+    n: int = 0,
+    *,
+    station: str = "tuo-jiaoxiancun",
+    event: str = "evt-1",
+    multiple: float | None = 1.5,
+    parameter: str = "NH3N",
+    kind: DetectionKind = DetectionKind.LIMIT_EXCEEDANCE,
+    phase: DetectionPhase = DetectionPhase.ONSET,
+    river: str = "tuo",
+) -> Detection:
+    value = 1.0 * (1 + (multiple or 0))
+    findings = (Finding(parameter=parameter, value=value, limit=1.0, multiple=multiple, unit="mg/L"),)
+    return Detection(
+        detection_id=f"{event}-{n}",
+        event_id=event,
+        station_id=station,
+        river=river,
+        time=T0 + timedelta(minutes=n),
+        kind=kind,
+        phase=phase,
+        findings=findings if kind.is_pollution else (),
+        detector="test",
+    )
+
+
+def only(b: IncidentBook) -> Incident:
+    incidents = b.incidents()
+    assert len(incidents) == 1
+    return incidents[0]
+
+
+def targets_of(incident: Incident, reason: NotificationReason) -> set[str]:
+    return {e.target_id for e in incident.outbox if e.reason is reason}
+
+
+def test_first_detection_opens_an_incident_and_pages_the_route() -> None:
+    b = book()
+    effects = b.observe(detection(), Context(city="内江"), T0)
+    incident = only(b)
+    assert incident.incident_id == incident_id_for("evt-1")
+    assert incident.level is WarningLevel.YELLOW
+    assert incident.route is Route.POLLUTION
+    assert targets_of(incident, NotificationReason.OPENED) == {"duty-sms"}
+    assert list(effects.incidents) == [incident.incident_id]
+    assert [e for _, e in b.due(T0)] == list(incident.outbox)
+
+
+def test_later_detections_update_the_same_incident_and_raise_the_level() -> None:
+    b = book()
+    b.observe(detection(0, multiple=1.5), Context(), T0)
+    b.observe(detection(1, multiple=0.5, station="tuo-damozi", event="evt-2"), Context(), T0 + timedelta(minutes=5))
+    update = detection(2, multiple=12.0, event="evt-1", phase=DetectionPhase.UPDATE)
+    b.observe(update, Context(), T0 + timedelta(minutes=6))
+    incident = only(b)
+    assert incident.stations == ("tuo-jiaoxiancun", "tuo-damozi")
+    assert incident.peak_multiple == 12.0
+    assert incident.level is WarningLevel.RED
+    assert "≥ 10 倍" in incident.level_reasons[0].zh
+    assert targets_of(incident, NotificationReason.OPENED) == {"duty-sms"}
+    # red brings the bureau route in: the raise goes to the duty officer and the bureau
+    assert targets_of(incident, NotificationReason.LEVEL_RAISED) == {"duty-sms", "bureau-mail"}
+
+
+def test_replayed_detections_queue_nothing_twice() -> None:
+    b = book()
+    for _ in range(3):
+        b.observe(detection(0), Context(), T0)
+    assert len(only(b).outbox) == 1
+
+
+def test_sensor_faults_go_to_the_maintenance_route_only() -> None:
+    b = book()
+    b.observe(detection(), Context(), T0)
+    b.observe(detection(kind=DetectionKind.SENSOR_FAULT, event="evt-f"), Context(), T0)
+    maintenance = next(i for i in b.incidents() if i.route is Route.MAINTENANCE)
+    assert maintenance.level is WarningLevel.BLUE
+    assert {e.target_id for e in maintenance.outbox} == {"ops-im"}
+    pollution = next(i for i in b.incidents() if i.route is Route.POLLUTION)
+    assert "ops-im" not in {e.target_id for e in pollution.outbox}
+
+
+def test_maintenance_window_turns_pollution_detections_into_maintenance() -> None:
+    window = [{"kind": "maintenance", "station": "tuo-jiaoxiancun", "until": "2024-06-02T00:00:00+08:00",
+               "reason": "更换探头"}]
+    b = book(silences=window)
+    b.observe(detection(multiple=20.0), Context(), T0)
+    assert only(b).route is Route.MAINTENANCE
+
+
+def test_escalation_runs_on_schedule_until_acknowledged() -> None:
+    b = book()
+    b.observe(detection(), Context(), T0)
+    incident_id = only(b).incident_id
+    b.tick(T0 + timedelta(minutes=14))
+    assert targets_of(only(b), NotificationReason.ESCALATION) == set()
+    b.tick(T0 + timedelta(minutes=15))
+    assert targets_of(only(b), NotificationReason.ESCALATION) == {"chief-im"}
+    assert only(b).escalation_stage == 1
+    b.acknowledge(incident_id, "张三", T0 + timedelta(minutes=16))
+    for minute in range(17, 59):  # at 60 min without detections it resolves by itself
+        b.tick(T0 + timedelta(minutes=minute))
+    incident = only(b)
+    assert incident.status is IncidentStatus.ACKNOWLEDGED
+    assert incident.escalation_stage == 1
+    assert "bureau-mail" not in {e.target_id for e in incident.outbox}
+    assert all(e.created_at < T0 + timedelta(minutes=16) for e in incident.outbox)
+
+
+def test_reminders_repeat_while_unacknowledged_up_to_the_limit() -> None:
+    b = book(escalation={"min_level": "yellow", "reminder_every_min": 10, "max_reminders": 2})
+    b.observe(detection(), Context(), T0)
+    for minute in range(1, 90):
+        b.tick(T0 + timedelta(minutes=minute))
+    reminders = [e for e in only(b).outbox if e.reason is NotificationReason.REMINDER]
+    assert [(e.stage, e.created_at - T0) for e in reminders] == [(1, timedelta(minutes=10)), (2, timedelta(minutes=20))]
+
+
+def test_ack_suppresses_paging_that_is_still_pending() -> None:
+    b = book()
+    b.observe(detection(), Context(), T0)
+    b.tick(T0 + timedelta(minutes=15))
+    b.acknowledge(only(b).incident_id, "李四", T0 + timedelta(minutes=15, seconds=1))
+    escalation = next(e for e in only(b).outbox if e.reason is NotificationReason.ESCALATION)
+    assert escalation.status is DeliveryStatus.SUPPRESSED
+    assert b.due(T0 + timedelta(minutes=16)) == [
+        (only(b), e) for e in only(b).outbox if e.reason is NotificationReason.OPENED
+    ]
+
+
+def test_blue_incidents_do_not_escalate() -> None:
+    b = book()
+    b.observe(detection(multiple=0.2), Context(), T0)
+    for minute in range(1, 60):
+        b.tick(T0 + timedelta(minutes=minute))
+    assert only(b).level is WarningLevel.BLUE
+    assert {e.reason for e in only(b).outbox} == {NotificationReason.OPENED}
+
+
+def test_auto_resolve_after_clear_and_reopen_within_the_window() -> None:
+    b = book()
+    b.observe(detection(0), Context(), T0)
+    b.observe(detection(1, phase=DetectionPhase.CLEARED), Context(), T0 + timedelta(minutes=5))
+    b.tick(T0 + timedelta(minutes=34))
+    assert only(b).status is IncidentStatus.OPEN
+    b.tick(T0 + timedelta(minutes=35))
+    resolved = only(b)
+    assert resolved.status is IncidentStatus.RESOLVED
+    # everyone paged so far (the duty officer, and the chief after 15 min) hears it is over
+    assert targets_of(resolved, NotificationReason.RESOLVED) == {"duty-sms", "chief-im"}
+    b.observe(detection(2, event="evt-3"), Context(), T0 + timedelta(minutes=80))
+    reopened = only(b)
+    assert reopened.incident_id == resolved.incident_id
+    assert reopened.status is IncidentStatus.OPEN
+    assert reopened.reopen_count == 1
+    assert targets_of(reopened, NotificationReason.REOPENED) == {"duty-sms"}
+
+
+def test_a_return_after_the_window_opens_a_new_incident() -> None:
+    b = book()
+    b.observe(detection(0), Context(), T0)
+    b.resolve(only(b).incident_id, "王五", T0 + timedelta(minutes=10))
+    b.observe(detection(1, event="evt-9"), Context(), T0 + timedelta(minutes=200))
+    assert {i.incident_id for i in b.incidents()} == {incident_id_for("evt-1"), incident_id_for("evt-9")}
+
+
+def test_no_detections_at_all_resolves_after_twice_the_quiet_time() -> None:
+    b = book()
+    b.observe(detection(0), Context(), T0)
+    b.acknowledge(only(b).incident_id, "赵六", T0)
+    b.tick(T0 + timedelta(minutes=59))
+    assert only(b).is_active
+    b.tick(T0 + timedelta(minutes=60))
+    assert only(b).status is IncidentStatus.RESOLVED
+
+
+def test_downstream_reach_joins_the_incident_upstream() -> None:
+    b = book()
+    b.observe(detection(0), Context(reach="tuo-2", upstream_reaches=("tuo-1",)), T0)
+    downstream = Context(reach="tuo-3", upstream_reaches=("tuo-1", "tuo-2"))
+    b.observe(detection(1, station="tuo-damozi", event="evt-2"), downstream, T0)
+    b.observe(detection(2, station="tuo-up", event="evt-3"), Context(reach="tuo-1"), T0)
+    keys = sorted(i.reach for i in b.incidents())
+    assert keys == ["tuo-1", "tuo-2"]
+    assert next(i for i in b.incidents() if i.reach == "tuo-2").stations == ("tuo-jiaoxiancun", "tuo-damozi")
+
+
+def test_severity_uses_pollutant_class_and_intake_arrival() -> None:
+    b = book()
+    arrival = T0 + timedelta(hours=1, minutes=30)
+    ctx = Context(pollutant_class=PollutantClass.HEAVY_METAL, intake="内江二水厂", intake_arrival_at=arrival)
+    b.observe(detection(multiple=0.4, parameter="Cd"), ctx, T0)
+    incident = only(b)
+    assert incident.level is WarningLevel.RED  # blue + heavy metal + intake within 2 h
+    assert [r.en.split(" → ")[1] for r in incident.level_reasons] == ["blue", "up 1", "up 2"]
+    assert incident.nearest_intake == "内江二水厂"
+
+
+def test_silence_suppresses_and_records_notifications() -> None:
+    silence = [{"river": "tuo", "until": "2024-06-01T12:00:00+08:00", "reason": "演练"}]
+    b = book(silences=silence)
+    effects = b.observe(detection(), Context(), T0)
+    entry = only(b).outbox[0]
+    assert entry.status is DeliveryStatus.SUPPRESSED
+    assert "演练" in entry.note
+    assert [r.outcome for r in effects.records] == [DeliveryOutcome.SUPPRESSED]
+    assert b.due(T0) == []
+
+
+def test_a_storm_is_rate_limited_and_then_summarised() -> None:
+    b = book(rate_limits={"default": {"burst": 2, "per_hour": 6}}, escalation={"reminder_every_min": None})
+    for n in range(5):
+        p = ["NH3N", "TP", "COD", "CODMn", "BOD5"][n]
+        b.observe(detection(n, parameter=p, event=f"evt-{p}"), Context(), T0)
+    held = [e for i in b.incidents() for e in i.outbox if e.status is DeliveryStatus.SUPPRESSED]
+    sent = [e for i in b.incidents() for e in i.outbox if e.status is DeliveryStatus.PENDING]
+    assert len(sent) == 2
+    assert len(held) == 3
+    b.tick(T0 + timedelta(minutes=5))  # no token yet (one per 10 min)
+    assert not [e for i in b.incidents() for e in i.outbox if e.reason is NotificationReason.SUMMARY]
+    b.tick(T0 + timedelta(minutes=10))
+    summaries = [e for i in b.incidents() for e in i.outbox if e.reason is NotificationReason.SUMMARY]
+    assert len(summaries) == 1
+    assert summaries[0].note.startswith("3 held back")
+    b.tick(T0 + timedelta(minutes=30))
+    assert len([e for i in b.incidents() for e in i.outbox if e.reason is NotificationReason.SUMMARY]) == 1
+
+
+def test_failed_sends_back_off_then_give_up() -> None:
+    b = book()
+    b.observe(detection(), Context(), T0)
+    incident = only(b)
+    entry = incident.outbox[0]
+    effects = b.record_attempt(incident.incident_id, entry.notification_id, entry.target_id, ok=False,
+                               error="HTTP 500", now=T0, title="t")
+    assert effects.records[0].outcome is DeliveryOutcome.FAILED
+    assert b.due(T0 + timedelta(seconds=9)) == []
+    assert len(b.due(T0 + timedelta(seconds=10))) == 1
+    b.record_attempt(incident.incident_id, entry.notification_id, entry.target_id, ok=False, error="x",
+                     now=T0 + timedelta(seconds=10), title="t")
+    assert b.due(T0 + timedelta(seconds=29)) == []
+    last = b.record_attempt(incident.incident_id, entry.notification_id, entry.target_id, ok=False, error="x",
+                            now=T0 + timedelta(seconds=30), title="t")
+    assert last.records[0].outcome is DeliveryOutcome.GAVE_UP
+    assert last.records[0].record_id.endswith("#3")
+    assert b.due(T0 + timedelta(days=1)) == []
+
+
+def test_a_sent_notification_is_not_due_again_after_restore() -> None:
+    b = book()
+    b.observe(detection(), Context(), T0)
+    incident = only(b)
+    entry = incident.outbox[0]
+    b.record_attempt(incident.incident_id, entry.notification_id, entry.target_id, ok=True, error="", now=T0, title="t")
+    restored = book()
+    restored.restore([only(b)])
+    restored.observe(detection(), Context(), T0 + timedelta(minutes=1))  # the uncommitted input again
+    assert restored.due(T0 + timedelta(minutes=1)) == []
+
+
+def test_operator_errors_name_the_incident() -> None:
+    b = book()
+    with pytest.raises(UnknownIncidentError, match="RG-NOPE"):
+        b.acknowledge("RG-NOPE", "x", T0)
+    b.observe(detection(), Context(), T0)
+    incident_id = only(b).incident_id
+    b.resolve(incident_id, "x", T0)
+    with pytest.raises(IncidentStateError, match="resolved"):
+        b.acknowledge(incident_id, "x", T0)

@@ -1,0 +1,128 @@
+"""Messages per channel and language: SMS fits two segments and carries what the duty officer needs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerts.messages import SMS_LIMIT, MessageContext, render
+from riverguard.incidents import (
+    Channel,
+    Incident,
+    NotificationReason,
+    OutboxEntry,
+    Reason,
+    Route,
+    WarningLevel,
+)
+from riverguard.models import DetectionKind
+
+T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
+
+
+def incident(**overrides: object) -> Incident:
+    fields: dict[str, object] = {
+        "incident_id": "RG-7B409F93",
+        "key": "pollution|tuo|tuo-r5|NH3N|water",
+        "route": Route.POLLUTION,
+        "river": "tuo",
+        "reach": "tuo-r5",
+        "pollutant": "NH3N",
+        "kind": DetectionKind.LIMIT_EXCEEDANCE,
+        "level": WarningLevel.RED,
+        "level_reasons": (
+            Reason(zh="超标 12.3 倍 ≥ 10 倍 → 红色", en="12.3× over the limit ≥ 10× → red"),
+        ),
+        "opened_at": T0,
+        "updated_at": T0,
+        "last_active_at": T0,
+        "first_station": "tuo-jiaoxiancun",
+        "stations": ("tuo-jiaoxiancun", "tuo-damozi"),
+        "peak_value": 13.3,
+        "peak_multiple": 12.3,
+        "unit": "mg/L",
+        "nearest_intake": "富顺县城取水口",
+        "intake_arrival_at": T0 + timedelta(hours=3, minutes=30),
+    }
+    fields.update(overrides)
+    return Incident.model_validate(fields)
+
+
+def entry(channel: Channel, reason: NotificationReason = NotificationReason.OPENED, stage: int = 0) -> OutboxEntry:
+    return OutboxEntry(notification_id=f"RG-7B409F93:{reason.value}:{stage}", target_id="t", channel=channel,
+                       reason=reason, stage=stage, created_at=T0, next_attempt_at=T0)
+
+
+CTX = MessageContext(
+    ack_url="https://alerts.example.cn/ack/RG-7B409F93?k=0123456789abcdef",
+    playbook_url="https://alerts.example.cn/incidents/RG-7B409F93/playbook?k=0123456789abcdef",
+    station_names={"tuo-jiaoxiancun": "脚仙村", "tuo-damozi": "大磨子"},
+)
+
+
+def test_sms_in_chinese_has_every_fact_and_fits_two_segments() -> None:
+    text = render(incident(), entry(Channel.SMS), CTX, T0).body
+    assert len(text) <= SMS_LIMIT["zh"]
+    for part in ("红色预警", "沱江", "大磨子", "氨氮", "超标12.3倍", "富顺县城取水口", "3.5小时", "RG-7B409F93"):
+        assert part in text, part
+
+
+def test_sms_drops_the_link_before_any_fact_when_too_long() -> None:
+    long_ctx = MessageContext(ack_url="https://alerts.example.cn/" + "x" * 80, station_names=CTX.station_names)
+    text = render(incident(), entry(Channel.SMS), long_ctx, T0).body
+    assert len(text) <= SMS_LIMIT["zh"]
+    assert "RG-7B409F93" in text
+    assert "xxxx" not in text
+
+
+def test_english_sms() -> None:
+    ctx = MessageContext(language="en", ack_url=CTX.ack_url, station_names=CTX.station_names)
+    text = render(incident(), entry(Channel.SMS), ctx, T0).body
+    assert text.startswith("[RED alert]")
+    assert "Tuo River" in text
+    assert "12.3x over limit" in text
+    assert "Ack: https://alerts.example.cn/ack/RG-7B409F93" in text
+    assert len(text) <= SMS_LIMIT["en"]
+
+
+def test_im_markdown_explains_the_level_and_links_to_ack_and_playbook() -> None:
+    message = render(incident(), entry(Channel.IM), CTX, T0)
+    assert message.body_format == "markdown"
+    assert "级别依据" in message.body
+    assert "超标 12.3 倍 ≥ 10 倍 → 红色" in message.body
+    assert "脚仙村 → 大磨子" in message.body
+    assert f"[确认接警]({CTX.ack_url})" in message.body
+    assert f"({CTX.playbook_url})" in message.body
+
+
+def test_email_is_html_with_the_map_attached() -> None:
+    ctx = MessageContext(ack_url=CTX.ack_url, map_png=b"\x89PNG...", playbook_html="<section>方案</section>")
+    message = render(incident(), entry(Channel.EMAIL), ctx, T0)
+    assert message.body_format == "html"
+    assert "<section>方案</section>" in message.body
+    assert message.attachment_png == b"\x89PNG..."
+    assert "RG-7B409F93" in message.title
+
+
+@pytest.mark.parametrize(
+    ("reason", "stage", "prefix"),
+    [
+        (NotificationReason.ESCALATION, 2, "【逐级上报2·红色预警】"),
+        (NotificationReason.REMINDER, 3, "【第3次提醒·红色预警】"),
+        (NotificationReason.RESOLVED, 0, "【已解除·红色预警】"),
+    ],
+)
+def test_reason_shows_in_the_prefix(reason: NotificationReason, stage: int, prefix: str) -> None:
+    text = render(incident(), entry(Channel.SMS, reason, stage), CTX, T0).body
+    assert text.startswith(prefix)
+    assert "RG-7B409F93" in text
+
+
+def test_maintenance_messages_say_maintenance_not_pollution() -> None:
+    fault = incident(route=Route.MAINTENANCE, kind=DetectionKind.SENSOR_FAULT, level=WarningLevel.BLUE,
+                     peak_multiple=None, nearest_intake="", intake_arrival_at=None)
+    text = render(fault, entry(Channel.SMS), CTX, T0).body
+    assert text.startswith("【运维】")
+    assert "sensor_fault" in text
+    assert "超标" not in text
