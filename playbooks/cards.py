@@ -190,7 +190,7 @@ def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
         if receptor.kind != "intake":
             continue
         deadline = _deadline(receptor, at)
-        when = clock(deadline, at) if deadline > at else "立即"
+        when = f"{clock(deadline, at)}前" if deadline > at else "立即"
         people = f"（供水约 {receptor.population / 10_000:g} 万人）" if receptor.population else ""
         who = _departments(network, receptor.city, "water_supply", "water")
         close = receptor.exceeds_limit or (receptor.exceeds_limit is None and card.close_when_unknown)
@@ -198,7 +198,7 @@ def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
             steps.append(
                 (
                     deadline,
-                    f"{when}前关闭{receptor.name}{people}，启用备用水源/应急供水，连续监测达标后恢复取水",
+                    f"{when}关闭{receptor.name}{people}，启用备用水源/应急供水，连续监测达标后恢复取水",
                     f"close {receptor.name} before {clock(deadline, at)}, switch to backup supply; reopen after "
                     "consecutive compliant samples",
                     receptor.name,
@@ -209,7 +209,7 @@ def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
             steps.append(
                 (
                     deadline,
-                    f"{when}前在{receptor.name}所属水厂投加粉末活性炭、强化处理并加密取水口监测，做好关闭取水口准备",
+                    f"{when}在{receptor.name}所属水厂投加粉末活性炭、强化处理并加密取水口监测，做好关闭取水口准备",
                     f"before {clock(deadline, at)}: powdered activated carbon and enhanced treatment at the "
                     f"works of {receptor.name}, monitor the intake, be ready to close it",
                     receptor.name,

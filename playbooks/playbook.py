@@ -2,7 +2,8 @@
 
 :func:`build_playbook` is pure: a network, an alert (station, pollutant, time, optional
 concentration and discharge) in, a :class:`Playbook` out. Times are rounded to the minute,
-leading edges down and trailing edges up, so deadlines err on the early side.
+leading edges down and trailing edges up, so deadlines err on the early side; times that would
+fall before the alert (the front already passed a nearby receptor) are the alert time.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from playbooks.loader import load_network
@@ -197,7 +198,9 @@ def _receptor(
 
 
 def _at(at: datetime, seconds: float, rounding: Literal["down", "up", "nearest"]) -> datetime:
-    minutes = seconds / 60.0
+    # Close to the station the front may already have passed when the alert fires (the plume had
+    # spread before it was seen): such times are reported as the alert time, "already there".
+    minutes = max(0.0, seconds / 60.0)
     whole = math.floor(minutes) if rounding == "down" else math.ceil(minutes) if rounding == "up" else round(minutes)
     return (at + timedelta(minutes=whole)).replace(second=0, microsecond=0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from playbooks.clock import clock, stamp
@@ -62,19 +63,13 @@ def render_sms(playbook: Playbook, lang: Lang = "zh") -> str:
         people_zh = f"（约{intake.population / 10_000:g}万人）" if intake.population else ""
         if zh:
             ask = f"请{when}前{verb_zh}" if when else f"请立即{verb_zh}"
-            optional.append(f"预计{clock(intake.leading_edge_at, at)}抵{intake.name}{people_zh}，{ask}。")
+            optional.append(f"{_arrives_zh(intake, at)}{intake.name}{people_zh}，{ask}。")
         else:
             verb = "close" if verb_zh == "关闭" else "treat"
-            optional.append(
-                f"Reaches {intake.name} at {clock(intake.leading_edge_at, at)}; {verb} by {when or 'now'}. "
-            )
+            optional.append(f"{_arrives_en(intake, at)} {intake.name}; {verb} by {when or 'now'}. ")
     elif playbook.receptors:
         first = playbook.receptors[0]
-        optional.append(
-            f"预计{clock(first.leading_edge_at, at)}抵{first.name}。"
-            if zh
-            else f"Reaches {first.name} at {clock(first.leading_edge_at, at)}. "
-        )
+        optional.append(f"{_arrives_zh(first, at)}{first.name}。" if zh else f"{_arrives_en(first, at)} {first.name}. ")
     if playbook.suspected_sources:
         source = playbook.suspected_sources[0].name
         optional.append(f"疑似源：{source}。" if zh else f"Suspect: {source}. ")
@@ -86,6 +81,14 @@ def render_sms(playbook: Playbook, lang: Lang = "zh") -> str:
     if len(text) > sms_limit(text):
         text = text[: sms_limit(text) - 1] + "…"
     return text.strip()
+
+
+def _arrives_zh(receptor: ReceptorArrival, at: datetime) -> str:
+    return "已抵" if receptor.leading_edge_at <= at else f"预计{clock(receptor.leading_edge_at, at)}抵"
+
+
+def _arrives_en(receptor: ReceptorArrival, at: datetime) -> str:
+    return "Already at" if receptor.leading_edge_at <= at else f"By {clock(receptor.leading_edge_at, at)} reaches"
 
 
 def render_markdown(playbook: Playbook, lang: Lang = "zh") -> str:
