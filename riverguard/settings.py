@@ -26,7 +26,13 @@ from riverguard.errors import ConfigError, describe_validation_error
 ENV_PREFIX = "RIVERGUARD_"
 #: Variables with the prefix that belong to the scripts around the settings, not to them.
 NON_SETTINGS_ENV = frozenset(
-    {"RIVERGUARD_CONFIG", "RIVERGUARD_CACHE", "RIVERGUARD_STACK_DIR", "RIVERGUARD_MQTT_USERS_FILE", "RIVERGUARD_UPDATE_GOLDEN"}
+    {
+        "RIVERGUARD_CONFIG",
+        "RIVERGUARD_CACHE",
+        "RIVERGUARD_STACK_DIR",
+        "RIVERGUARD_MQTT_USERS_FILE",
+        "RIVERGUARD_UPDATE_GOLDEN",
+    }
 )
 
 
