@@ -7,9 +7,13 @@
 #   deploy/stack.sh env       `export ...` lines for the Python settings (eval "$(deploy/stack.sh env)")
 #   deploy/stack.sh logs [mosquitto|kafka|influxdb] [-f]
 #
-# Measured on the 2-core dev VM (Debian 12, Java 17, Go 1.26.8):
-#   cold `up` (empty RIVERGUARD_CACHE and runtime dir; Maven/Go module caches warm): @COLD@ s
-#   warm `up` (cache filled, runtime dir kept or deleted):                           @WARM@ s
+# Measured on the 2-core dev VM (Debian 12, Java 17, Go 1.26.8), seconds:
+#   cold `up`, nothing cached (empty RIVERGUARD_CACHE, Go module/build caches, ~/.m2):  285
+#        (240 of it compiling influxd; Maven fetch 25; other engineers' jobs were running)
+#   cold `up`, empty RIVERGUARD_CACHE + runtime dir, Go/Maven caches warm:           22 (37 busy)
+#   warm `up` (cache filled; services stopped):             10 on an idle machine, 16-22 with
+#                                                           both cores busy (Kafka dominates)
+#   `up` when everything is already running:                                          1
 #
 # Environment (defaults in brackets):
 #   RIVERGUARD_CACHE                    [~/.cache/riverguard]  kafka jars, influxd binary
@@ -481,10 +485,10 @@ cmd_up() {
 	fi
 
 	if [[ -f "$RUN/mosquitto.external" ]]; then check_external_mosquitto; else wait_mosquitto; fi
-	say "mosquitto: healthy (authenticated subscribe as $MQTT_BRIDGE_USER)"
+	say "mosquitto: healthy after $(elapsed "$t0")s (authenticated subscribe as $MQTT_BRIDGE_USER)"
 	[[ -f "$RUN/influxdb.external" ]] || wait_influxdb
 	influx_create_db
-	say "influxdb: healthy (/ping 204, database '$INFLUX_DB' exists)"
+	say "influxdb: healthy after $(elapsed "$t0")s (/ping 204, database '$INFLUX_DB' exists)"
 	if [[ -f "$RUN/kafka.external" ]]; then
 		# an external broker is checked with the stdlib client only (no JVM/jars needed for it)
 		if command -v python3 >/dev/null; then
@@ -495,7 +499,7 @@ cmd_up() {
 		fi
 	else
 		wait_kafka
-		say "kafka: healthy (metadata + ApiVersions from broker 1 at $KAFKA_HOST:$KAFKA_PORT)"
+		say "kafka: healthy after $(elapsed "$t0")s (ApiVersions + Metadata list an unfenced broker at $KAFKA_HOST:$KAFKA_PORT)"
 	fi
 
 	say "stack up in $(elapsed "$t0")s; logs in $LOGS; settings: eval \"\$($0 env)\""
