@@ -533,7 +533,7 @@ class IncidentBook:
             incident_ids = sorted({i.incident_id for i, _ in items})
             summary_no = sum(1 for e in latest.outbox if e.reason is NotificationReason.SUMMARY) + 1
             summary_id = f"{latest.incident_id}:{NotificationReason.SUMMARY.value}:{summary_no}"
-            note = f"{len(items)} held back: " + ", ".join(incident_ids)
+            note = f"{len(items)}: " + ", ".join(incident_ids)  # count: incidents (messages word it)
             for incident, _ in items:
                 current = self._incidents[incident.incident_id]
                 marked = tuple(

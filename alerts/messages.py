@@ -93,7 +93,7 @@ def _prefix(incident: Incident, entry: OutboxEntry, lang: str) -> str:
         NotificationReason.RESOLVED: "RESOLVED ",
         NotificationReason.SUMMARY: "SUMMARY ",
     }
-    return f"【{tags_zh[entry.reason]}{level}】" if lang == "zh" else f"[{tags_en[entry.reason]}{level}]"
+    return f"【{tags_zh[entry.reason]}{level}】" if lang == "zh" else f"[{tags_en[entry.reason]}{level}] "
 
 
 def _station(incident: Incident, ctx: MessageContext) -> str:
@@ -132,9 +132,7 @@ def sms(incident: Incident, entry: OutboxEntry, ctx: MessageContext, now: dateti
     river, station = river_name(incident.river, lang), _station(incident, ctx)
     pollutant = pollutant_name(incident.pollutant, lang)
     if entry.reason is NotificationReason.SUMMARY:
-        core = (f"{_prefix(incident, entry, lang)}限流期间未发送{entry.note}" if lang == "zh"
-                else f"{_prefix(incident, entry, lang)}held back by rate limit: {entry.note}")
-        return _fit([core], [f" {ctx.ack_url}"], lang)
+        return _fit([_prefix(incident, entry, lang), held_back(entry, lang)], [], lang)
     if incident.route is Route.MAINTENANCE:
         what = f"{station}站 {incident.kind.value}" if lang == "zh" else f"station {station}: {incident.kind.value}"
     elif incident.peak_multiple is not None:
@@ -155,6 +153,14 @@ def sms(incident: Incident, entry: OutboxEntry, ctx: MessageContext, now: dateti
         if len(text) <= SMS_LIMIT[lang]:
             return text
     return _fit([_prefix(incident, entry, lang), what, ident], [], lang)
+
+
+def held_back(entry: OutboxEntry, lang: str) -> str:
+    """The summary of a storm: how many notifications the rate limit held back, for which incidents."""
+    count, _, incidents = entry.note.partition(": ")
+    if lang == "zh":
+        return f"限流期间有{count}条通知未发送，涉及事件：{incidents}"
+    return f"{count} notifications held back by the rate limit, incidents: {incidents}"
 
 
 def _fit(parts: list[str], optional: list[str], lang: str) -> str:
@@ -212,7 +218,7 @@ def markdown(incident: Incident, entry: OutboxEntry, ctx: MessageContext, now: d
     zh = ctx.language == "zh"
     lines = [f"### {title(incident, entry, ctx.language)}", ""]
     if entry.reason is NotificationReason.SUMMARY:
-        lines.append(f"限流期间未发送：{entry.note}" if zh else f"Held back by the rate limit: {entry.note}")
+        lines.append(held_back(entry, ctx.language))
     lines.extend(f"- **{k}**：{v}" if zh else f"- **{k}**: {v}" for k, v in _facts(incident, ctx, now))
     actions = _actions(ctx)
     if actions and entry.reason is not NotificationReason.RESOLVED:

@@ -305,7 +305,7 @@ class AlertService:
         return done
 
     async def _send(self, incident: Incident, entry: OutboxEntry, target: Target) -> None:
-        message = self._message(incident, entry)
+        message = await asyncio.to_thread(self._message, incident, entry)  # map rendering is CPU work
         ok, error = await self._deliver(target, message, entry)
         async with self._lock:
             effects = self.book.record_attempt(

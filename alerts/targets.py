@@ -164,10 +164,9 @@ def load_directory(path: Path, channel_overrides: Mapping[str, Channel] | None =
 
 @apprise_notify(on="rgfile", name="riverguard file target")  # type: ignore[no-untyped-call,untyped-decorator]
 def _file_target(body: str, title: str, notify_type: str, meta: dict[str, Any], *_: Any, **__: Any) -> bool:
-    """``rgfile:///path/alerts.jsonl``: append each message as a JSON line (demo and console use)."""
-    target = Path(str(meta.get("path") or ""))
-    if meta.get("host"):
-        target = Path(str(meta["host"])) / str(meta.get("path") or "").lstrip("/")
+    """``rgfile:///abs/path/alerts.jsonl``: append each message as a JSON line (demo and console use)."""
+    # Apprise's config loader folds the first path segment into "host"; put the absolute path back.
+    target = Path("/" + (str(meta.get("host") or "") + str(meta.get("fullpath") or "")).lstrip("/"))
     line = {"at": datetime.now(UTC).isoformat(), "title": title, "body": body, "type": str(notify_type)}
     with target.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -281,7 +281,7 @@ def test_a_storm_is_rate_limited_and_then_summarised() -> None:
     b.tick(T0 + timedelta(minutes=10))
     summaries = [e for i in b.incidents() for e in i.outbox if e.reason is NotificationReason.SUMMARY]
     assert len(summaries) == 1
-    assert summaries[0].note.startswith("3 held back")
+    assert summaries[0].note.startswith("3: RG-")
     b.tick(T0 + timedelta(minutes=30))
     assert len([e for i in b.incidents() for e in i.outbox if e.reason is NotificationReason.SUMMARY]) == 1
 

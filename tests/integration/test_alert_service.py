@@ -1,0 +1,551 @@
+"""The alert service end to end with real Apprise: JSON webhooks to local HTTP receivers and e-mail
+to a local SMTP server (aiosmtpd), the incident API over real HTTP, a manual clock for schedules.
+
+The bus here is the in-memory one (the restart test in ``test_alert_restart.py`` uses Kafka).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import logging
+import socket
+import threading
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from typer.testing import CliRunner
+
+from alerts.playbook_source import PlaybookSource
+from alerts.service import AlertService
+from riverguard.bus.base import Bus, TopicPartition
+from riverguard.bus.kafka import KafkaBus
+from riverguard.bus.memory import MemoryBus
+from riverguard.bus.topics import topic_specs
+from riverguard.cli import app
+from riverguard.incidents import DeliveryOutcome, IncidentStatus, NotificationRecord, WarningLevel
+from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, decode, encode
+from riverguard.settings import AlertSettings, Settings, TopicSettings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
+TOKEN = "test-token-9f8e7d"
+
+
+# -- receivers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """JSON webhook endpoints: ``/name`` collects what Apprise posts; failures and holds on demand."""
+
+    failures: dict[str, int] = field(default_factory=dict)
+    holds: dict[str, threading.Event] = field(default_factory=dict)
+    accepted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    port: int = 0
+
+    def messages(self, name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.accepted.get(name, []))
+
+    def bodies(self, name: str) -> list[str]:
+        return [m["message"] for m in self.messages(name)]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            name = self.path.strip("/").split("?")[0]
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            hold = state.holds.get(name)
+            if hold is not None:
+                hold.wait(timeout=30)
+            with state.lock:
+                state.attempts[name] = state.attempts.get(name, 0) + 1
+                failing = state.failures.get(name, 0)
+                if failing:
+                    state.failures[name] = failing - 1
+                else:
+                    state.accepted.setdefault(name, []).append(payload)
+            self.send_response(500 if failing else 200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    for hold in state.holds.values():
+        hold.set()
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Mailbox:
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+    port: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for rcpt, m in self.messages if address in rcpt]
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        box.port = s.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+# -- the service ----------------------------------------------------------------------------
+
+
+class ManualClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+ROUTING = """\
+routes:
+  - {name: tuo-duty, match: {route: pollution, river: [tuo]}, notify: [duty]}
+  - {name: red, match: {route: pollution, min_level: red}, notify: [bureau]}
+  - {name: maintenance, match: {route: maintenance}, notify: [ops]}
+escalation:
+  min_level: yellow
+  stages:
+    - {after_min: 15, notify: [chief]}
+    - {after_min: 30, notify: [bureau]}
+  reminder_every_min: 10
+  max_reminders: 3
+rate_limits:
+  default: {burst: 20, per_hour: 60}
+  sms: {burst: 3, per_hour: 6}
+channels: {duty: sms}
+retry: {base_s: 5, max_s: 60, max_attempts: 5}
+"""
+
+
+def configure(tmp_path: Path, base: Settings, receiver: Receiver, mailbox: Mailbox, unique: str,
+              routing: str = ROUTING, extra_urls: str = "") -> Settings:
+    apprise = tmp_path / "apprise.yaml"
+    apprise.write_text(
+        "version: 1\nurls:\n"
+        f"  - json://127.0.0.1:{receiver.port}/duty:\n      - tag: duty\n"
+        f"  - json://127.0.0.1:{receiver.port}/chief:\n      - tag: chief\n"
+        f"  - json://127.0.0.1:{receiver.port}/ops:\n      - tag: ops\n"
+        f"  - mailto://127.0.0.1:{mailbox.port}?from=riverguard@example.cn&to=bureau@example.cn&mode=insecure:\n"
+        "      - tag: bureau\n" + extra_urls,
+        encoding="utf-8",
+    )
+    routing_file = tmp_path / "routing.yaml"
+    routing_file.write_text(routing, encoding="utf-8")
+    topics = TopicSettings(**{name: f"{value}-{unique}" for name, value in TopicSettings().model_dump().items()})
+    alerts = AlertSettings(apprise_config=apprise, routing_file=routing_file, http_port=0,
+                           api_token=TOKEN, public_url="https://alerts.example.cn")
+    return base.model_copy(update={"topics": topics, "alerts": alerts})
+
+
+@asynccontextmanager
+async def running(settings: Settings, bus: Bus, clock: ManualClock, playbooks: PlaybookSource | None = None,
+                  group_id: str = "alerts-test") -> AsyncIterator[AlertService]:
+    service = AlertService.from_settings(settings, bus, playbooks=playbooks, clock=clock, tick_s=0.02,
+                                         group_id=group_id)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await eventually(service.ready.is_set, "the alert service did not start")
+    try:
+        yield service
+    finally:
+        stop.set()
+        await task
+
+
+async def eventually(condition: Callable[[], object], what: str) -> None:
+    """Wait for ``condition`` (polling, up to 30 s); fail with ``what`` if it never holds."""
+    deadline = asyncio.get_running_loop().time() + 30.0
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(what)
+        await asyncio.sleep(0.02)
+
+
+async def settle(service: AlertService) -> None:
+    """Let ticks and sends run until nothing is due or in flight."""
+    def idle() -> bool:
+        return not service.book.due(service.clock()) and not service._in_flight
+
+    await eventually(idle, "deliveries did not settle")
+    await asyncio.sleep(0.1)
+    await eventually(idle, "deliveries did not settle")
+
+
+def spill(n: int, *, station: str = "tuo-jiaoxiancun", event: str = "evt-nh3n", parameter: str = "NH3N",
+          multiple: float = 1.5, kind: DetectionKind = DetectionKind.LIMIT_EXCEEDANCE,
+          phase: DetectionPhase = DetectionPhase.ONSET, river: str = "tuo") -> Detection:
+    findings = (Finding(parameter=parameter, value=round(0.005 * (1 + multiple), 6) if parameter == "Cd"
+                        else 1.0 * (1 + multiple), limit=1.0, multiple=multiple, unit="mg/L"),)
+    return Detection(detection_id=f"{event}-{n}", event_id=event, station_id=station, river=river,
+                     time=T0 + timedelta(minutes=n), kind=kind, phase=phase,
+                     findings=findings if kind.is_pollution else (), detector="test")
+
+
+async def publish(bus: Bus, settings: Settings, *detections: Detection) -> None:
+    async with bus.producer() as producer:
+        for d in detections:
+            await producer.send_and_wait(settings.topics.detections, encode(d), key=d.station_id.encode())
+
+
+async def records(bus: Bus, settings: Settings) -> list[NotificationRecord]:
+    topic = settings.topics.notifications
+    out = []
+    for partition in range(await bus.partitions(topic)):
+        out += [decode(r.value, NotificationRecord).payload
+                for r in await bus.read_partition(TopicPartition(topic, partition)) if r.value]
+    return sorted(out, key=lambda r: (r.at, r.attempt))
+
+
+async def http(method: str, url: str, body: dict[str, str] | None = None, token: str | None = TOKEN,
+               form: str | None = None) -> tuple[int, Any]:
+    def call() -> tuple[int, Any]:
+        data = form.encode() if form is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(url, method=method, data=data)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read().decode()
+                return response.status, json.loads(raw) if response.headers["Content-Type"].startswith(
+                    "application/json") else raw
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    return await asyncio.to_thread(call)
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[MemoryBus]:
+    memory = MemoryBus(default_partitions=2)
+    yield memory
+    await memory.close()
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+
+async def test_the_right_people_get_the_right_message_for_each_severity(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus
+) -> None:
+    from alerts.playbook_source import RiverPlaybooks
+
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique)
+    clock = ManualClock(T0)
+    async with running(cfg, bus, clock, playbooks=RiverPlaybooks.from_settings(cfg)) as service:
+        # yellow ammonia on the Tuo: the duty officer's SMS, nobody else
+        await publish(bus, cfg, spill(0, multiple=1.5))
+        await eventually(lambda: receiver.bodies("duty"), "the duty officer got no SMS")
+        await settle(service)
+        sms = receiver.bodies("duty")[0]
+        nh3n = service.book.incidents()[0]
+        assert nh3n.level is WarningLevel.YELLOW
+        assert "【黄色预警】沱江 脚仙村站 氨氮超标1.5倍" in sms
+        assert "富顺县城取水口" in sms
+        assert nh3n.incident_id in sms
+        assert len(sms) <= 134
+        assert mailbox.messages == []
+        assert receiver.messages("ops") == []
+
+        # cadmium 12× over: red → duty SMS plus the bureau's e-mail with the HTML playbook and map
+        await publish(bus, cfg, spill(1, event="evt-cd", parameter="Cd", multiple=12.0))
+        await eventually(lambda: mailbox.to("bureau@example.cn"), "the bureau got no e-mail")
+        await settle(service)
+        cd = next(i for i in service.book.incidents() if i.pollutant == "Cd")
+        assert cd.level is WarningLevel.RED
+        assert any("【红色预警】" in b and "镉超标12.0倍" in b for b in receiver.bodies("duty"))
+        mail = mailbox.to("bureau@example.cn")[0]
+        assert cd.incident_id in str(mail["Subject"])
+        html_part = mail.get_body(preferencelist=("html",))
+        assert html_part is not None
+        html = html_part.get_content()
+        assert "级别依据" in html
+        assert "重金属 → 升 1 级" in html
+        assert f"https://alerts.example.cn/ack/{cd.incident_id}?k=" in html
+        attachments = [p.get_content_type() for p in mail.iter_attachments()]
+        assert attachments == ["image/png"]
+
+        # a sensor fault: maintenance route only
+        await publish(bus, cfg, spill(2, event="evt-fault", kind=DetectionKind.SENSOR_FAULT, station="tuo-damozi"))
+        await eventually(lambda: receiver.messages("ops"), "ops got no maintenance message")
+        await settle(service)
+        assert len(receiver.bodies("duty")) == 2
+        assert len(mailbox.messages) == 1
+        assert "tuo-damozi" in receiver.messages("ops")[0]["title"]
+    sent = [r for r in await records(bus, cfg) if r.outcome is DeliveryOutcome.SENT]
+    assert len(sent) == 4
+    assert all("test-token" not in r.target for r in sent)
+
+
+async def test_a_burst_of_500_detections_is_one_incident_and_few_messages(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus
+) -> None:
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique)
+    clock = ManualClock(T0)
+    stations = ["tuo-lijiawan", "tuo-jiaoxiancun", "tuo-damozi"]
+    burst = [
+        spill(n, station=stations[n * 3 // 500], event=f"evt-{stations[n * 3 // 500]}",
+              multiple=0.2 + 15 * n / 500, phase=DetectionPhase.ONSET if n % 167 == 0 else DetectionPhase.UPDATE)
+        for n in range(500)
+    ]
+    async with running(cfg, bus, clock) as service:
+        await publish(bus, cfg, *burst)
+        await eventually(lambda: sum(i.detection_count for i in service.book.incidents()) == 500,
+                         "not every detection was processed")
+        await settle(service)
+        incidents = service.book.incidents()
+        assert len(incidents) == 1
+        incident = incidents[0]
+        assert set(incident.stations) == set(stations)
+        assert incident.level is WarningLevel.RED
+        # opened and at most three raises reach the duty officer, whatever order the partitions come in
+        assert 1 <= len(receiver.bodies("duty")) <= 4
+        assert len(mailbox.messages) <= 1
+        assert receiver.messages("chief") == []
+
+
+async def test_a_storm_is_rate_limited_and_summarised_not_dropped(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus
+) -> None:
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique)
+    clock = ManualClock(T0)
+    pollutants = ["NH3N", "TP", "COD", "CODMn", "BOD5", "phenol"]
+    async with running(cfg, bus, clock) as service:
+        await publish(bus, cfg, *(spill(0, event=f"evt-{p}", parameter=p, multiple=0.5) for p in pollutants))
+        await eventually(lambda: len(service.book.incidents()) == 6, "six incidents expected")
+        await settle(service)
+        assert len(receiver.bodies("duty")) == 3  # the SMS bucket: burst 3
+        clock.advance(minutes=10)  # one token back: the held-back three go out as one summary
+        await eventually(lambda: len(receiver.bodies("duty")) == 4, "no storm summary")
+        await settle(service)
+        summary = receiver.bodies("duty")[3]
+        assert summary.startswith("【限流汇总·")
+        assert "限流期间有3条通知未发送" in summary
+        held = {i.incident_id for i in service.book.incidents()} - {
+            i.incident_id for i in service.book.incidents() for b in receiver.bodies("duty")[:3] if i.incident_id in b
+        }
+        assert all(incident_id in summary for incident_id in held)
+    suppressed = [r for r in await records(bus, cfg) if r.outcome is DeliveryOutcome.SUPPRESSED]
+    assert len(suppressed) == 3
+
+
+async def test_unacknowledged_incidents_escalate_on_schedule_and_ack_stops_it(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus
+) -> None:
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique)
+    clock = ManualClock(T0)
+    async with running(cfg, bus, clock) as service:
+        await publish(bus, cfg, spill(0, multiple=2.0))
+        await eventually(lambda: receiver.bodies("duty"), "no first SMS")
+        incident_id = service.book.incidents()[0].incident_id
+        clock.advance(minutes=14, seconds=59)
+        await settle(service)
+        assert receiver.messages("chief") == []
+        clock.advance(seconds=1)
+        await eventually(lambda: receiver.messages("chief"), "the section chief was not paged at 15 min")
+        assert "逐级上报1" in receiver.messages("chief")[0]["title"]
+        await settle(service)
+
+        base = f"http://127.0.0.1:{service.api.port if service.api else 0}"
+        status, _ = await http("POST", f"{base}/incidents/{incident_id}/ack", {"by": "张三"}, token="wrong")
+        assert status == 401
+        status, body = await http("POST", f"{base}/incidents/{incident_id}/ack", {"by": "张三", "note": "已派人"})
+        assert status == 200
+        assert body["status"] == "acknowledged"
+        chief_before = len(receiver.messages("chief"))
+        duty_before = len(receiver.bodies("duty"))
+        for _ in range(12):
+            clock.advance(minutes=5)
+            await settle(service)
+        assert mailbox.messages == []  # stage 2 (bureau, 30 min) never fired
+        assert len(receiver.messages("chief")) == chief_before
+        assert len(receiver.bodies("duty")) <= duty_before + 1  # at most the auto-resolve notice
+        assert service.book.get(incident_id).acknowledged_by == "张三"
+
+
+async def test_a_receiver_that_fails_twice_then_recovers_gets_the_message_once(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus
+) -> None:
+    extra = (f"  - json://127.0.0.1:{receiver.port}/hang:\n      - tag: duty\n"
+             f"  - json://127.0.0.1:{receiver.port}/down:\n      - tag: duty\n")
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique, extra_urls=extra)
+    receiver.failures.update({"duty": 2, "down": 1000})
+    receiver.holds["hang"] = threading.Event()
+    clock = ManualClock(T0)
+    async with running(cfg, bus, clock) as service:
+        await publish(bus, cfg, spill(0, multiple=0.5))
+        def recorded_attempts() -> int:
+            # what the service has recorded (not what the receiver saw), so clock steps never race it
+            return max((e.attempts for i in service.book.incidents() for e in i.outbox if e.target_id == duty_id),
+                       default=0)
+
+        duty_id = next(t.target_id for t in service.directory.targets if t.redacted.split("?")[0].endswith("/duty"))
+        await eventually(lambda: recorded_attempts() == 1, "no first attempt")
+        clock.advance(seconds=5)
+        await eventually(lambda: recorded_attempts() == 2, "no retry after 5 s")
+        clock.advance(seconds=9)
+        await asyncio.sleep(0.3)
+        assert receiver.attempts["duty"] == 2  # backoff doubled: not before 10 s
+        clock.advance(seconds=1)
+        await eventually(lambda: receiver.bodies("duty"), "no delivery after recovery")
+        # a target that hangs and one that stays down held up nobody
+        assert receiver.attempts.get("hang") is None
+        receiver.holds["hang"].set()
+        await eventually(lambda: receiver.messages("hang"), "the held target never completed")
+        for _ in range(6):
+            clock.advance(minutes=1)
+            await settle(service)
+        assert len(receiver.bodies("duty")) == 1
+        assert receiver.attempts["duty"] == 3
+    duty = [r for r in await records(bus, cfg) if "/duty" in r.target]
+    assert [(r.attempt, r.outcome) for r in duty] == [
+        (1, DeliveryOutcome.FAILED), (2, DeliveryOutcome.FAILED), (3, DeliveryOutcome.SENT)
+    ]
+    down = [r.outcome for r in await records(bus, cfg) if "/down" in r.target]
+    assert down[-1] is DeliveryOutcome.GAVE_UP
+    assert len(down) == 5
+
+
+async def test_ack_link_and_cli_against_the_running_service(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique)
+    clock = ManualClock(T0)
+    async with running(cfg, bus, clock) as service:
+        await publish(bus, cfg, spill(0, multiple=2.0), spill(1, event="evt-tp", parameter="TP", multiple=1.2))
+        await eventually(lambda: len(service.book.incidents()) == 2, "two incidents expected")
+        await settle(service)
+        nh3n = next(i for i in service.book.incidents() if i.pollutant == "NH3N")
+        port = service.api.port if service.api else 0
+        link = f"http://127.0.0.1:{port}/ack/{nh3n.incident_id}?k={service.capability(nh3n.incident_id)}"
+        status, page = await http("GET", link, token=None)
+        assert status == 200
+        assert "确认接警" in page
+        status, _ = await http("GET", link.replace("?k=", "?k=0"), token=None)
+        assert status == 401
+        status, page = await http("POST", link, token=None, form="by=%E6%9D%8E%E5%9B%9B")
+        assert "已确认" in page
+        assert service.book.get(nh3n.incident_id).acknowledged_by == "李四"
+
+        env = {"RIVERGUARD_ALERTS__API_TOKEN": TOKEN}
+        url = f"http://127.0.0.1:{port}"
+        runner = CliRunner()
+        listed = await asyncio.to_thread(runner.invoke, app, ["incidents", "list", "--url", url, "--json"], env=env)
+        assert listed.exit_code == 0, listed.output
+        listed_ids = {i["incident_id"] for i in json.loads(listed.output)}
+        assert listed_ids == {i.incident_id for i in service.book.incidents()}
+        tp = next(i for i in service.book.incidents() if i.pollutant == "TP")
+        resolved = await asyncio.to_thread(
+            runner.invoke, app, ["incidents", "resolve", tp.incident_id, "--by", "王五", "--url", url], env=env
+        )
+        assert resolved.exit_code == 0, resolved.output
+        assert service.book.get(tp.incident_id).status is IncidentStatus.RESOLVED
+        missing = await asyncio.to_thread(
+            runner.invoke, app, ["incidents", "ack", "RG-00000000", "--by", "x", "--url", url], env=env
+        )
+        assert missing.exit_code == 1
+        assert "no incident 'RG-00000000'" in missing.output
+    assert "POST /ack/" in caplog.text
+    assert TOKEN not in caplog.text
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("alerts", "riverguard")))
+    assert service.capability(nh3n.incident_id) not in ours  # (Apprise itself logs bodies at DEBUG)
+
+
+async def test_in_process_demo_target_writes_a_file(tmp_path: Path, settings: Settings, unique: str,
+                                                    bus: MemoryBus) -> None:
+    out = tmp_path / "alerts.jsonl"
+    apprise = tmp_path / "apprise.yaml"
+    apprise.write_text(f"urls:\n  - rgfile://{out}:\n      - tag: console\n", encoding="utf-8")
+    topics = TopicSettings(**{name: f"{value}-{unique}" for name, value in TopicSettings().model_dump().items()})
+    cfg = settings.model_copy(update={"topics": topics, "alerts": AlertSettings(apprise_config=apprise, http_port=0,
+                                                                                language="en")})
+    await bus.create_topics(topic_specs(cfg))
+    async with running(cfg, bus, ManualClock(T0)) as service:
+        await publish(bus, cfg, spill(0, multiple=4.0))
+        await eventually(out.exists, "the file target was never written")
+        await settle(service)
+    line = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert line["title"].startswith("[ORANGE alert] Tuo River")
+    assert "Why orange" in line["body"]
+
+
+@pytest.mark.slow
+async def test_restarting_mid_incident_on_kafka_sends_no_duplicate(
+    tmp_path: Path, kafka_settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str
+) -> None:
+    cfg = configure(tmp_path, kafka_settings, receiver, mailbox, unique)
+    cfg = cfg.model_copy(update={"kafka": cfg.kafka.model_copy(update={"partitions": 2})})
+    bus = KafkaBus(cfg.kafka)
+    clock = ManualClock(T0)
+    group = f"alerts-{unique}"
+    async with running(cfg, bus, clock, group_id=group) as service:
+        await publish(bus, cfg, spill(0, multiple=2.0))
+        await eventually(lambda: receiver.bodies("duty"), "no first SMS")
+        await settle(service)
+        incident_id = service.book.incidents()[0].incident_id
+    # while the service is down: the same detection again (a replay) and an update of the event
+    await publish(bus, cfg, spill(0, multiple=2.0), spill(1, multiple=2.5, phase=DetectionPhase.UPDATE))
+    clock.advance(minutes=5)
+    async with running(cfg, bus, clock, group_id=group) as service:
+        await eventually(lambda: service.book.incidents() and service.book.get(incident_id).detection_count == 3,
+                         "the restarted service did not restore the incident and take the new detections")
+        await settle(service)
+        assert len(service.book.incidents()) == 1
+        assert len(receiver.bodies("duty")) == 1
+        clock.advance(minutes=10)  # 15 min after opening: escalation resumes on schedule after the restart
+        await eventually(lambda: receiver.messages("chief"), "no escalation after the restart")
+        await settle(service)
+    async with running(cfg, bus, clock, group_id=group) as service:
+        await eventually(service.book.incidents, "nothing restored on the third start")
+        await settle(service)
+        assert service.book.get(incident_id).escalation_stage == 1
+    assert len(receiver.bodies("duty")) == 1
+    assert len(receiver.messages("chief")) == 1
+    sent = [r.record_id for r in await records(bus, cfg) if r.outcome is DeliveryOutcome.SENT]
+    assert len(sent) == len(set(sent)) == 2
