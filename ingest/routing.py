@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -89,6 +90,8 @@ class Router(Generic[T]):
         self._json = JsonCodec(topic_pattern)
         self._hj212 = Hj212Codec(topic_pattern)
         self.assembler = SplitAssembler[T](max_age=split_max_age, max_pending=split_max_pending)
+        self._trace_prefix = uuid.uuid4().hex[:16]
+        self._traced = 0
 
     def route(self, message: Message[T]) -> list[Routed[T]]:
         """What to produce for ``message``; an empty list while a split message is incomplete."""
@@ -148,12 +151,18 @@ class Router(Generic[T]):
             out.append(Decoded((), parts, SourceFormat.HJ212, error))
         return out
 
+    def _trace_id(self) -> str:
+        # uuid4 per record costs an os.urandom call, a bottleneck at thousands of messages/s;
+        # a random per-process prefix and a counter are as unique.
+        self._traced += 1
+        return f"{self._trace_prefix}{self._traced:016x}"
+
     def _routed(self, outcome: Decoded[T]) -> Routed[T]:
         tokens = tuple(m.token for m in outcome.messages)
         if outcome.error is None:
             records = tuple(
-                Outgoing(self.readings_topic, encode(reading), key=reading.station_id.encode())
-                for reading in outcome.readings
+                Outgoing(self.readings_topic, encode(r, trace_id=self._trace_id()), key=r.station_id.encode())
+                for r in outcome.readings
             )
             return Routed(records, tokens)
         dead = []
@@ -168,5 +177,5 @@ class Router(Generic[T]):
             )
             found = self._pattern.match(message.topic)
             key = (found[1] if found else message.topic).encode() or None
-            dead.append(Outgoing(self.dlq_topic, encode(letter), key=key))
+            dead.append(Outgoing(self.dlq_topic, encode(letter, trace_id=self._trace_id()), key=key))
         return Routed(tuple(dead), tokens, tuple(outcome.error.code for _ in dead))

@@ -1,0 +1,121 @@
+"""Ingest throughput: readings/s through the bridge (MQTT in → Kafka acked) against the raw
+aiokafka producer rate measured in the same run, on the same Kafka.
+
+The bridge's share is measured in isolation from the publisher: N simulator messages (JSON and
+HJ 212, as each station sends) are queued first in the broker for the bridge's persistent session,
+then the bridge starts and the clock runs from its connection to the MQTT ack of the last message
+(which the bridge sends only after Kafka acknowledged the record). The baseline sends the same
+number of already-encoded reading records with a bare producer (acks=all, idempotent, pipelined).
+
+    .venv/bin/python bench/ingest.py [N]      (with the stack up: deploy/stack.sh up)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pydantic import SecretStr
+
+from ingest.bridge import Bridge
+from ingest.publisher import Pace, publish_readings
+from ingest.simulator import Simulator
+from riverguard.bus.base import TopicSpec
+from riverguard.bus.kafka import KafkaBus
+from riverguard.models import encode
+from riverguard.settings import Settings, load_settings
+from riverguard.stations import load_registry
+
+DEV_USERS = Path(__file__).resolve().parents[1] / "deploy/mosquitto/dev-users.txt"
+
+
+def dev_password(user: str) -> str:
+    for line in DEV_USERS.read_text().splitlines():
+        name, _, password = line.partition(":")
+        if name == user:
+            return password
+    raise LookupError(user)
+
+
+def bench_settings() -> Settings:
+    base = load_settings()
+    run = uuid.uuid4().hex[:8]
+    return base.model_copy(update={
+        "topics": base.topics.model_copy(update={"readings": f"bench-readings-{run}", "dlq": f"bench-dlq-{run}"}),
+        "mqtt": base.mqtt.model_copy(update={
+            "client_id": f"bench-ingest-{run}",
+            "password": base.mqtt.password or SecretStr(dev_password("riverguard-bridge")),
+            "topic_filter": f"stations/+/+/bench-{run}",
+            "topic_pattern": "stations/{river}/{station_id}/bench-" + run,
+        }),
+    })
+
+
+async def bridge_rate(settings: Settings, n: int) -> tuple[float, float]:
+    registry = load_registry()
+    bus = KafkaBus(settings.kafka)
+    session = Bridge(settings, registry, bus)
+    stop = asyncio.Event()
+    task = asyncio.create_task(session.run(stop))
+    await session.connected.wait()  # topics created, persistent session subscribed
+    stop.set()
+    await task
+
+    sim = Simulator(registry, seed=7, start=datetime(2024, 7, 1, tzinfo=UTC)).readings()
+    readings = [next(sim) for _ in range(n)]
+    published = await asyncio.to_thread(
+        publish_readings, readings, registry, settings.mqtt, username="riverguard-sim",
+        password=dev_password("riverguard-sim"), client_id=f"{settings.mqtt.client_id}-pub", pace=Pace(),
+    )
+    print(f"queued {published.published} messages in the broker ({published.rate:,.0f}/s publish rate)")
+
+    bridge = Bridge(settings, registry, bus, create_topics=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    await bridge.connected.wait()
+    started = time.perf_counter()
+    while bridge.stats.acked < n:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    if bridge.stats.dead_letters:
+        print(f"warning: {bridge.stats.dead_letters} dead letters")
+    return n / elapsed, elapsed
+
+
+async def raw_producer_rate(settings: Settings, n: int) -> tuple[float, float]:
+    registry = load_registry()
+    sim = Simulator(registry, seed=7, start=datetime(2024, 7, 1, tzinfo=UTC)).readings()
+    records = [(r.station_id.encode(), encode(r)) for r in (next(sim) for _ in range(n))]
+    bus = KafkaBus(settings.kafka)
+    async with bus.producer(client_id="bench-raw") as producer:
+        started = time.perf_counter()
+        pending = [await producer.send(settings.topics.readings + "-raw", value, key=key) for key, value in records]
+        for delivery in pending:
+            await delivery
+        elapsed = time.perf_counter() - started
+    return n / elapsed, elapsed
+
+
+async def main(n: int) -> None:
+    settings = bench_settings()
+    raw_topic = settings.topics.readings + "-raw"
+    await KafkaBus(settings.kafka).create_topics([TopicSpec(raw_topic, settings.kafka.partitions)])
+    raw, raw_s = await raw_producer_rate(settings, n)
+    bridged, bridged_s = await bridge_rate(settings, n)
+    print(f"raw aiokafka producer : {raw:>9,.0f} records/s  ({n} in {raw_s:.2f} s)")
+    print(f"bridge MQTT→Kafka     : {bridged:>9,.0f} readings/s ({n} in {bridged_s:.2f} s)")
+    print(f"ratio bridge/raw      : {bridged / raw:.2f}   (goal ≥ 0.5 and ≥ 5,000 readings/s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
