@@ -1,0 +1,25 @@
+"""Streaming detectors: river-based spike detection, sensor health, event logic, checkpoints, replay.
+
+The pure core is :class:`StationDetector` (readings in, detections out) and :class:`DetectorStack`
+(one detector per station, checkpoints). The Kafka service (:mod:`detectors.service`) and the
+replay/backtest command (:mod:`detectors.replay`) drive the same core.
+"""
+
+from detectors.config import DetectorConfig, Persistence
+from detectors.errors import DetectorError, ReplayError, StateError
+from detectors.events import EventLatch, event_id
+from detectors.stack import STATE_FORMAT, DetectorStack
+from detectors.station import StationDetector
+
+__all__ = [
+    "STATE_FORMAT",
+    "DetectorConfig",
+    "DetectorError",
+    "DetectorStack",
+    "EventLatch",
+    "Persistence",
+    "ReplayError",
+    "StateError",
+    "StationDetector",
+    "event_id",
+]

@@ -1,0 +1,141 @@
+"""Per-parameter streaming baseline and instrument health statistics.
+
+The baseline is an exponentially weighted level with a robust noise scale, updated with
+deviations clipped at a few scales (a Huber-style update): a plume moves it only slowly, while
+genuine slow drift (seasons, a sensor ageing) is followed. Stations that report every few hours
+also get an hour-of-day component, because their level cannot follow the diurnal cycle of DO,
+pH and temperature; minute-rate stations follow it with the level alone.
+
+Plain arithmetic on a slotted object rather than a chain of ``river.stats`` objects: the clipped
+update needs the current scale inside the mean update, and the stack must stay above 10,000
+readings/s per process (see ``bench/detect.py``).
+
+>>> track = ParameterTrack()
+>>> for i in range(200):
+...     track.learn(10.0 + (0.1 if i % 2 else -0.1), hour=0, warmup=60, level_alpha=0.01,
+...                 scale_alpha=0.003, clip=3.0, diurnal=False)
+>>> round(track.level, 1), round(track.score(10.1, 0, False), 1) < 2, track.score(12.0, 0, False) > 10
+(10.0, True, True)
+"""
+
+from __future__ import annotations
+
+import math
+
+from river.stats import Quantile
+
+_HOURS = 24
+
+
+class ParameterTrack:
+    """What the detector knows about one parameter of one station."""
+
+    __slots__ = (
+        "change_rate",
+        "diurnal",
+        "faulty",
+        "level",
+        "n",
+        "prev",
+        "quantum",
+        "run",
+        "run_rate",
+        "scale",
+        "step_left",
+        "step_level",
+        "tail",
+    )
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.level = 0.0
+        self.scale = 0.0
+        self.quantum = math.inf
+        self.prev: float | None = None
+        self.diurnal = [0.0] * _HOURS
+        self.change_rate = 1.0
+        self.run = 0
+        self.run_rate = 1.0
+        #: Readings left before a clean single-parameter step is confirmed as an instrument fault.
+        self.step_left = 0
+        self.step_level = 0.0
+        self.faulty = False
+        #: How large deviations of this parameter usually get (river's P² quantile of |score|):
+        #: heavy-tailed signals (flow pulses, turbidity flicker) need a bigger deviation to surprise.
+        #: The 95th rather than the 99th percentile, because events themselves can be 1 % of a record.
+        self.tail = Quantile(0.95)
+
+    def noise(self) -> float:
+        """The unit deviations are measured in: the robust scale, never below the instrument's
+        resolution (smallest change seen), so quantised signals do not explode on one tick."""
+        floor = self.quantum if self.quantum != math.inf else 0.0
+        return max(self.scale, floor, 1e-9 * (1.0 + abs(self.level)))
+
+    def expected(self, hour: int, diurnal: bool) -> float:
+        return self.level + self.diurnal[hour] if diurnal else self.level
+
+    def score(self, value: float, hour: int, diurnal: bool) -> float:
+        """Signed deviation from the expected value in noise units (0 before two readings)."""
+        if self.n < 2:
+            return 0.0
+        return (value - self.expected(hour, diurnal)) / self.noise()
+
+    def surprise(self, score: float, floor: float) -> float:
+        """A score relative to this parameter's usual large deviations (1 = its 95th percentile)."""
+        usual = self.tail.get()
+        return abs(score) / (usual if usual is not None and usual > floor else floor)
+
+    def observe(self, value: float) -> None:
+        """Health statistics every evidence value updates: resolution, change rate, repeat run."""
+        prev = self.prev
+        if prev is not None:
+            if value == prev:
+                if self.run == 0:
+                    self.run_rate = self.change_rate
+                self.run += 1
+                self.change_rate -= 0.01 * self.change_rate
+            else:
+                self.run = 0
+                self.change_rate += 0.01 * (1.0 - self.change_rate)
+                self.quantum = min(self.quantum, abs(value - prev))
+        self.prev = value
+
+    def stuck(self, min_readings: int, min_rate: float, log_probability: float) -> bool:
+        """True when the current repeat run is too improbable for how often the value used to change."""
+        if self.run < min_readings or self.run_rate < min_rate:
+            return False
+        if self.quantum > 0.5 * self.scale:
+            # A coarsely quantised signal (one digit of conductivity) legitimately rests on one value.
+            return False
+        return self.run * math.log1p(-min(self.run_rate, 0.999999)) < log_probability
+
+    def learn(
+        self,
+        value: float,
+        *,
+        hour: int,
+        warmup: int,
+        level_alpha: float,
+        scale_alpha: float,
+        clip: float,
+        diurnal: bool,
+    ) -> None:
+        """Update level, scale and the hour-of-day component with one value (after scoring it)."""
+        self.n += 1
+        n = self.n
+        if n == 1:
+            self.level = value
+            return
+        deviation = value - self.expected(hour, diurnal)
+        if n <= warmup:
+            # Running means while warming up: every early value counts the same.
+            self.level += deviation / n
+            self.scale += (abs(deviation) - self.scale) / (n - 1)
+            return
+        bound = clip * self.noise()
+        clipped = max(-bound, min(bound, deviation))
+        self.level += level_alpha * clipped
+        self.scale += scale_alpha * (abs(clipped) - self.scale)
+        if diurnal:
+            residual = value - self.level
+            self.diurnal[hour] += level_alpha * (max(-bound, min(bound, residual)) - self.diurnal[hour])

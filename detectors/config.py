@@ -1,0 +1,77 @@
+"""Tuning of the detector stack, one frozen object shared by every station detector.
+
+Numbers are counted in readings, not seconds, because stations report at very different
+rates (one a minute on a test rig, one every four hours at a national automatic station) and
+the statistics that matter — how many readings a baseline needs, how many in a row make an
+event — are about evidence, not wall time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Persistence:
+    """Event logic: open when ``k`` of the last ``n`` readings fire, close after ``close_after``
+    readings in a row below the (lower) hold threshold."""
+
+    k: int = 3
+    n: int = 5
+    close_after: int = 5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.n <= 64:
+            raise ValueError(f"persistence needs 1 <= k <= n <= 64, got k={self.k} n={self.n}")
+        if self.close_after < 1:
+            raise ValueError(f"persistence close_after must be >= 1, got {self.close_after}")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Everything a :class:`~detectors.station.StationDetector` can be tuned with."""
+
+    #: Readings a parameter must have before its spike score counts (regulatory limits fire at once).
+    warmup_readings: int = 60
+    #: Smoothing of the baseline level after warm-up (about 1/alpha readings of memory).
+    level_alpha: float = 0.01
+    #: Smoothing of the noise scale; slower than the level so a plume does not become "normal".
+    scale_alpha: float = 0.003
+    #: Deviations are clipped at this many scales before they update a baseline (Huber-style).
+    clip: float = 3.0
+    #: Per-parameter scores are divided by their usual 95th percentile, never by less than this
+    #: (about that percentile for Gaussian noise in these units), so one scale fits every signal.
+    tail_floor: float = 2.0
+    #: Combined spike score that fires the persistence window, and the lower score that holds it open.
+    spike_threshold: float = 3.0
+    hold_ratio: float = 0.6
+    spike_persistence: Persistence = field(default_factory=Persistence)
+    #: Weight of the multivariate HalfSpaceTrees score in the combined score.
+    hst_weight: float = 4.0
+    hst_trees: int = 10
+    hst_height: int = 6
+    hst_window: int = 250
+    #: Joint states with a per-parameter score above this are not taught to the trees as normal.
+    hst_learn_below: float = 3.0
+    #: Regulatory checks (limit, class, ecological flow) need no warm-up and little persistence.
+    limit_persistence: Persistence = field(default_factory=lambda: Persistence(k=1, n=1, close_after=2))
+    #: Instrument problems open at once and close after a few clean readings.
+    fault_persistence: Persistence = field(default_factory=lambda: Persistence(k=1, n=1, close_after=3))
+    #: A jump of this many scales in one reading that then holds a flat new level, while no
+    #: related parameter moves, is an instrument offset rather than water.
+    step_scales: float = 25.0
+    related_scales: float = 3.0
+    step_confirm_readings: int = 3
+    #: A value repeated this improbably often (given how often it used to change) is a stuck sensor.
+    stuck_min_readings: int = 30
+    stuck_min_change_rate: float = 0.2
+    stuck_log_probability: float = -30.0
+    #: A pause longer than this many typical intervals (and at least gap_min_s) is a data gap.
+    gap_intervals: float = 5.0
+    gap_min_s: float = 600.0
+    #: Open events emit an update at most this often (in readings) unless the score grows by update_growth.
+    update_every: int = 60
+    update_growth: float = 1.5
+    #: Readings attached to a detection (bounded, the ones that triggered it).
+    evidence_readings: int = 3
+    seed: int = 42

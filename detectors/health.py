@@ -1,0 +1,47 @@
+"""Instrument health: which values are evidence about the river and which are about the sensor.
+
+Sensor health is checked first; a value that fails here never feeds a baseline or the
+pollution logic. It becomes a ``maintenance`` or ``sensor_fault`` detection instead.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from riverguard.models import DataFlag
+from riverguard.parameters import PARAMETERS
+
+#: HJ 212 flags that mean someone is working on the instrument.
+MAINTENANCE_FLAGS: Final = frozenset({DataFlag.MAINTENANCE, DataFlag.CALIBRATION})
+#: HJ 212 flags that mean the instrument or its link is broken.
+FAULT_FLAGS: Final = frozenset({DataFlag.FAULT, DataFlag.STOPPED, DataFlag.COMMUNICATION_FAULT})
+
+#: Hydrological quantities: they do not say whether the water is polluted and a flow change is
+#: not a "correlated change" that would make a single-parameter step look like water.
+HYDROLOGICAL: Final = frozenset({"discharge", "water_level"})
+
+#: Values inside the physical range that a working surface-water sensor still cannot report:
+#: a conductivity of exactly zero is a probe out of water, DO far above saturation is a
+#: fouled membrane, pH outside 1..13 in a river is a broken electrode.
+PLAUSIBLE: Final[dict[str, tuple[float, float]]] = {
+    "pH": (1.0, 13.0),
+    "DO": (0.0, 20.0),
+    "temperature": (-1.0, 40.0),
+    "conductivity": (1e-6, 100_000.0),
+}
+
+
+def plausible(parameter: str, value: float) -> bool:
+    """Whether a value can come from a working sensor in a river.
+
+    >>> plausible("pH", 7.8), plausible("pH", 0.2), plausible("COD", -1.0), plausible("Redox", -250.0)
+    (True, False, False, True)
+    """
+    bounds = PLAUSIBLE.get(parameter)
+    if bounds is not None:
+        return bounds[0] <= value <= bounds[1]
+    spec = PARAMETERS.get(parameter)
+    if spec is None:
+        return True
+    low, high = spec.physical_range
+    return low <= value <= high

@@ -1,0 +1,93 @@
+"""All station detectors of one process, and their checkpoints.
+
+A checkpoint is the pickled :class:`~detectors.station.StationDetector` behind a short format
+header. It travels only on the internal, compacted changelog topic (key = station id); that
+topic must be writable by the detector service alone, like every internal topic, because
+unpickling runs code chosen by whoever wrote the record.
+
+>>> from datetime import datetime, timezone
+>>> from riverguard.models import Measurement, Reading, SourceFormat
+>>> stack = DetectorStack()
+>>> r = Reading(station_id="tuo-a", river="tuo", time=datetime(2024, 5, 1, tzinfo=timezone.utc),
+...             values={"pH": Measurement(value=7.9)}, source_format=SourceFormat.JSON)
+>>> stack.process(r)
+[]
+>>> restored = DetectorStack()
+>>> restored.restore("tuo-a", stack.checkpoint("tuo-a"))
+>>> restored.detectors["tuo-a"].readings
+1
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from typing import Final
+
+from detectors.config import DetectorConfig
+from detectors.errors import StateError
+from detectors.station import StationDetector
+from riverguard.models import Detection, Reading
+from riverguard.stations import StationRegistry
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever StationDetector's attributes change incompatibly; older checkpoints are refused.
+STATE_FORMAT: Final = b"riverguard.detector-state/1\n"
+
+
+class DetectorStack:
+    """Creates a :class:`StationDetector` per station id on its first reading."""
+
+    def __init__(self, config: DetectorConfig | None = None, registry: StationRegistry | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.registry = registry
+        self.detectors: dict[str, StationDetector] = {}
+
+    def detector(self, station_id: str) -> StationDetector:
+        detector = self.detectors.get(station_id)
+        if detector is None:
+            station = self.registry.by_id.get(station_id) if self.registry is not None else None
+            if self.registry is not None and station is None:
+                log.warning(
+                    "station %s is not in the station registry: no GB 3838 target class or minimum flow, "
+                    "so only spikes and instrument health are checked; add it to stations.yaml",
+                    station_id,
+                )
+            detector = self.detectors[station_id] = StationDetector(station, self.config)
+        return detector
+
+    def process(self, reading: Reading) -> list[Detection]:
+        return self.detector(reading.station_id).process(reading)
+
+    def reconfigure(self, config: DetectorConfig) -> None:
+        """New tuning for every current and future detector, keeping what they learned."""
+        self.config = config
+        for detector in self.detectors.values():
+            detector.reconfigure(config)
+
+    def checkpoint(self, station_id: str) -> bytes:
+        """The bytes that restore this station's detector exactly."""
+        return STATE_FORMAT + pickle.dumps(self.detectors[station_id], protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, station_id: str, state: bytes) -> None:
+        """Replace the station's detector by a checkpoint; the current config is kept."""
+        if not state.startswith(STATE_FORMAT):
+            head = state[: len(STATE_FORMAT)].decode(errors="replace").strip()
+            raise StateError(
+                f"checkpoint of station {station_id} has format {head!r}, expected {STATE_FORMAT.decode().strip()!r}; "
+                "delete it from the changelog topic to start that station from scratch"
+            )
+        try:
+            # The changelog is an internal topic only this service writes (see module docstring).
+            detector = pickle.loads(state[len(STATE_FORMAT) :])  # noqa: S301
+        except Exception as exc:
+            raise StateError(f"checkpoint of station {station_id} cannot be unpickled: {exc}") from exc
+        if not isinstance(detector, StationDetector):
+            raise StateError(f"checkpoint of station {station_id} holds a {type(detector).__name__}, not a detector")
+        detector.reconfigure(self.config)
+        self.detectors[station_id] = detector
+
+    def forget(self, station_id: str) -> None:
+        """Drop a station (its partition was revoked; the changelog keeps its state)."""
+        self.detectors.pop(station_id, None)

@@ -1,0 +1,514 @@
+"""The per-station detector: readings in, event-level detections out (pure, picklable).
+
+One pass per reading, no look-ahead: score against what was learned so far, decide, then learn.
+Order inside a reading: instrument health first (flags, impossible, stuck, lone steps), then
+regulatory checks (GB 3838 limits, section class, ecological flow; no warm-up), then the
+pollution-spike score (per-parameter robust baselines combined with a multivariate
+HalfSpaceTrees), each turned into events by an :class:`~detectors.events.EventLatch`.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> from riverguard.models import Measurement, Reading, SourceFormat
+>>> detector = StationDetector(None)
+>>> t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+>>> def reading(i, nh3n, ph):
+...     return Reading(station_id="demo", river="tuo", time=t0 + timedelta(minutes=i),
+...                    values={"NH3N": Measurement(value=nh3n), "pH": Measurement(value=ph + 0.01 * (i % 3))},
+...                    source_format=SourceFormat.SIMULATOR)
+>>> quiet = [d for i in range(300) for d in detector.process(reading(i, 0.3 + 0.01 * (i % 5), 7.8))]
+>>> quiet
+[]
+>>> spill = [d for i in range(300, 340) for d in detector.process(reading(i, 3.0, 7.4))]
+>>> [(d.kind.value, d.phase.value) for d in spill][:1]
+[('pollution_spike', 'onset')]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
+
+from river.anomaly import HalfSpaceTrees
+
+from detectors.baseline import ParameterTrack
+from detectors.config import DetectorConfig, Persistence
+from detectors.events import EventLatch, Transition, event_id
+from detectors.health import FAULT_FLAGS, HYDROLOGICAL, MAINTENANCE_FLAGS, plausible
+from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
+from riverguard.parameters import PARAMETERS, exceedance_multiple, gb3838_limit, section_class
+from riverguard.stations import Station
+
+DETECTOR_NAME: Final = "riverguard.detectors"
+_K = DetectionKind
+_STATION_WIDE: Final = "*"
+#: Below this typical interval the level follows the daily cycle by itself.
+_DIURNAL_MIN_INTERVAL_S: Final = 600.0
+
+_KIND_ZH: Final = {
+    _K.POLLUTION_SPIKE: "水质突变",
+    _K.LIMIT_EXCEEDANCE: "超标",
+    _K.SENSOR_FAULT: "仪器故障",
+    _K.MAINTENANCE: "仪器维护",
+    _K.DATA_GAP: "数据中断",
+    _K.ECOLOGICAL_FLOW_LOW: "生态流量不足",
+    _K.CLASS_DOWNGRADE: "水质类别下降",
+}
+_PHASE_ZH: Final = {DetectionPhase.ONSET: "开始", DetectionPhase.UPDATE: "持续", DetectionPhase.CLEARED: "解除"}
+
+Describe = Callable[[tuple[str, ...] | None], tuple[Finding, ...]]
+
+
+class _Channel:
+    """One kind of event on one parameter (or station-wide): its latch and its open event."""
+
+    __slots__ = ("emitted_peak", "event_id", "latch", "open_readings", "parameters", "seq", "since_emit")
+
+    def __init__(self, persistence: Persistence) -> None:
+        self.latch = EventLatch(persistence)
+        self.event_id = ""
+        self.parameters: tuple[str, ...] = ()
+        self.seq = 0
+        self.since_emit = 0
+        self.emitted_peak = 0.0
+        self.open_readings = 0
+
+
+class StationDetector:
+    """Learns one station's normal and reports events; ``station`` gives target class and min flow.
+
+    The whole object is the checkpoint: ``pickle.dumps(detector)`` after any reading, restore,
+    and the next outputs are identical.
+    """
+
+    def __init__(self, station: Station | None, config: DetectorConfig | None = None) -> None:
+        self.station = station
+        self.config = config or DetectorConfig()
+        self.tracks: dict[str, ParameterTrack] = {}
+        self.channels: dict[tuple[DetectionKind, str], _Channel] = {}
+        self.recent: deque[Reading] = deque(maxlen=self.config.evidence_readings)
+        self.hst: HalfSpaceTrees | None = None
+        self.hst_features: frozenset[str] = frozenset()
+        self.last_time: datetime | None = None
+        self.interval_s = 0.0
+        self.readings = 0
+        #: Re-delivered or out-of-order readings that were not applied (at-least-once input).
+        self.stale_readings = 0
+        #: The combined spike score of the latest reading (replay and calibration read it).
+        self.last_score = 0.0
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def in_pollution_event(self) -> bool:
+        """True while any pollution event (spike, limit exceedance, class downgrade) is open."""
+        return any(kind.is_pollution and c.latch.active for (kind, _), c in self.channels.items())
+
+    def reconfigure(self, config: DetectorConfig) -> None:
+        """Adopt new tuning (e.g. calibrated thresholds) keeping everything learned."""
+        self.config = config
+        spike = self.channels.get((_K.POLLUTION_SPIKE, _STATION_WIDE))
+        if spike is not None and not spike.latch.active:
+            spike.latch = EventLatch(config.spike_persistence)
+
+    def process(self, reading: Reading) -> list[Detection]:
+        """Score ``reading`` against the past, emit event transitions, then learn from it."""
+        last = self.last_time
+        if last is not None and reading.time <= last:
+            self.stale_readings += 1
+            return []
+        out: list[Detection] = []
+        if last is not None:
+            self._track_interval(reading, last, out)
+        self.last_time = reading.time
+        self.readings += 1
+        config = self.config
+        hour = reading.time.hour
+        diurnal = self.interval_s >= _DIURNAL_MIN_INTERVAL_S
+
+        maintenance, flagged, clean, scores = self._sort_values(reading, hour, diurnal)
+        self._check_steps(clean, scores)
+        floor = config.tail_floor
+        eligible = {
+            name: self.tracks[name].surprise(z, floor)
+            for name, z in scores.items()
+            if name not in HYDROLOGICAL
+            and (t := self.tracks[name]).n >= config.warmup_readings
+            and not t.faulty
+            and t.step_left == 0
+        }
+        score = self._spike_score(eligible)
+        self.last_score = score
+
+        self._instrument_events(reading, maintenance, flagged, out)
+        self._regulatory_events(reading, clean, out)
+        spike = self._channel(_K.POLLUTION_SPIKE, _STATION_WIDE, config.spike_persistence)
+        threshold = config.spike_threshold
+        self._drive(
+            spike,
+            _K.POLLUTION_SPIKE,
+            reading,
+            firing=score >= threshold and bool(eligible),
+            holding=score >= threshold * config.hold_ratio,
+            score=score,
+            describe=lambda params: self._spike_findings(reading, eligible, params),
+            out=out,
+        )
+
+        self._learn(clean, scores, hour, diurnal)
+        self.recent.append(reading)
+        return out
+
+    def _sort_values(
+        self, reading: Reading, hour: int, diurnal: bool
+    ) -> tuple[list[str], set[str], dict[str, float], dict[str, float]]:
+        """Instrument health first: maintenance-flagged, faulty, and clean values with their scores."""
+        config = self.config
+        maintenance: list[str] = []
+        flagged: set[str] = set()
+        clean: dict[str, float] = {}
+        scores: dict[str, float] = {}
+        for name, measurement in reading.values.items():
+            flag = measurement.flag
+            if flag in MAINTENANCE_FLAGS:
+                maintenance.append(name)
+                continue
+            if flag in FAULT_FLAGS:
+                flagged.add(name)
+                continue
+            value = measurement.value
+            if not plausible(name, value):
+                flagged.add(name)
+                continue
+            track = self.tracks.get(name)
+            if track is None:
+                track = self.tracks[name] = ParameterTrack()
+            track.observe(value)
+            if track.stuck(config.stuck_min_readings, config.stuck_min_change_rate, config.stuck_log_probability):
+                flagged.add(name)
+                continue
+            clean[name] = value
+            scores[name] = track.score(value, hour, diurnal)
+
+        return maintenance, flagged, clean, scores
+
+    def _learn(self, clean: dict[str, float], scores: dict[str, float], hour: int, diurnal: bool) -> None:
+        config = self.config
+        # Learning never pauses for an open event: the clipped update already keeps a plume out
+        # of the baseline, and scores that do not depend on the threshold make calibration exact.
+        for name, value in clean.items():
+            track = self.tracks[name]
+            if track.n >= config.warmup_readings:
+                track.tail.update(abs(scores[name]))
+            track.learn(
+                value,
+                hour=hour,
+                warmup=config.warmup_readings,
+                level_alpha=config.level_alpha,
+                scale_alpha=config.scale_alpha,
+                clip=config.clip,
+                diurnal=diurnal,
+            )
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def _spike_score(self, eligible: dict[str, float]) -> float:
+        """Root-sum-square of the per-parameter surprises, raised by how isolated the joint state is
+        (HST). The sum rather than the maximum: a spill usually moves several parameters a little
+        (pH, conductivity, turbidity together), while noise usually moves one a lot."""
+        if not eligible:
+            return 0.0
+        single = math.sqrt(sum(s * s for s in eligible.values()))
+        config = self.config
+        if config.hst_weight <= 0:
+            return single
+        features = {name: math.tanh(s / 4.0) for name, s in eligible.items()}
+        if self.hst is None or not features.keys() <= self.hst_features:
+            # Trees split on the features present when they are built; a new parameter needs new trees.
+            self.hst = HalfSpaceTrees(
+                n_trees=config.hst_trees,
+                height=config.hst_height,
+                window_size=config.hst_window,
+                seed=config.seed,
+                limits=dict.fromkeys(features.keys() | self.hst_features, (0.0, 1.0)),
+            )
+            self.hst_features = frozenset(features.keys() | self.hst_features)
+        isolation = float(self.hst.score_one(features))  # type: ignore[no-untyped-call]
+        # Learn only what looks normal, so a long plume does not fill the trees' mass profile. A fixed
+        # bar, not the spike threshold, so the scores do not depend on it and calibration is exact.
+        if single < config.hst_learn_below:
+            self.hst.learn_one(features)  # type: ignore[no-untyped-call]
+        return single * (1.0 + config.hst_weight * max(0.0, isolation - 0.5))
+
+    def _check_steps(self, clean: dict[str, float], scores: dict[str, float]) -> None:
+        """A lone clean step (jump, then a flat new level, nothing related moving) is the instrument."""
+        config = self.config
+        moving = [
+            name for name, z in scores.items() if abs(z) >= config.related_scales and name not in HYDROLOGICAL
+        ]
+        for name, z in scores.items():
+            track = self.tracks[name]
+            if track.n < config.warmup_readings:
+                continue
+            others_moving = any(other != name for other in moving)
+            if track.step_left > 0:
+                if others_moving or abs(clean[name] - track.step_level) > 3.0 * track.noise():
+                    track.step_left = 0
+                else:
+                    track.step_left -= 1
+                    track.faulty = track.step_left == 0
+            elif track.faulty:
+                if others_moving or abs(z) < config.related_scales:
+                    track.faulty = False
+            elif abs(z) >= config.step_scales and not others_moving and len(scores) > 1:
+                track.step_left = config.step_confirm_readings
+                track.step_level = clean[name]
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _track_interval(self, reading: Reading, last: datetime, out: list[Detection]) -> None:
+        gap = (reading.time - last).total_seconds()
+        config = self.config
+        if self.readings >= 3 and gap > max(config.gap_min_s, config.gap_intervals * self.interval_s):
+            gap_id = event_id(reading.station_id, _K.DATA_GAP.value, (), last)
+            for phase, at in ((DetectionPhase.ONSET, last), (DetectionPhase.CLEARED, reading.time)):
+                out.append(
+                    self._detection(
+                        reading, _K.DATA_GAP, phase, gap_id, 0, (), score=gap, confidence=1.0, at=at,
+                        note=f"{gap / 60:.0f} min",
+                    )
+                )
+            return
+        self.interval_s = gap if self.interval_s == 0 else self.interval_s + 0.05 * (gap - self.interval_s)
+
+    def _instrument_events(
+        self, reading: Reading, maintenance: list[str], flagged: set[str], out: list[Detection]
+    ) -> None:
+        persistence = self.config.fault_persistence
+        channel = self._channel(_K.MAINTENANCE, _STATION_WIDE, persistence)
+        self._drive(
+            channel, _K.MAINTENANCE, reading, firing=bool(maintenance), holding=False, score=float(len(maintenance)),
+            describe=self._fixed(reading, tuple(sorted(maintenance))), out=out,
+        )
+        for name, track in self.tracks.items():
+            faulty = name in flagged or track.faulty
+            key = (_K.SENSOR_FAULT, name)
+            if not faulty and key not in self.channels:
+                continue
+            if name not in reading.values:
+                continue
+            self._drive(
+                self._channel(_K.SENSOR_FAULT, name, persistence), _K.SENSOR_FAULT, reading, firing=faulty,
+                holding=False, score=1.0, describe=self._fixed(reading, (name,)), out=out,
+            )
+        for name in flagged - self.tracks.keys():
+            # Impossible or fault-flagged before the parameter ever delivered a good value.
+            self.tracks[name] = ParameterTrack()
+            self._drive(
+                self._channel(_K.SENSOR_FAULT, name, persistence), _K.SENSOR_FAULT, reading, firing=True,
+                holding=False, score=1.0, describe=self._fixed(reading, (name,)), out=out,
+            )
+
+    def _regulatory_events(self, reading: Reading, clean: dict[str, float], out: list[Detection]) -> None:
+        station = self.station
+        if station is None:
+            return
+        persistence = self.config.limit_persistence
+        target = station.target_class
+        for name, value in clean.items():
+            multiple = exceedance_multiple(name, value, target)
+            if multiple is None:
+                continue
+            key = (_K.LIMIT_EXCEEDANCE, name)
+            if multiple <= 0 and key not in self.channels:
+                continue
+            self._drive(
+                self._channel(_K.LIMIT_EXCEEDANCE, name, persistence), _K.LIMIT_EXCEEDANCE, reading,
+                firing=multiple > 0, holding=False, score=multiple,
+                describe=self._fixed(reading, (name,)), out=out,
+            )
+        worst = section_class(clean)
+        if worst is not None:
+            downgraded = worst > target
+            if downgraded or (_K.CLASS_DOWNGRADE, _STATION_WIDE) in self.channels:
+                offenders = tuple(sorted(n for n, v in clean.items() if (exceedance_multiple(n, v, target) or 0) > 0))
+                self._drive(
+                    self._channel(_K.CLASS_DOWNGRADE, _STATION_WIDE, persistence), _K.CLASS_DOWNGRADE, reading,
+                    firing=downgraded, holding=False, score=float(worst),
+                    describe=self._fixed(reading, offenders), out=out,
+                    note=f"{worst.roman}类 (目标 {target.roman}类)",
+                )
+        flow = clean.get("discharge")
+        if flow is not None and station.min_flow_m3s is not None:
+            low = flow < station.min_flow_m3s
+            if low or (_K.ECOLOGICAL_FLOW_LOW, _STATION_WIDE) in self.channels:
+                self._drive(
+                    self._channel(_K.ECOLOGICAL_FLOW_LOW, _STATION_WIDE, persistence), _K.ECOLOGICAL_FLOW_LOW,
+                    reading, firing=low, holding=False, score=station.min_flow_m3s / max(flow, 1e-9),
+                    describe=lambda _: (
+                        Finding(parameter="discharge", value=flow, limit=station.min_flow_m3s, unit="m3/s"),
+                    ),
+                    out=out,
+                )
+
+    def _channel(self, kind: DetectionKind, key: str, persistence: Persistence) -> _Channel:
+        channel = self.channels.get((kind, key))
+        if channel is None:
+            channel = self.channels[(kind, key)] = _Channel(persistence)
+        return channel
+
+    def _drive(
+        self,
+        channel: _Channel,
+        kind: DetectionKind,
+        reading: Reading,
+        *,
+        firing: bool,
+        holding: bool,
+        score: float,
+        describe: Describe,
+        out: list[Detection],
+        note: str = "",
+    ) -> None:
+        latch = channel.latch
+        transition: Transition | None = latch.step(firing=firing, holding=holding)
+        if transition == "onset":
+            findings = describe(None)
+            channel.parameters = tuple(sorted({f.parameter for f in findings}))
+            channel.event_id = event_id(reading.station_id, kind.value, channel.parameters, reading.time)
+            channel.seq = 0
+            channel.since_emit = 0
+            channel.open_readings = 0
+            channel.emitted_peak = score
+            evidence = (*list(self.recent)[-(self.config.evidence_readings - 1) :], reading)
+            out.append(self._detection(
+                reading, kind, DetectionPhase.ONSET, channel.event_id, 0, findings, score=score,
+                readings=evidence if self.config.evidence_readings > 1 else (reading,), note=note,
+            ))
+        elif transition == "cleared":
+            channel.seq += 1
+            out.append(self._detection(
+                reading, kind, DetectionPhase.CLEARED, channel.event_id, channel.seq, describe(channel.parameters),
+                score=score, note=note,
+            ))
+        elif latch.active:
+            channel.open_readings += 1
+            channel.since_emit += 1
+            config = self.config
+            if channel.since_emit >= config.update_every or score > channel.emitted_peak * config.update_growth:
+                channel.seq += 1
+                channel.since_emit = 0
+                channel.emitted_peak = max(channel.emitted_peak, score)
+                out.append(self._detection(
+                    reading, kind, DetectionPhase.UPDATE, channel.event_id, channel.seq, describe(None),
+                    score=score, note=note,
+                ))
+
+    # -- findings and messages ----------------------------------------------------------------
+
+    def _fixed(self, reading: Reading, parameters: tuple[str, ...]) -> Describe:
+        return lambda _: self._value_findings(reading, parameters)
+
+    def _spike_findings(
+        self, reading: Reading, eligible: dict[str, float], parameters: tuple[str, ...] | None
+    ) -> tuple[Finding, ...]:
+        if parameters is None:
+            bar = self.config.spike_threshold * self.config.hold_ratio
+            parameters = tuple(n for n, s in eligible.items() if s >= bar)
+            if not parameters and eligible:
+                parameters = (max(eligible, key=lambda n: eligible[n]),)
+        return self._value_findings(reading, parameters)
+
+    def _value_findings(self, reading: Reading, parameters: tuple[str, ...]) -> tuple[Finding, ...]:
+        findings = []
+        target = self.station.target_class if self.station else None
+        for name in parameters:
+            measurement = reading.values.get(name)
+            if measurement is None:
+                continue
+            track = self.tracks.get(name)
+            spec = PARAMETERS.get(name)
+            limit = gb3838_limit(name, target) if target is not None else None
+            multiple = exceedance_multiple(name, measurement.value, target) if target is not None else None
+            findings.append(
+                Finding(
+                    parameter=name,
+                    value=measurement.value,
+                    baseline=track.level if track is not None and track.n > 0 else None,
+                    limit=limit,
+                    target_class=target if limit is not None else None,
+                    multiple=multiple if limit is not None else None,
+                    unit=spec.unit if spec else "",
+                )
+            )
+        return tuple(findings)
+
+    def _detection(
+        self,
+        reading: Reading,
+        kind: DetectionKind,
+        phase: DetectionPhase,
+        event: str,
+        seq: int,
+        findings: tuple[Finding, ...],
+        *,
+        score: float,
+        confidence: float | None = None,
+        readings: tuple[Reading, ...] = (),
+        at: datetime | None = None,
+        note: str = "",
+    ) -> Detection:
+        if confidence is None:
+            confidence = _confidence(kind, score, self.config.spike_threshold)
+        return Detection(
+            detection_id=f"{event}-{phase.value}-{seq}",
+            event_id=event,
+            station_id=reading.station_id,
+            river=reading.river,
+            section=reading.section or (self.station.section if self.station else None),
+            time=at or reading.time,
+            kind=kind,
+            phase=phase,
+            findings=findings,
+            score=round(score, 6),
+            confidence=confidence,
+            detector=f"{DETECTOR_NAME}/{kind.value}",
+            readings=readings or (reading,),
+            message=_message(reading, self.station, kind, phase, findings, note),
+        )
+
+
+def _confidence(kind: DetectionKind, score: float, threshold: float) -> float:
+    if kind is _K.POLLUTION_SPIKE:
+        return round(min(1.0, max(0.0, 1.0 - math.exp(-score / max(threshold, 1e-9)))), 4)
+    return 1.0
+
+
+def _message(
+    reading: Reading,
+    station: Station | None,
+    kind: DetectionKind,
+    phase: DetectionPhase,
+    findings: tuple[Finding, ...],
+    note: str,
+) -> str:
+    """Chinese first, English after a slash: what the duty officer reads on the phone."""
+    where = (station.section if station else None) or reading.section or reading.station_id
+    zh_parts, en_parts = [], []
+    for f in findings:
+        spec = PARAMETERS.get(f.parameter)
+        zh_name = spec.name_zh if spec else f.parameter
+        en_name = spec.name_en if spec else f.parameter
+        if f.multiple:
+            zh_parts.append(f"{zh_name} {f.value:g}{f.unit}（超标 {f.multiple:.1f} 倍）")
+            en_parts.append(f"{en_name} {f.value:g}{f.unit} ({f.multiple:.1f}x over the limit)")
+        else:
+            base = f"，基线 {f.baseline:.3g}" if f.baseline is not None else ""
+            base_en = f", baseline {f.baseline:.3g}" if f.baseline is not None else ""
+            zh_parts.append(f"{zh_name} {f.value:g}{f.unit}{base}")
+            en_parts.append(f"{en_name} {f.value:g}{f.unit}{base_en}")
+    extra = f" {note}" if note else ""
+    zh = f"{where} {_KIND_ZH[kind]}{_PHASE_ZH[phase]}：{'；'.join(zh_parts)}{extra}"
+    en = f"{where} {kind.value.replace('_', ' ')} {phase.value}: {'; '.join(en_parts)}{extra}"
+    return f"{zh} / {en}"

@@ -1,0 +1,204 @@
+"""CSV tables for replay/backtest: columns mapped to parameters, rows turned into readings.
+
+Known column names map to canonical parameters (``Tp`` → temperature, ``Trueb`` → turbidity,
+``Leit`` → conductivity, HJ 212 factor codes, canonical names themselves); every other numeric
+column is kept as a generic signal under its own name. Naive timestamps are taken as UTC.
+
+>>> canonical_name("Leit"), canonical_name("w21003"), canonical_name("TP"), canonical_name("Redox")
+('conductivity', 'NH3N', 'TP', 'Redox')
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from detectors.errors import ReplayError
+from riverguard.models import DataFlag, Measurement, Reading, SourceFormat
+from riverguard.parameters import BY_HJ212_CODE, PARAMETERS
+from riverguard.stations import StationRegistry
+
+#: Case-sensitive aliases first: "Tp" is temperature in the GECCO data, "TP" is total phosphorus.
+_EXACT: Final = {"Tp": "temperature", "T": "temperature"}
+_ALIASES: Final = {
+    "temp": "temperature",
+    "water_temperature": "temperature",
+    "wt": "temperature",
+    "trueb": "turbidity",
+    "turb": "turbidity",
+    "ntu": "turbidity",
+    "leit": "conductivity",
+    "cond": "conductivity",
+    "ec": "conductivity",
+    "spcond": "conductivity",
+    "o2": "DO",
+    "odo": "DO",
+    "dissolved_oxygen": "DO",
+    "nh3-n": "NH3N",
+    "nh3_n": "NH3N",
+    "ammonia": "NH3N",
+    "codmn": "CODMn",
+    "flow": "discharge",
+    "q": "discharge",
+}
+_LOWER_CANONICAL: Final = {name.lower(): name for name in PARAMETERS}
+_MISSING: Final = frozenset({"", "na", "nan", "null", "none", "-", "n/a"})
+_TRUE: Final = frozenset({"true", "1", "yes", "t", "y", "1.0"})
+_FALSE: Final = frozenset({"false", "0", "no", "f", "n", "0.0", ""})
+_NAME: Final = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def canonical_name(column: str) -> str:
+    """The parameter a column holds: canonical when recognised, else a cleaned generic name."""
+    if column in PARAMETERS:
+        return column
+    if column in _EXACT:
+        return _EXACT[column]
+    if column in BY_HJ212_CODE:
+        return BY_HJ212_CODE[column].name
+    lowered = column.strip().lower()
+    if lowered in _ALIASES:
+        return _ALIASES[lowered]
+    if lowered in _LOWER_CANONICAL:
+        return _LOWER_CANONICAL[lowered]
+    cleaned = _NAME.sub("_", column.strip())
+    return cleaned if cleaned[:1].isalpha() else f"x_{cleaned}"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One table row: its reading (``None`` when every value is missing) and its label."""
+
+    line: int
+    time: datetime
+    station_id: str
+    reading: Reading | None
+    label: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    path: Path
+    rows: tuple[Row, ...]
+    parameters: dict[str, str]  # column -> parameter
+    ignored_columns: tuple[str, ...]
+    implausible_values: int
+
+
+def load_table(
+    path: Path,
+    *,
+    time_column: str,
+    station_column: str | None = None,
+    label_column: str | None = None,
+    registry: StationRegistry | None = None,
+    default_station: str = "replay",
+) -> Table:
+    """Read a CSV into readings sorted by time (stable for equal times)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            raw = list(reader)
+    except OSError as exc:
+        raise ReplayError(f"cannot read {path}: {exc.strerror}") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ReplayError(f"{path} is not a readable CSV file: {exc}") from exc
+    for name, role in ((time_column, "--time-column"), (station_column, "--station-column"),
+                       (label_column, "--label-column")):
+        if name is not None and name not in header:
+            raise ReplayError(f"{path}: {role} {name!r} is not a column; columns are {', '.join(header)}")
+    special = {time_column, station_column, label_column}
+    candidates = [c for c in header if c not in special]
+    numeric = [c for c in candidates if _numeric_column(raw, c)]
+    ignored = tuple(c for c in candidates if c not in numeric)
+    mapping = {c: canonical_name(c) for c in numeric}
+    seen: dict[str, str] = {}
+    for column, parameter in mapping.items():
+        if parameter in seen:
+            raise ReplayError(f"{path}: columns {seen[parameter]!r} and {column!r} both map to parameter {parameter!r}")
+        seen[parameter] = column
+    rows = []
+    implausible = 0
+    for index, record in enumerate(raw):
+        line = index + 2  # header is line 1
+        time = _parse_time(path, line, time_column, record.get(time_column) or "")
+        station_id = (record.get(station_column) or "").strip() if station_column else default_station
+        label = _parse_label(path, line, label_column, record.get(label_column)) if label_column else None
+        values: dict[str, Measurement] = {}
+        for column, parameter in mapping.items():
+            text = (record.get(column) or "").strip()
+            if text.lower() in _MISSING:
+                continue
+            value = float(text)
+            if not math.isfinite(value):
+                continue
+            spec = PARAMETERS.get(parameter)
+            if spec is not None and not spec.physical_range[0] <= value <= spec.physical_range[1]:
+                # An impossible value is a statement about the instrument: keep it, flagged, so the
+                # detector reports a sensor fault instead of the replay crashing or dropping it.
+                implausible += 1
+                values[parameter] = Measurement.model_construct(value=value, flag=DataFlag.FAULT)
+            else:
+                # Already checked finite: skip re-validating a million tiny models.
+                values[parameter] = Measurement.model_construct(value=value, flag=DataFlag.NORMAL)
+        rows.append(Row(line, time, station_id, _reading(path, line, station_id, time, values, registry), label))
+    rows.sort(key=lambda r: r.time)
+    return Table(path, tuple(rows), mapping, ignored, implausible)
+
+
+def _reading(
+    path: Path, line: int, station_id: str, time: datetime, values: dict[str, Measurement],
+    registry: StationRegistry | None,
+) -> Reading | None:
+    if not values:
+        return None
+    station = registry.by_id.get(station_id) if registry is not None else None
+    try:
+        return Reading(
+            station_id=station_id,
+            river=station.river if station else "replay",
+            section=station.section if station else None,
+            time=time,
+            values=values,
+            source_format=SourceFormat.CSV,
+        )
+    except ValueError as exc:
+        raise ReplayError(f"{path} line {line}: station {station_id!r} cannot form a reading: {exc}") from exc
+
+
+def _numeric_column(raw: list[dict[str, str]], column: str) -> bool:
+    present = False
+    for record in raw:
+        text = (record.get(column) or "").strip()
+        if text.lower() in _MISSING:
+            continue
+        try:
+            float(text)
+        except ValueError:
+            return False
+        present = True
+    return present
+
+
+def _parse_time(path: Path, line: int, column: str, text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ReplayError(f"{path} line {line}: {column}={text!r} is not an ISO date-time") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _parse_label(path: Path, line: int, column: str | None, text: str | None) -> bool:
+    lowered = (text or "").strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ReplayError(f"{path} line {line}: {column}={text!r} is not a label (true/false, 1/0, yes/no)")
+
