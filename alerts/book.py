@@ -151,6 +151,10 @@ class IncidentBook:
         if (current is None or not current.is_active) and route is Route.POLLUTION:
             current = self._upstream_incident(key, context) or current
         if detection.phase is DetectionPhase.CLEARED:
+            # by event id first: a clear may carry fewer findings than its onset (so another key)
+            current = next(
+                (i for i in self._incidents.values() if i.is_active and detection.event_id in i.active_events), current
+            )
             if current is None or not current.is_active:
                 return Effects()  # the clear of an event we already closed (or never saw open)
             return self._clear(current, detection, now)

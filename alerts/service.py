@@ -45,7 +45,7 @@ from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
 from riverguard.incidents import Incident, NotificationRecord, OutboxEntry
 from riverguard.models import DeadLetter, Detection, decode, encode
-from riverguard.observability import NOTIFICATIONS
+from riverguard.observability import MESSAGES_IN, MESSAGES_OUT, NOTIFICATIONS
 from riverguard.settings import Settings
 from riverguard.stage import Outgoing, produce_all
 from riverguard.stations import Station, load_registry
@@ -169,6 +169,7 @@ class AlertService:
 
     async def handle(self, records: Sequence[Record]) -> None:
         """Feed a batch of detection records to the book and persist the result (before commit)."""
+        MESSAGES_IN.labels(stage="alerts").inc(len(records))
         effects = Effects()
         dead: list[Outgoing] = []
         async with self._lock:
@@ -282,6 +283,8 @@ class AlertService:
         for record in effects.records:
             NOTIFICATIONS.labels(channel=record.channel.value, outcome=record.outcome.value).inc()
         await produce_all(self._producer, [*outputs, *extra])
+        for output in (*outputs, *extra):
+            MESSAGES_OUT.labels(stage="alerts", topic=output.topic).inc()
 
     def _dispatch(self) -> None:
         """Start one send per target that has something due and nothing in flight."""

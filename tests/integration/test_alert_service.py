@@ -308,6 +308,11 @@ async def test_the_right_people_get_the_right_message_for_each_severity(
         assert f"https://alerts.example.cn/ack/{cd.incident_id}?k=" in html
         attachments = [p.get_content_type() for p in mail.iter_attachments()]
         assert attachments == ["image/png"]
+        port = service.api.port if service.api else 0
+        playbook = f"http://127.0.0.1:{port}/incidents/{cd.incident_id}/playbook?k={service.capability(cd.incident_id)}"
+        status, page = await http("GET", playbook, token=None)
+        assert status == 200
+        assert "<svg" in page
 
         # a sensor fault: maintenance route only
         await publish(bus, cfg, spill(2, event="evt-fault", kind=DetectionKind.SENSOR_FAULT, station="tuo-damozi"))
@@ -549,3 +554,11 @@ async def test_restarting_mid_incident_on_kafka_sends_no_duplicate(
     assert len(receiver.messages("chief")) == 1
     sent = [r.record_id for r in await records(bus, cfg) if r.outcome is DeliveryOutcome.SENT]
     assert len(sent) == len(set(sent)) == 2
+    # with the service down, `incidents list` reads the compacted topic instead
+    env = {"RIVERGUARD_TOPICS__INCIDENTS": cfg.topics.incidents}
+    listed = await asyncio.to_thread(
+        CliRunner().invoke, app, ["incidents", "list", "--status", "all", "--json", "--url", "http://127.0.0.1:9"],
+        env=env,
+    )
+    assert listed.exit_code == 0, listed.output
+    assert incident_id in listed.output

@@ -327,3 +327,12 @@ def test_operator_errors_name_the_incident() -> None:
     b.resolve(incident_id, "x", T0)
     with pytest.raises(IncidentStateError, match="resolved"):
         b.acknowledge(incident_id, "x", T0)
+
+
+def test_a_clear_without_findings_still_clears_its_event() -> None:
+    b = book()
+    b.observe(detection(0), Context(), T0)
+    clear = detection(1, phase=DetectionPhase.CLEARED).model_copy(update={"findings": ()})
+    b.observe(clear, Context(), T0 + timedelta(minutes=1))
+    assert only(b).active_events == ()
+    assert only(b).normal_since == T0 + timedelta(minutes=1)

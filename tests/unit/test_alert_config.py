@@ -106,3 +106,14 @@ def test_severity_rule_is_configurable() -> None:
     level, reasons = strict.assess(multiple=1.2, pollutant_class=PollutantClass.ORGANIC, intake_hours=None)
     assert level.value == "red"
     assert "≥ 1 倍" in reasons[0].zh
+
+
+def test_run_alert_refuses_to_start_on_a_bad_entry(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from riverguard.cli import app
+
+    bad = write(tmp_path, "a.yaml", APPRISE + "  - nosuchscheme://x/y:\n      - tag: z\n")
+    result = CliRunner().invoke(app, ["run", "alert"], env={"RIVERGUARD_ALERTS__APPRISE_CONFIG": str(bad)})
+    assert result.exit_code == 2
+    assert "urls[3] (nosuchscheme://***)" in result.output
