@@ -13,7 +13,7 @@ VENV ?= .venv
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv test demo lint up down status logs env clean-stack
+.PHONY: help venv sysdeps test demo lint up down status logs env clean-stack
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
@@ -26,10 +26,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: venv
+# a CJK font for the playbook map; cheap when already there
+sysdeps:
+	@deploy/system-deps.sh
+
+test: venv sysdeps
 	VENV=$(VENV) deploy/run-tests.sh $(PYTEST_ARGS)
 
-demo: venv
+demo: venv sysdeps
 	$(VENV)/bin/riverguard demo
 
 lint: venv

@@ -7,7 +7,17 @@ from typer.testing import CliRunner
 
 from riverguard.cli import app
 from riverguard.errors import ConfigError
-from riverguard.settings import load_settings
+from riverguard.settings import ENV_PREFIX, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_riverguard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make test` exports the stack's addresses; these tests define their own environment.
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
 
 
 def test_yaml_file_and_environment_combine_with_environment_winning(
