@@ -69,6 +69,7 @@ class Context:
     pollutant_class: PollutantClass | None = None  # None: the class of the main pollutant
     intake: str = ""
     intake_arrival_at: datetime | None = None
+    playbook_tags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -363,6 +364,7 @@ class IncidentBook:
                 "peak_value": peak_value,
                 "peak_multiple": peak_multiple,
                 "nearest_intake": intake,
+                "playbook_tags": tuple(dict.fromkeys((*incident.playbook_tags, *context.playbook_tags))),
                 "intake_arrival_at": intake_at,
                 "level": level if raised or is_new else incident.level,
                 "level_reasons": reasons if raised or is_new else incident.level_reasons,

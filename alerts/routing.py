@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,6 +24,8 @@ from alerts.severity import SeverityRule
 from riverguard.errors import describe_validation_error
 from riverguard.incidents import Channel, Incident, Route, WarningLevel
 from riverguard.models import DetectionKind
+
+PLAYBOOK_TAG: Final = "playbook"
 
 
 class _Section(BaseModel):
@@ -166,11 +168,14 @@ class RoutingConfig(_Section):
         return self.rate_limits.get(scope) or self.rate_limits.get("default") or RateLimit()
 
     def first_tags(self, incident: Incident) -> tuple[str, ...]:
-        """Tags of every route that fits (stage 0)."""
+        """Tags of every route that fits (stage 0); ``playbook`` stands for the departments the
+        incident's playbook names in its action steps (the downstream cities' duty posts)."""
         tags: list[str] = []
         for rule in self.routes:
             if rule.match.fits(incident):
-                tags.extend(t for t in rule.notify if t not in tags)
+                for tag in rule.notify:
+                    expanded = incident.playbook_tags if tag == PLAYBOOK_TAG else (tag,)
+                    tags.extend(t for t in expanded if t not in tags)
         return tuple(tags)
 
     def tags_up_to(self, incident: Incident, stage: int) -> tuple[str, ...]:
@@ -188,7 +193,8 @@ class RoutingConfig(_Section):
         where: dict[str, str] = {}
         for i, rule in enumerate(self.routes):
             for tag in rule.notify:
-                where.setdefault(tag, f"routes[{i}] ({rule.name})")
+                if tag != PLAYBOOK_TAG:  # the service logs playbook tags that select no target
+                    where.setdefault(tag, f"routes[{i}] ({rule.name})")
         for i, stage in enumerate(self.escalation.stages):
             for tag in stage.notify:
                 where.setdefault(tag, f"escalation.stages[{i}]")

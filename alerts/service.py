@@ -86,6 +86,8 @@ class AlertService:
         self.api: IncidentApi | None = None
         self._stations: dict[str, Station] = load_registry(settings.stations_file).by_id
         self._targets = directory.by_id()
+        self._known_tags: set[str] = set().union(*(t.tags for t in directory.targets))
+        self._unknown_tags: set[str] = set()
         self._lock = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._playbook_cache: dict[str, PlaybookView | None] = {}
@@ -240,17 +242,24 @@ class AlertService:
         station = self._stations.get(detection.station_id)
         reaches = self.playbooks.reaches_to(detection.station_id, detection.river)
         intake, arrival = "", None
+        tags: tuple[str, ...] = ()
         playbook = self.playbooks.for_detection(detection) if detection.kind.is_pollution else None
         if playbook is not None:
             nearest = playbook.nearest_intake
             if nearest is not None:
                 intake, arrival = nearest.name, nearest.leading_edge_at
+            tags = tuple(dict.fromkeys(t for step in playbook.actions for t in step.apprise_tags))
+            for tag in set(tags) - self._known_tags - self._unknown_tags:
+                self._unknown_tags.add(tag)
+                log.info("the %s playbook names department tag %r, which no Apprise entry has (not notified)",
+                         detection.river, tag)
         return Context(
             reach=reaches[-1] if reaches else None,
             upstream_reaches=tuple(reaches[:-1]),
             city=station.city if station else None,
             intake=intake,
             intake_arrival_at=arrival,
+            playbook_tags=tags,
         )
 
     def _playbook(self, incident: Incident) -> PlaybookView | None:

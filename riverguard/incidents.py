@@ -163,6 +163,7 @@ class Incident(_Frozen):
     peak_multiple: float | None = None
     unit: str = ""
     nearest_intake: str = ""
+    playbook_tags: tuple[str, ...] = ()  # Apprise tags of the departments the playbook's actions name
     intake_arrival_at: AwareDatetime | None = None
     paging_since: AwareDatetime | None = None  # escalation clock: opened or reopened at
     escalation_stage: int = 0

@@ -336,3 +336,17 @@ def test_a_clear_without_findings_still_clears_its_event() -> None:
     b.observe(clear, Context(), T0 + timedelta(minutes=1))
     assert only(b).active_events == ()
     assert only(b).normal_since == T0 + timedelta(minutes=1)
+
+
+def test_a_playbook_route_notifies_the_departments_the_playbook_names() -> None:
+    routes = [{"name": "depts", "match": {"min_level": "orange"}, "notify": ["playbook"]},
+              {"name": "duty", "notify": ["tuo-duty"]}]
+    b = IncidentBook(
+        RoutingConfig.model_validate({**ROUTING, "routes": routes}),
+        Directory((*targets().targets, Target("zigong", frozenset({"zigong-duty"}), Channel.IM, "json://zg"))),
+    )
+    ctx = Context(playbook_tags=("zigong-duty", "luzhou-duty"))
+    b.observe(detection(0, multiple=1.5), ctx, T0)
+    assert targets_of(only(b), NotificationReason.OPENED) == {"duty-sms"}
+    b.observe(detection(1, multiple=4.0, phase=DetectionPhase.UPDATE), ctx, T0)
+    assert targets_of(only(b), NotificationReason.LEVEL_RAISED) == {"duty-sms", "zigong"}
