@@ -9,6 +9,7 @@ from alerts.api import IncidentApi
 from alerts.book import Context, Effects, IncidentBook, incident_id_for, main_pollutant
 from alerts.errors import AlertConfigError, AlertError, IncidentStateError, UnknownIncidentError
 from alerts.messages import Message, MessageContext, render
+from alerts.outbox import Outbox
 from alerts.playbook_source import NoPlaybooks, PlaybookSource, RiverPlaybooks
 from alerts.ratelimit import TokenBucket
 from alerts.routing import RoutingConfig, load_routing
@@ -29,6 +30,7 @@ __all__ = [
     "Message",
     "MessageContext",
     "NoPlaybooks",
+    "Outbox",
     "PlaybookSource",
     "RiverPlaybooks",
     "RoutingConfig",

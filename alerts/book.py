@@ -4,6 +4,7 @@ Fed detections (:meth:`IncidentBook.observe`), clock ticks (:meth:`tick`), opera
 (:meth:`acknowledge`, :meth:`resolve`) and delivery results (:meth:`record_attempt`), it returns
 :class:`Effects`: incidents whose new state must be persisted (each carries its outbox — the
 notifications it still owes) and delivery records. The shell persists, sends and feeds back.
+Queueing, silences, rate limits and retries live in :mod:`alerts.outbox`.
 
 Grouping rule (the incident key):
 
@@ -29,11 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-from alerts.ratelimit import TokenBucket
+from alerts.outbox import Outbox
 from alerts.routing import RoutingConfig
-from alerts.targets import Directory, Target
+from alerts.targets import Directory
 from riverguard.incidents import (
-    DeliveryOutcome,
     DeliveryStatus,
     Incident,
     IncidentEvent,
@@ -51,12 +51,10 @@ from riverguard.parameters import PARAMETERS, PollutantClass
 from .errors import IncidentStateError, UnknownIncidentError
 
 HISTORY_LIMIT: Final = 50
-RATE_LIMITED: Final = "rate-limited"
 _MAINTENANCE_KINDS: Final = frozenset({DetectionKind.SENSOR_FAULT, DetectionKind.MAINTENANCE, DetectionKind.DATA_GAP})
 _MAINTENANCE_REASON: Final = Reason(
     zh="设备故障/运维 → 运维通道", en="instrument fault/maintenance → maintenance route"
 )
-_PAGING_REASONS: Final = frozenset({NotificationReason.ESCALATION, NotificationReason.REMINDER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +106,9 @@ class IncidentBook:
     def __init__(self, routing: RoutingConfig, directory: Directory) -> None:
         self.routing = routing
         self.directory = directory
-        self._targets = directory.by_id()
+        self.outbox = Outbox(routing, directory)
         self._incidents: dict[str, Incident] = {}
         self._by_key: dict[str, str] = {}
-        self._buckets: dict[str, TokenBucket] = {}
 
     # -- reading --------------------------------------------------------------------------
 
@@ -178,7 +175,9 @@ class IncidentBook:
     def tick(self, now: datetime) -> Effects:
         """Escalate, remind, auto-resolve and summarise rate-limited notifications."""
         effects = Effects()
-        self._summarise(now, effects)  # what a storm held back goes out before anything new
+        for incident in self.outbox.summarise(self._incidents, now).values():  # held back goes out first
+            self._put(incident)
+            effects.incidents[incident.incident_id] = incident
         for incident in list(self._incidents.values()):
             if incident.is_active:
                 changed = self._auto_resolve(incident, now, effects) or self._page(incident, now, effects)
@@ -193,12 +192,7 @@ class IncidentBook:
             raise IncidentStateError(f"incident {incident_id} is resolved; nothing to acknowledge")
         if incident.status is IncidentStatus.ACKNOWLEDGED:
             return Effects()
-        outbox = tuple(
-            e.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": f"acknowledged by {by}"})
-            if e.status is DeliveryStatus.PENDING and e.reason in _PAGING_REASONS
-            else e
-            for e in incident.outbox
-        )
+        outbox = self.outbox.cancel_paging(incident, f"acknowledged by {by}")
         acked = self._event(
             incident.model_copy(
                 update={
@@ -232,30 +226,14 @@ class IncidentBook:
     ) -> Effects:
         """The outcome of one send: sent, or failed and retried with backoff, or given up."""
         incident = self.get(incident_id)
-        retry = self.routing.retry
-        entries = list(incident.outbox)
-        for n, entry in enumerate(entries):
-            if entry.notification_id != notification_id or entry.target_id != target_id:
-                continue
-            if entry.status is not DeliveryStatus.PENDING:
-                return Effects()  # a late result for something already settled (e.g. acknowledged)
-            attempts = entry.attempts + 1
-            if ok:
-                status, outcome, next_at = DeliveryStatus.SENT, DeliveryOutcome.SENT, entry.next_attempt_at
-            elif attempts >= retry.max_attempts:
-                status, outcome, next_at = DeliveryStatus.GAVE_UP, DeliveryOutcome.GAVE_UP, entry.next_attempt_at
-            else:
-                status, outcome, next_at = DeliveryStatus.PENDING, DeliveryOutcome.FAILED, now + retry.delay(attempts)
-            entries[n] = entry.model_copy(
-                update={"status": status, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}
-            )
-            updated = incident.model_copy(update={"outbox": tuple(entries), "updated_at": now})
-            if ok:
-                updated = updated.model_copy(update={"last_notified_at": now})
-            self._put(updated)
-            record = self._record(updated, entries[n], outcome, now, error=error, title=title)
-            return Effects({updated.incident_id: updated}, [record])
-        raise UnknownIncidentError(f"{incident_id} has no notification {notification_id} for {target_id}")
+        if not any(e.notification_id == notification_id and e.target_id == target_id for e in incident.outbox):
+            raise UnknownIncidentError(f"{incident_id} has no notification {notification_id} for {target_id}")
+        settled = self.outbox.settle(incident, notification_id, target_id, ok=ok, error=error, now=now, title=title)
+        if settled is None:
+            return Effects()  # a late result for something already settled (e.g. acknowledged)
+        updated, record = settled
+        self._put(updated)
+        return Effects({updated.incident_id: updated}, [record])
 
     # -- internals ------------------------------------------------------------------------
 
@@ -323,7 +301,8 @@ class IncidentBook:
             now,
             "reopened",
         )
-        return self._notify(reopened, NotificationReason.REOPENED, reopened.reopen_count, None, now, effects)
+        reason, stage = NotificationReason.REOPENED, reopened.reopen_count
+        return self.outbox.queue(reopened, reason, stage, None, now, effects.records)
 
     def _update(
         self,
@@ -374,10 +353,10 @@ class IncidentBook:
         if d.station_id not in incident.stations and incident.stations:
             updated = self._event(updated, now, "updated", note=f"plume reached {d.station_id}")
         if is_new:
-            return self._notify(updated, NotificationReason.OPENED, 0, None, now, effects)
+            return self.outbox.queue(updated, NotificationReason.OPENED, 0, None, now, effects.records)
         if raised:
             updated = self._event(updated, now, "level_raised", note=f"{incident.level.value} → {level.value}")
-            return self._notify(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects)
+            return self.outbox.queue(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects.records)
         return updated
 
     def _assess(
@@ -420,12 +399,7 @@ class IncidentBook:
         return self._resolved(incident, now, "riverguard", f"auto-resolved: {why} for {after}", effects)
 
     def _resolved(self, incident: Incident, now: datetime, by: str, note: str, effects: Effects) -> Incident:
-        outbox = tuple(
-            e.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": "resolved"})
-            if e.status is DeliveryStatus.PENDING and e.reason in _PAGING_REASONS
-            else e
-            for e in incident.outbox
-        )
+        outbox = self.outbox.cancel_paging(incident, "resolved")
         resolved = self._event(
             incident.model_copy(
                 update={
@@ -441,7 +415,8 @@ class IncidentBook:
             by,
             note,
         )
-        return self._notify(resolved, NotificationReason.RESOLVED, resolved.reopen_count, None, now, effects)
+        reason, stage = NotificationReason.RESOLVED, resolved.reopen_count
+        return self.outbox.queue(resolved, reason, stage, None, now, effects.records)
 
     def _page(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
         esc = self.routing.escalation
@@ -457,9 +432,8 @@ class IncidentBook:
                 "escalated",
                 note=f"stage {stage}: {', '.join(esc.stages[stage - 1].notify)}",
             )
-            return self._notify(
-                updated, NotificationReason.ESCALATION, stage, esc.stages[stage - 1].notify, now, effects
-            )
+            tags = esc.stages[stage - 1].notify
+            return self.outbox.queue(updated, NotificationReason.ESCALATION, stage, tags, now, effects.records)
         last = incident.last_notified_at or since
         if (
             esc.reminder_every_min is not None
@@ -468,136 +442,12 @@ class IncidentBook:
         ):
             n = incident.reminders_sent + 1
             updated = incident.model_copy(update={"reminders_sent": n, "updated_at": now})
-            return self._notify(updated, NotificationReason.REMINDER, n, None, now, effects)
+            return self.outbox.queue(updated, NotificationReason.REMINDER, n, None, now, effects.records)
         return None
-
-    def _notify(
-        self,
-        incident: Incident,
-        reason: NotificationReason,
-        stage: int,
-        tags: Iterable[str] | None,
-        now: datetime,
-        effects: Effects,
-        note: str = "",
-    ) -> Incident:
-        """Queue one notification for every target the tags select (stable ids; no duplicates)."""
-        if tags is None:
-            tags = self.routing.tags_up_to(incident, incident.escalation_stage)
-        notification_id = f"{incident.incident_id}:{reason.value}:{stage}"
-        existing = {(e.notification_id, e.target_id) for e in incident.outbox}
-        silence = self.routing.silence_for(
-            station=incident.latest_detection.station_id if incident.latest_detection else None,
-            river=incident.river,
-            at=now,
-        )
-        new: list[OutboxEntry] = []
-        for target in self.directory.select(tags):
-            if (notification_id, target.target_id) in existing:
-                continue
-            entry = OutboxEntry(
-                notification_id=notification_id,
-                target_id=target.target_id,
-                channel=target.channel,
-                reason=reason,
-                stage=stage,
-                created_at=now,
-                next_attempt_at=now,
-                note=note,
-            )
-            if silence is not None and reason is not NotificationReason.SUMMARY:
-                entry = entry.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": silence.describe()})
-            elif not self._bucket(target).take(now):
-                entry = entry.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": RATE_LIMITED})
-            new.append(entry)
-        updated = incident.model_copy(
-            update={
-                "outbox": (*incident.outbox, *new),
-                "silenced_by": silence.describe() if silence else "",
-                "last_notified_at": now if new else incident.last_notified_at,
-            }
-        )
-        effects.records.extend(
-            self._record(updated, e, DeliveryOutcome.SUPPRESSED, now, error=e.note)
-            for e in new
-            if e.status is DeliveryStatus.SUPPRESSED
-        )
-        return updated
-
-    def _summarise(self, now: datetime, effects: Effects) -> None:
-        """For every target whose bucket has a token again, send one summary of what it missed."""
-        held: dict[str, list[tuple[Incident, OutboxEntry]]] = {}
-        for incident in self._incidents.values():
-            for entry in incident.outbox:
-                if entry.status is DeliveryStatus.SUPPRESSED and entry.note == RATE_LIMITED:
-                    held.setdefault(entry.target_id, []).append((incident, entry))
-        for target_id, items in held.items():
-            target = self._targets.get(target_id)
-            if target is None or not self._bucket(target).take(now):
-                continue
-            latest = max(items, key=lambda ie: ie[1].created_at)[0]
-            incident_ids = sorted({i.incident_id for i, _ in items})
-            summary_no = sum(1 for e in latest.outbox if e.reason is NotificationReason.SUMMARY) + 1
-            summary_id = f"{latest.incident_id}:{NotificationReason.SUMMARY.value}:{summary_no}"
-            note = f"{len(items)}: " + ", ".join(incident_ids)  # count: incidents (messages word it)
-            for incident, _ in items:
-                current = self._incidents[incident.incident_id]
-                marked = tuple(
-                    e.model_copy(update={"note": f"{RATE_LIMITED}, summarised in {summary_id}"})
-                    if e.target_id == target_id and e.status is DeliveryStatus.SUPPRESSED and e.note == RATE_LIMITED
-                    else e
-                    for e in current.outbox
-                )
-                self._put(current.model_copy(update={"outbox": marked}))
-            current = self._incidents[latest.incident_id]
-            entry = OutboxEntry(
-                notification_id=summary_id,
-                target_id=target_id,
-                channel=target.channel,
-                reason=NotificationReason.SUMMARY,
-                stage=summary_no,
-                created_at=now,
-                next_attempt_at=now,
-                note=note,
-            )
-            self._put(current.model_copy(update={"outbox": (*current.outbox, entry)}))
-            for incident_id in incident_ids:
-                effects.incidents[incident_id] = self._incidents[incident_id]
-
-    def _bucket(self, target: Target) -> TokenBucket:
-        bucket = self._buckets.get(target.target_id)
-        if bucket is None:
-            limit = self.routing.rate_limit(target.channel)
-            bucket = self._buckets[target.target_id] = TokenBucket(limit.burst, limit.per_hour / 3600)
-        return bucket
 
     def _event(self, incident: Incident, now: datetime, what: str, by: str = "", note: str = "") -> Incident:
         history = (*incident.history, IncidentEvent(at=now, what=what, by=by, note=note))[-HISTORY_LIMIT:]
         return incident.model_copy(update={"history": history})
-
-    def _record(
-        self, incident: Incident, entry: OutboxEntry, outcome: DeliveryOutcome, now: datetime, *, error: str = "",
-        title: str = "",
-    ) -> NotificationRecord:
-        target = self._targets.get(entry.target_id)
-        attempt = entry.attempts
-        return NotificationRecord(
-            record_id=f"{entry.notification_id}@{entry.target_id}#{attempt}",
-            notification_id=entry.notification_id,
-            incident_id=incident.incident_id,
-            target_id=entry.target_id,
-            target=target.redacted if target else entry.target_id,
-            channel=entry.channel,
-            reason=entry.reason,
-            level=incident.level,
-            river=incident.river,
-            attempt=attempt,
-            outcome=outcome,
-            at=now,
-            error=error,
-            title=title,
-        )
-
 
 def _max(a: float | None, b: float | None) -> float | None:
     if a is None:
