@@ -110,6 +110,11 @@ class IncidentBook:
         self._incidents: dict[str, Incident] = {}
         self._by_key: dict[str, str] = {}
 
+    def use_routing(self, routing: RoutingConfig) -> None:
+        """Swap in an edited routing file (new silences, routes, timings) without losing state."""
+        self.routing = routing
+        self.outbox.use_routing(routing)
+
     # -- reading --------------------------------------------------------------------------
 
     def get(self, incident_id: str) -> Incident:

@@ -35,6 +35,11 @@ class Outbox:
         self._targets = directory.by_id()
         self._buckets: dict[str, TokenBucket] = {}
 
+    def use_routing(self, routing: RoutingConfig) -> None:
+        if routing.rate_limits != self.routing.rate_limits:
+            self._buckets.clear()  # new limits take effect with full buckets
+        self.routing = routing
+
     def queue(
         self,
         incident: Incident,

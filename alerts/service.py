@@ -73,6 +73,7 @@ class AlertService:
         tick_s: float = 0.5,
         group_id: str = GROUP_ID,
         serve_api: bool = True,
+        reload_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -93,6 +94,9 @@ class AlertService:
         self._playbook_cache: dict[str, PlaybookView | None] = {}
         self._producer: Producer | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="riverguard-alerts-")
+        self.reload_s = reload_s
+        routing_file = settings.alerts.routing_file
+        self._routing_mtime = routing_file.stat().st_mtime_ns if routing_file and routing_file.exists() else None
         self.ready = asyncio.Event()
 
     @classmethod
@@ -188,10 +192,38 @@ class AlertService:
         self._dispatch()
 
     async def _ticking(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + self.reload_s
         while not stop.is_set():
+            if loop.time() >= next_check:
+                self.reload_routing()
+                next_check = loop.time() + self.reload_s
             await self.tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.tick_s)
+
+    def reload_routing(self) -> bool:
+        """Apply an edited routing file (e.g. a new maintenance window); a bad edit keeps the old one."""
+        path = self.settings.alerts.routing_file
+        if path is None:
+            return False
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError as exc:
+            log.error("cannot check routing file %s (%s); keeping the routing loaded before", path, exc.strerror)
+            return False
+        if mtime == self._routing_mtime:
+            return False
+        self._routing_mtime = mtime
+        try:
+            routing = load_routing(path)
+            self.directory.check_tags(routing.all_tags(), str(self.settings.alerts.apprise_config))
+        except ConfigError as exc:
+            log.error("%s; keeping the routing loaded before — fix the file and save it again", exc)
+            return False
+        self.book.use_routing(routing)
+        log.info("routing file %s reloaded: %d routes, %d silences", path, len(routing.routes), len(routing.silences))
+        return True
 
     async def tick(self) -> None:
         """Escalations, reminders, auto-resolution, summaries; then send what is due."""

@@ -184,9 +184,9 @@ def configure(tmp_path: Path, base: Settings, receiver: Receiver, mailbox: Mailb
 
 @asynccontextmanager
 async def running(settings: Settings, bus: Bus, clock: ManualClock, playbooks: PlaybookSource | None = None,
-                  group_id: str = "alerts-test") -> AsyncIterator[AlertService]:
+                  group_id: str = "alerts-test", reload_s: float = 5.0) -> AsyncIterator[AlertService]:
     service = AlertService.from_settings(settings, bus, playbooks=playbooks, clock=clock, tick_s=0.02,
-                                         group_id=group_id)
+                                         group_id=group_id, reload_s=reload_s)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     await eventually(service.ready.is_set, "the alert service did not start")
@@ -500,6 +500,33 @@ async def test_ack_link_and_cli_against_the_running_service(
     assert TOKEN not in caplog.text
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("alerts", "riverguard")))
     assert service.capability(nh3n.incident_id) not in ours  # (Apprise itself logs bodies at DEBUG)
+
+
+async def test_an_edited_routing_file_applies_a_maintenance_window_without_restart(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique)
+    assert cfg.alerts.routing_file is not None
+    clock = ManualClock(T0)
+    async with running(cfg, bus, clock, reload_s=0.05) as service:
+        window = ("silences:\n  - {kind: maintenance, station: tuo-jiaoxiancun, until: '2024-06-01T12:00:00+08:00',"
+                  " reason: 更换氨氮分析仪}\n")
+        cfg.alerts.routing_file.write_text(ROUTING + window, encoding="utf-8")
+        await eventually(lambda: service.book.routing.silences, "the edited routing file was not picked up")
+        await publish(bus, cfg, spill(0, multiple=3.0))
+        await eventually(service.book.incidents, "no incident")
+        await settle(service)
+        incident = service.book.incidents()[0]
+        assert incident.route.value == "maintenance"  # the window turned pollution readings into maintenance
+        assert "更换氨氮分析仪" in incident.silenced_by  # and mutes it: planned work pages nobody
+        assert receiver.bodies("duty") == []
+        assert receiver.messages("ops") == []
+        cfg.alerts.routing_file.write_text("routes: [oops\n", encoding="utf-8")
+        await eventually(lambda: "keeping the routing loaded before" in caplog.text, "a bad edit was not reported")
+        assert service.book.routing.silences  # the bad edit changed nothing
+    suppressed = [r for r in await records(bus, cfg) if r.outcome is DeliveryOutcome.SUPPRESSED]
+    assert ["更换氨氮分析仪" in r.error for r in suppressed] == [True]
 
 
 async def test_in_process_demo_target_writes_a_file(tmp_path: Path, settings: Settings, unique: str,
