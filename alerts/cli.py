@@ -22,7 +22,7 @@ import typer
 
 from alerts.api import summary
 from alerts.playbook_source import RiverPlaybooks
-from alerts.service import AlertService
+from alerts.service import GROUP_ID, AlertService
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.errors import ConfigError, RiverguardError
@@ -112,13 +112,16 @@ def _line(item: dict[str, Any]) -> str:
 
 incidents = typer.Typer(help="List, show, acknowledge and resolve incidents.", no_args_is_help=True)
 
-def run_alert(config: ConfigOption = None) -> None:
+def run_alert(
+    config: ConfigOption = None,
+    group: Annotated[str, typer.Option("--group", help="Kafka consumer group id.")] = GROUP_ID,
+) -> None:
     """Consume detections, keep incidents, dispatch notifications through Apprise, serve the incident API."""
     settings = _settings(config)
     setup_logging(settings.observability)
     try:
         service = AlertService.from_settings(
-            settings, KafkaBus(settings.kafka), playbooks=RiverPlaybooks.from_settings(settings)
+            settings, KafkaBus(settings.kafka), playbooks=RiverPlaybooks.from_settings(settings), group_id=group
         )
     except RiverguardError as exc:
         typer.echo(f"error: {exc}", err=True)
