@@ -150,8 +150,12 @@ def load_directory(path: Path, channel_overrides: Mapping[str, Channel] | None =
                 f"Apprise config {path}: urls[{index}] ({service.url(privacy=True)}) has no tag; "
                 "routes select targets by tag"
             )
-        # Apprise's url_id() ignores recipients (two mailto:// entries collide), so hash the whole URL.
-        target_id = f"{urlsplit(url).scheme}-{hashlib.sha256(str(service.url()).encode()).hexdigest()[:10]}"
+        # Apprise's url_id() ignores recipients (two mailto:// entries collide), so hash the whole URL;
+        # custom (@notify) plugins such as rgfile:// rebuild no URL at all, so for them hash the entry's.
+        identity = str(service.url())
+        if identity.endswith("://"):
+            identity = url
+        target_id = f"{urlsplit(url).scheme}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
         if target_id in seen:
             raise AlertConfigError(
                 f"Apprise config {path}: urls[{index}] ({service.url(privacy=True)}) duplicates urls[{seen[target_id]}]"
