@@ -98,6 +98,7 @@ class AlertService:
         routing_file = settings.alerts.routing_file
         self._routing_mtime = routing_file.stat().st_mtime_ns if routing_file and routing_file.exists() else None
         self.ready = asyncio.Event()
+        self._stopping = False
 
     @classmethod
     def from_settings(
@@ -115,6 +116,7 @@ class AlertService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, serve the API, consume and dispatch until ``stop`` is set."""
+        self._stopping = False
         await self.bus.create_topics(topic_specs(self.settings))
         await self.restore()
         async with self.bus.producer(client_id=f"{self.settings.kafka.client_id}-alerts") as producer:
@@ -130,11 +132,24 @@ class AlertService:
             finally:
                 if self.api is not None:
                     await self.api.stop()
-                for task in self._in_flight.values():
-                    task.cancel()
-                await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+                await self._drain()
                 self._producer = None
                 self._tmp.cleanup()
+
+    async def _drain(self, timeout_s: float = 10.0) -> None:
+        """Let sends in flight finish and record their outcome: cancelling one that Apprise already
+        delivered would resend it after the restart."""
+        self._stopping = True
+        tasks = list(self._in_flight.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            log.warning("stopped with %d sends unfinished after %.0f s; they will be retried on start",
+                        len(pending), timeout_s)
 
     async def restore(self) -> None:
         """Rebuild the book from the compacted incidents topic."""
@@ -329,6 +344,8 @@ class AlertService:
 
     def _dispatch(self) -> None:
         """Start one send per target that has something due and nothing in flight."""
+        if self._stopping:
+            return
         now = self.clock()
         for incident, entry in self.book.due(now):
             if entry.target_id in self._in_flight:
