@@ -93,7 +93,7 @@ class AlertService:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._playbook_cache: dict[str, PlaybookView | None] = {}
         self._producer: Producer | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="riverguard-alerts-")
+        self._attachments = Path(tempfile.gettempdir())
         self.reload_s = reload_s
         routing_file = settings.alerts.routing_file
         self._routing_mtime = routing_file.stat().st_mtime_ns if routing_file and routing_file.exists() else None
@@ -117,6 +117,14 @@ class AlertService:
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, serve the API, consume and dispatch until ``stop`` is set."""
         self._stopping = False
+        attachments = tempfile.TemporaryDirectory(prefix="riverguard-alerts-")  # map PNGs for e-mail
+        self._attachments = Path(attachments.name)
+        try:
+            await self._run(stop)
+        finally:
+            attachments.cleanup()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         await self.bus.create_topics(topic_specs(self.settings))
         await self.restore()
         async with self.bus.producer(client_id=f"{self.settings.kafka.client_id}-alerts") as producer:
@@ -134,7 +142,6 @@ class AlertService:
                     await self.api.stop()
                 await self._drain()
                 self._producer = None
-                self._tmp.cleanup()
 
     async def _drain(self, timeout_s: float = 10.0) -> None:
         """Let sends in flight finish and record their outcome: cancelling one that Apprise already
@@ -400,7 +407,7 @@ class AlertService:
     async def _deliver(self, target: Target, message: Message, entry: OutboxEntry) -> tuple[bool, str]:
         attach = None
         if message.attachment_png is not None:
-            path = Path(self._tmp.name) / f"{entry.notification_id.replace(':', '_')}-map.png"
+            path = self._attachments / f"{entry.notification_id.replace(':', '_')}-map.png"
             path.write_bytes(message.attachment_png)
             attach = AppriseAttachment(str(path))
         try:
