@@ -26,7 +26,7 @@ _QUANTILES = np.concatenate([np.linspace(0.9, 0.99, 10), np.linspace(0.991, 0.99
 #: Among candidates within this fraction of the best training F1, the most sensitive wins:
 #: labelled history holds the events people noticed, unseen events tend to be subtler, and a
 #: missed spill costs more than a false alarm.
-_NEAR_BEST = 0.95
+_NEAR_BEST = 0.9
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,14 +47,15 @@ class DetectorConfig:
     hold_ratio: float = 0.6
     spike_persistence: Persistence = field(default_factory=Persistence)
     #: Weight of the multivariate HalfSpaceTrees score in the combined score.
-    hst_weight: float = 4.0
+    hst_weight: float = 1.0
     hst_trees: int = 10
     hst_height: int = 6
     hst_window: int = 250
     #: Joint states with a per-parameter score above this are not taught to the trees as normal.
     hst_learn_below: float = 3.0
-    #: Regulatory checks (limit, class, ecological flow) need no warm-up and little persistence.
-    limit_persistence: Persistence = field(default_factory=lambda: Persistence(k=1, n=1, close_after=2))
+    #: Regulatory checks (limit, class, ecological flow) need no warm-up and little persistence:
+    #: two of three readings, so a one-reading instrument glitch is not reported as an exceedance.
+    limit_persistence: Persistence = field(default_factory=lambda: Persistence(k=2, n=3, close_after=2))
     #: Instrument problems open at once and close after a few clean readings.
     fault_persistence: Persistence = field(default_factory=lambda: Persistence(k=1, n=1, close_after=3))
     #: A jump of this many scales in one reading that then holds a flat new level, while no
