@@ -94,7 +94,9 @@ def test_regulatory_limits_fire_during_warm_up() -> None:
     assert ("limit_exceedance", "onset") in kinds(out)
     assert not [d for d in out if d.kind is K.POLLUTION_SPIKE]
     finding = next(d for d in out if d.kind is K.LIMIT_EXCEEDANCE).findings[0]
-    assert (finding.limit, finding.target_class, finding.multiple) == (1.0, WaterClass.III, pytest.approx(0.6))
+    assert finding.limit == 1.0
+    assert finding.target_class is WaterClass.III
+    assert finding.multiple == pytest.approx(0.6)
 
 
 def test_ecological_flow_low() -> None:
