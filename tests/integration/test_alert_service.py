@@ -483,7 +483,7 @@ async def test_ack_link_and_cli_against_the_running_service(
         runner = CliRunner()
         listed = await asyncio.to_thread(runner.invoke, app, ["incidents", "list", "--url", url, "--json"], env=env)
         assert listed.exit_code == 0, listed.output
-        listed_ids = {i["incident_id"] for i in json.loads(listed.output)}
+        listed_ids = {i["incident_id"] for i in json.loads(listed.stdout)}
         assert listed_ids == {i.incident_id for i in service.book.incidents()}
         tp = next(i for i in service.book.incidents() if i.pollutant == "TP")
         resolved = await asyncio.to_thread(
@@ -588,4 +588,5 @@ async def test_restarting_mid_incident_on_kafka_sends_no_duplicate(
         env=env,
     )
     assert listed.exit_code == 0, listed.output
-    assert incident_id in listed.output
+    assert incident_id in listed.stdout
+    assert f"reading {cfg.topics.incidents} from Kafka instead" in listed.stderr
