@@ -161,7 +161,9 @@ def load_directory(path: Path, channel_overrides: Mapping[str, Channel] | None =
                 f"Apprise config {path}: urls[{index}] ({service.url(privacy=True)}) duplicates urls[{seen[target_id]}]"
             )
         seen[target_id] = index
-        targets.append(Target(target_id, tags, _channel(service, tags, overrides), service.url(privacy=True), service))
+        # a file path is no secret, and without it two rgfile:// targets look the same in logs
+        shown = url if urlsplit(url).scheme == "rgfile" else str(service.url(privacy=True))
+        targets.append(Target(target_id, tags, _channel(service, tags, overrides), shown, service))
     log.info("loaded %d notification targets from %s: %s", len(targets), path, ", ".join(t.redacted for t in targets))
     return Directory(tuple(targets))
 
