@@ -18,7 +18,9 @@ from riverguard.errors import ConfigError
 from riverguard.settings import load_settings
 
 #: Modules that add commands. Each has ``register(app: typer.Typer, run: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("ingest.cli", "riverguard.sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ingest.cli", "riverguard.sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli", "pipeline.cli",
+)
 
 app = typer.Typer(
     name="riverguard",
