@@ -100,6 +100,12 @@ class ParameterTrack:
                 self.quantum = min(self.quantum, abs(value - prev))
         self.prev = value
 
+    @property
+    def fresh(self) -> bool:
+        """False when the value merely repeats the previous one of a signal that nearly always
+        changes: a repeat is not new evidence (it may be the first reading of a stuck sensor)."""
+        return self.run == 0 or self.run_rate < 0.9
+
     def stuck(self, min_readings: int, min_rate: float, log_probability: float) -> bool:
         """True when the current repeat run is too improbable for how often the value used to change."""
         if self.run < min_readings or self.run_rate < min_rate:

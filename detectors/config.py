@@ -54,8 +54,9 @@ class DetectorConfig:
     #: Joint states with a per-parameter score above this are not taught to the trees as normal.
     hst_learn_below: float = 3.0
     #: Regulatory checks (limit, class, ecological flow) need no warm-up and little persistence:
-    #: two of three readings, so a one-reading instrument glitch is not reported as an exceedance.
-    limit_persistence: Persistence = field(default_factory=lambda: Persistence(k=2, n=3, close_after=2))
+    #: two of three readings, so a one-reading instrument glitch is not reported as an exceedance;
+    #: closed after five readings no longer within 10 % of the limit.
+    limit_persistence: Persistence = field(default_factory=lambda: Persistence(k=2, n=3, close_after=5))
     #: Instrument problems open at once and close after a few clean readings.
     fault_persistence: Persistence = field(default_factory=lambda: Persistence(k=1, n=1, close_after=3))
     #: A jump of this many scales in one reading that then holds a flat new level, while no
@@ -64,7 +65,7 @@ class DetectorConfig:
     related_scales: float = 3.0
     step_confirm_readings: int = 3
     #: A value repeated this improbably often (given how often it used to change) is a stuck sensor.
-    stuck_min_readings: int = 30
+    stuck_min_readings: int = 10
     stuck_min_change_rate: float = 0.2
     stuck_log_probability: float = -30.0
     #: A pause longer than this many typical intervals (and at least gap_min_s) is a data gap.

@@ -37,7 +37,7 @@ from detectors.config import DetectorConfig, Persistence
 from detectors.events import EventLatch, Transition, event_id
 from detectors.health import FAULT_FLAGS, HYDROLOGICAL, MAINTENANCE_FLAGS, plausible
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
-from riverguard.parameters import PARAMETERS, exceedance_multiple, gb3838_limit, section_class
+from riverguard.parameters import PARAMETERS, WaterClass, exceedance_multiple, gb3838_limit, section_class
 from riverguard.stations import Station
 
 DETECTOR_NAME: Final = "riverguard.detectors"
@@ -45,6 +45,7 @@ _K = DetectionKind
 _STATION_WIDE: Final = "*"
 #: Below this typical interval the level follows the daily cycle by itself.
 _DIURNAL_MIN_INTERVAL_S: Final = 600.0
+_LIMIT_HYSTERESIS: Final = 1.1
 
 _KIND_ZH: Final = {
     _K.POLLUTION_SPIKE: "水质突变",
@@ -214,12 +215,14 @@ class StationDetector:
     # -- scoring ----------------------------------------------------------------------------
 
     def _spike_score(self, eligible: dict[str, float]) -> float:
-        """Root-sum-square of the per-parameter surprises, raised by how isolated the joint state is
-        (HST). The sum rather than the maximum: a spill usually moves several parameters a little
-        (pH, conductivity, turbidity together), while noise usually moves one a lot."""
+        """Root-sum-square of how far each parameter is beyond half its usual range, raised by how
+        isolated the joint state is (HST). A sum rather than the maximum: a spill usually moves
+        several parameters a little (pH, conductivity, turbidity together), noise usually one a
+        lot. Only the excess counts, so the score does not grow with how many parameters a
+        station happens to measure."""
         if not eligible:
             return 0.0
-        single = math.sqrt(sum(s * s for s in eligible.values()))
+        single = math.sqrt(sum((s - 0.5) ** 2 for s in eligible.values() if s > 0.5))
         config = self.config
         if config.hst_weight <= 0:
             return single
@@ -325,17 +328,20 @@ class StationDetector:
                 continue
             self._drive(
                 self._channel(_K.LIMIT_EXCEEDANCE, name, persistence), _K.LIMIT_EXCEEDANCE, reading,
-                firing=multiple > 0, holding=False, score=multiple,
+                firing=multiple > 0 and self.tracks[name].fresh, holding=_near_limit(name, value, target),
+                score=multiple,
                 describe=self._fixed(reading, (name,)), out=out,
             )
-        worst = section_class(clean)
+        # Repeats of a continuously varying signal are not new evidence (see ParameterTrack.fresh).
+        worst = section_class({n: v for n, v in clean.items() if self.tracks[n].fresh})
         if worst is not None:
             downgraded = worst > target
             if downgraded or (_K.CLASS_DOWNGRADE, _STATION_WIDE) in self.channels:
                 offenders = tuple(sorted(n for n, v in clean.items() if (exceedance_multiple(n, v, target) or 0) > 0))
                 self._drive(
                     self._channel(_K.CLASS_DOWNGRADE, _STATION_WIDE, persistence), _K.CLASS_DOWNGRADE, reading,
-                    firing=downgraded, holding=False, score=float(worst),
+                    firing=downgraded, holding=any(_near_limit(n, v, target) for n, v in clean.items()),
+                    score=float(worst),
                     describe=self._fixed(reading, offenders), out=out,
                     note=f"{worst.roman}类 (目标 {target.roman}类)",
                 )
@@ -479,6 +485,14 @@ class StationDetector:
         )
 
 
+def _near_limit(parameter: str, value: float, target: WaterClass) -> bool:
+    """Within 10 % of the limit on the wrong side: water hovering at the limit keeps one event
+    open instead of opening a new one every time a reading crosses it."""
+    over = exceedance_multiple(parameter, value * _LIMIT_HYSTERESIS, target) or 0.0
+    under = exceedance_multiple(parameter, value / _LIMIT_HYSTERESIS, target) or 0.0
+    return over > 0 or under > 0
+
+
 def _confidence(kind: DetectionKind, score: float, threshold: float) -> float:
     if kind is _K.POLLUTION_SPIKE:
         return round(min(1.0, max(0.0, 1.0 - math.exp(-score / max(threshold, 1e-9)))), 4)
@@ -501,8 +515,9 @@ def _message(
         zh_name = spec.name_zh if spec else f.parameter
         en_name = spec.name_en if spec else f.parameter
         if f.multiple:
-            zh_parts.append(f"{zh_name} {f.value:g}{f.unit}（超标 {f.multiple:.1f} 倍）")
-            en_parts.append(f"{en_name} {f.value:g}{f.unit} ({f.multiple:.1f}x over the limit)")
+            times = f"{f.multiple:.1f}" if f.multiple >= 0.1 else f"{f.multiple:.2g}"
+            zh_parts.append(f"{zh_name} {f.value:g}{f.unit}（超标 {times} 倍）")
+            en_parts.append(f"{en_name} {f.value:g}{f.unit} ({times} times over the limit)")
         else:
             base = f"，基线 {f.baseline:.3g}" if f.baseline is not None else ""
             base_en = f", baseline {f.baseline:.3g}" if f.baseline is not None else ""
