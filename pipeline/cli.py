@@ -21,8 +21,9 @@ ConfigOption = Annotated[
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def register(app: typer.Typer, _run_app: typer.Typer) -> None:
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
     app.command("demo")(demo)
+    run_app.command("all")(run_all)
 
 
 def parse_duration(text: str, option: str) -> timedelta:
@@ -118,3 +119,48 @@ def demo(
         for problem in report.problems:
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(1)
+
+
+def run_all(
+    config: ConfigOption = None,
+    skip: Annotated[
+        list[str] | None, typer.Option(help="Leave a stage out (ingest, detect, alerts, sink; repeatable).")
+    ] = None,
+    group_prefix: Annotated[
+        str, typer.Option(help="Consumer groups are <prefix>-detect, <prefix>-alerts, <prefix>-sink.")
+    ] = "riverguard",
+) -> None:
+    """All services in one process against the real stack: ingest bridge, detect, alerts, sink.
+
+    Each stage is its own consumer group, as when run alone (``riverguard run <stage>``), so a
+    stage can later move to its own process. SIGINT/SIGTERM stop every stage gracefully.
+    """
+    import signal
+
+    from pipeline.errors import PipelineError
+    from pipeline.runall import STAGES
+    from pipeline.runall import run_all as run_stages
+    from riverguard.observability import setup_logging
+
+    unknown = sorted(set(skip or ()) - set(STAGES))
+    if unknown:
+        raise typer.BadParameter(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}",
+                                 param_hint="--skip")
+    settings, registry = _load(config)
+    setup_logging(settings.observability, service="all")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_stages(settings, registry, stop, skip=skip or (), group_prefix=group_prefix)
+
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except (PipelineError, RiverguardError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

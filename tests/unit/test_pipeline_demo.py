@@ -103,3 +103,9 @@ def test_cli_rejects_a_bad_duration(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--warmup", "two days", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--warmup" in result.output
+
+
+def test_run_all_rejects_an_unknown_stage() -> None:
+    result = CliRunner().invoke(app, ["run", "all", "--skip", "bridge"])
+    assert result.exit_code == 2
+    assert "unknown stage(s) bridge" in result.output
