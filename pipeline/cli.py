@@ -114,7 +114,10 @@ def demo(
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
-        print_summary(report, Console(soft_wrap=True))
+        console = Console(soft_wrap=True)
+        if not console.is_terminal:
+            console = Console(soft_wrap=True, width=120)  # piped: rich would assume 80 columns
+        print_summary(report, console)
     if not report.ok:
         for problem in report.problems:
             typer.echo(f"error: {problem}", err=True)
