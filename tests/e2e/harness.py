@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import paho.mqtt.client as paho
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -277,8 +279,9 @@ class Pipeline:
         run = [*prefix, str(RIVERGUARD), "run"]
         self.services = {
             "ingest": Service("ingest", [*run, "ingest"], env, log_dir / "ingest.log"),
-            "detect": Service("detect", [*run, "detect", "--group", self.groups["detect"]], env,
-                              log_dir / "detect.log"),
+            # checkpoints (and offset commits) every 2 s rather than 30: a test waits for commits
+            "detect": Service("detect", [*run, "detect", "--group", self.groups["detect"], "--checkpoint-seconds", "2"],
+                              env, log_dir / "detect.log"),
             "alert": Service("alert", [*run, "alert", "--group", self.groups["alert"]], env, log_dir / "alert.log"),
             "sink": Service("sink", [*run, "sink", "--group", self.groups["sink"]], env, log_dir / "sink.log"),
         }
@@ -442,24 +445,43 @@ async def read_topic(bus: KafkaBus, topic: str) -> list[Record]:
     return records
 
 
-async def topic_size(bus: KafkaBus, topic: str) -> int:
-    ends = await bus.end_offsets([TopicPartition(topic, p) for p in range(await bus.partitions(topic))])
-    return sum(ends.values())
+class KafkaProbe:
+    """One metadata consumer and one admin client for polling sizes and consumer-group lag
+    (cheap enough to poll several times a second)."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        self._known: dict[str, list[int]] = {}
 
-async def group_lag(settings: Settings, group: str, topics: Sequence[str]) -> int:
-    """Records of ``topics`` the group has not committed yet (its whole backlog)."""
-    bus = KafkaBus(settings.kafka)
-    tps = [TopicPartition(t, p) for t in topics for p in range(await bus.partitions(t))]
-    ends = await bus.end_offsets(tps)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    done = {TopicPartition(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()}
-    return sum(end - max(done.get(tp, 0), 0) for tp, end in ends.items())
+    async def __aenter__(self) -> KafkaProbe:
+        await self._consumer.start()
+        await self._admin.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def _partitions(self, topics: Sequence[str]) -> list[KafkaTopicPartition]:
+        missing = [t for t in topics if t not in self._known]
+        if missing:
+            for topic in await self._admin.describe_topics(missing):
+                if topic["error_code"] == 0 and topic["partitions"]:
+                    self._known[topic["topic"]] = sorted(p["partition"] for p in topic["partitions"])
+        return [KafkaTopicPartition(t, p) for t in topics for p in self._known.get(t, ())]
+
+    async def size(self, *topics: str) -> int:
+        """Records ever written to ``topics`` (sum of the end offsets)."""
+        tps = await self._partitions(topics)
+        return sum((await self._consumer.end_offsets(tps)).values()) if tps else 0
+
+    async def lag(self, group: str, *topics: str) -> int:
+        """Records of ``topics`` the group has not committed yet (its whole backlog)."""
+        tps = await self._partitions(topics)
+        ends = await self._consumer.end_offsets(tps) if tps else {}
+        committed = await self._admin.list_consumer_group_offsets(group)
+        return sum(end - max(committed[tp].offset if tp in committed else 0, 0) for tp, end in ends.items())
 
 
 def influx_statement(url: str, statement: str) -> None:
