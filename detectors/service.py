@@ -64,6 +64,10 @@ class DetectorService:
         self._dirty: dict[str, int] = {}  # station id -> readings since its last checkpoint
         self._pending: dict[TopicPartition, int] = {}  # offsets processed but not committed
         self._last_commit = time.monotonic()
+        # Set once the assigned partitions' state is restored. The Kafka client may already be
+        # fetching records of a new assignment while the assignment callback is still replaying
+        # the changelog; processing them on a not-yet-restored detector would lose their effect.
+        self._restored = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         topics = self.settings.topics
@@ -88,6 +92,7 @@ class DetectorService:
                 while not stop.is_set():
                     records = await consumer.getmany(timeout_ms=200, max_records=500)
                     if records:
+                        await self._restored.wait()
                         await self.handle(records)
                     elif self._pending:
                         await self._flush_if_due()
@@ -158,6 +163,13 @@ class DetectorService:
         self._last_commit = time.monotonic()
 
     async def _on_assign(self, assigned: frozenset[TopicPartition]) -> None:
+        self._restored.clear()
+        try:
+            await self._restore(assigned)
+        finally:
+            self._restored.set()
+
+    async def _restore(self, assigned: frozenset[TopicPartition]) -> None:
         changelog = self.settings.topics.detector_state
         restored = 0
         for tp in sorted(assigned):
@@ -178,6 +190,7 @@ class DetectorService:
     async def _on_revoke(self, revoked: frozenset[TopicPartition]) -> None:
         # Checkpoint and commit while the partitions are still ours, then let their stations go:
         # the next owner restores them from the changelog.
+        self._restored.clear()
         await self._flush()
         partitions = {tp.partition for tp in revoked}
         for station, partition in list(self._partition_of.items()):
