@@ -44,6 +44,7 @@ class ParameterTrack:
         "step_left",
         "step_level",
         "tail",
+        "unit",
     )
 
     def __init__(self) -> None:
@@ -60,6 +61,7 @@ class ParameterTrack:
         self.step_left = 0
         self.step_level = 0.0
         self.faulty = False
+        self.unit = 1e-9
         #: How large deviations of this parameter usually get (river's P² quantile of |score|):
         #: heavy-tailed signals (flow pulses, turbidity flicker) need a bigger deviation to surprise.
         #: The 95th rather than the 99th percentile, because events themselves can be 1 % of a record.
@@ -68,8 +70,12 @@ class ParameterTrack:
     def noise(self) -> float:
         """The unit deviations are measured in: the robust scale, never below the instrument's
         resolution (smallest change seen), so quantised signals do not explode on one tick."""
+        return self.unit
+
+    def _refresh_unit(self) -> None:
+        # Cached: the unit is read several times per reading and changes only when learning.
         floor = self.quantum if self.quantum != math.inf else 0.0
-        return max(self.scale, floor, 1e-9 * (1.0 + abs(self.level)))
+        self.unit = max(self.scale, floor, 1e-9 * (1.0 + abs(self.level)))
 
     def expected(self, hour: int, diurnal: bool) -> float:
         return self.level + self.diurnal[hour] if diurnal else self.level
@@ -78,7 +84,8 @@ class ParameterTrack:
         """Signed deviation from the expected value in noise units (0 before two readings)."""
         if self.n < 2:
             return 0.0
-        return (value - self.expected(hour, diurnal)) / self.noise()
+        expected = self.level + self.diurnal[hour] if diurnal else self.level
+        return (value - expected) / self.unit
 
     def surprise(self, score: float, floor: float) -> float:
         """A score relative to this parameter's usual large deviations (1 = its 95th percentile)."""
@@ -97,7 +104,10 @@ class ParameterTrack:
             else:
                 self.run = 0
                 self.change_rate += 0.01 * (1.0 - self.change_rate)
-                self.quantum = min(self.quantum, abs(value - prev))
+                step = abs(value - prev)
+                if step < self.quantum:
+                    self.quantum = step
+                    self._refresh_unit()
         self.prev = value
 
     @property
@@ -131,17 +141,20 @@ class ParameterTrack:
         n = self.n
         if n == 1:
             self.level = value
+            self._refresh_unit()
             return
         deviation = value - self.expected(hour, diurnal)
         if n <= warmup:
             # Running means while warming up: every early value counts the same.
             self.level += deviation / n
             self.scale += (abs(deviation) - self.scale) / (n - 1)
+            self._refresh_unit()
             return
-        bound = clip * self.noise()
+        bound = clip * self.unit
         clipped = max(-bound, min(bound, deviation))
         self.level += level_alpha * clipped
         self.scale += scale_alpha * (abs(clipped) - self.scale)
         if diurnal:
             residual = value - self.level
             self.diurnal[hour] += level_alpha * (max(-bound, min(bound, residual)) - self.diurnal[hour])
+        self._refresh_unit()

@@ -34,6 +34,11 @@ class EventLatch:
         self._quiet = 0
         self.active = False
 
+    @property
+    def idle(self) -> bool:
+        """Closed with nothing in its window: a non-firing reading cannot change it."""
+        return not self.active and self._bits == 0
+
     def step(self, *, firing: bool, holding: bool) -> Transition | None:
         """Feed one reading's verdict; ``holding`` is the lower bar that keeps an open event open."""
         self._bits = ((self._bits << 1) | firing) & self.mask

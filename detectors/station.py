@@ -198,19 +198,16 @@ class StationDetector:
         config = self.config
         # Learning never pauses for an open event: the clipped update already keeps a plume out
         # of the baseline, and scores that do not depend on the threshold make calibration exact.
+        warmup, level_alpha, scale_alpha, clip = (
+            config.warmup_readings, config.level_alpha, config.scale_alpha, config.clip
+        )
+        tracks = self.tracks
         for name, value in clean.items():
-            track = self.tracks[name]
-            if track.n >= config.warmup_readings:
+            track = tracks[name]
+            if track.n >= warmup:
                 track.tail.update(abs(scores[name]))
-            track.learn(
-                value,
-                hour=hour,
-                warmup=config.warmup_readings,
-                level_alpha=config.level_alpha,
-                scale_alpha=config.scale_alpha,
-                clip=config.clip,
-                diurnal=diurnal,
-            )
+            track.learn(value, hour=hour, warmup=warmup, level_alpha=level_alpha, scale_alpha=scale_alpha, clip=clip,
+                        diurnal=diurnal)
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -290,26 +287,25 @@ class StationDetector:
     ) -> None:
         persistence = self.config.fault_persistence
         channel = self._channel(_K.MAINTENANCE, _STATION_WIDE, persistence)
-        self._drive(
-            channel, _K.MAINTENANCE, reading, firing=bool(maintenance), holding=False, score=float(len(maintenance)),
-            describe=self._fixed(reading, tuple(sorted(maintenance))), out=out,
-        )
-        for name, track in self.tracks.items():
-            faulty = name in flagged or track.faulty
-            key = (_K.SENSOR_FAULT, name)
-            if not faulty and key not in self.channels:
-                continue
-            if name not in reading.values:
-                continue
+        if maintenance or not channel.latch.idle:
             self._drive(
-                self._channel(_K.SENSOR_FAULT, name, persistence), _K.SENSOR_FAULT, reading, firing=faulty,
-                holding=False, score=1.0, describe=self._fixed(reading, (name,)), out=out,
+                channel, _K.MAINTENANCE, reading, firing=bool(maintenance), holding=False,
+                score=float(len(maintenance)), describe=self._fixed(reading, tuple(sorted(maintenance))), out=out,
             )
         for name in flagged - self.tracks.keys():
             # Impossible or fault-flagged before the parameter ever delivered a good value.
             self.tracks[name] = ParameterTrack()
+        channels = self.channels
+        for name, track in self.tracks.items():
+            faulty = name in flagged or track.faulty
+            if not faulty:
+                open_channel = channels.get((_K.SENSOR_FAULT, name))
+                if open_channel is None or open_channel.latch.idle:
+                    continue
+            if name not in reading.values:
+                continue
             self._drive(
-                self._channel(_K.SENSOR_FAULT, name, persistence), _K.SENSOR_FAULT, reading, firing=True,
+                self._channel(_K.SENSOR_FAULT, name, persistence), _K.SENSOR_FAULT, reading, firing=faulty,
                 holding=False, score=1.0, describe=self._fixed(reading, (name,)), out=out,
             )
 
@@ -319,32 +315,37 @@ class StationDetector:
             return
         persistence = self.config.limit_persistence
         target = station.target_class
+        channels = self.channels
+        exceeding: list[str] = []  # fresh values over the target-class limit
+        near = False
         for name, value in clean.items():
             multiple = exceedance_multiple(name, value, target)
             if multiple is None:
                 continue
+            fresh_excess = multiple > 0 and self.tracks[name].fresh
+            if fresh_excess:
+                exceeding.append(name)
             key = (_K.LIMIT_EXCEEDANCE, name)
-            if multiple <= 0 and key not in self.channels:
+            if multiple <= 0 and key not in channels:
                 continue
+            holding = _near_limit(name, value, target)
+            near = near or holding
             self._drive(
                 self._channel(_K.LIMIT_EXCEEDANCE, name, persistence), _K.LIMIT_EXCEEDANCE, reading,
-                firing=multiple > 0 and self.tracks[name].fresh, holding=_near_limit(name, value, target),
-                score=multiple,
+                firing=fresh_excess, holding=holding, score=multiple,
                 describe=self._fixed(reading, (name,)), out=out,
             )
+        # Single-factor method: the section is worse than its target exactly when one assessed
+        # value exceeds its target-class limit, so the class itself is only computed to report it.
         # Repeats of a continuously varying signal are not new evidence (see ParameterTrack.fresh).
-        worst = section_class({n: v for n, v in clean.items() if self.tracks[n].fresh})
-        if worst is not None:
-            downgraded = worst > target
-            if downgraded or (_K.CLASS_DOWNGRADE, _STATION_WIDE) in self.channels:
-                offenders = tuple(sorted(n for n, v in clean.items() if (exceedance_multiple(n, v, target) or 0) > 0))
-                self._drive(
-                    self._channel(_K.CLASS_DOWNGRADE, _STATION_WIDE, persistence), _K.CLASS_DOWNGRADE, reading,
-                    firing=downgraded, holding=any(_near_limit(n, v, target) for n, v in clean.items()),
-                    score=float(worst),
-                    describe=self._fixed(reading, offenders), out=out,
-                    note=f"{worst.roman}类 (目标 {target.roman}类)",
-                )
+        if exceeding or (_K.CLASS_DOWNGRADE, _STATION_WIDE) in channels:
+            worst = section_class(clean) or target
+            self._drive(
+                self._channel(_K.CLASS_DOWNGRADE, _STATION_WIDE, persistence), _K.CLASS_DOWNGRADE, reading,
+                firing=bool(exceeding), holding=near, score=float(worst),
+                describe=self._fixed(reading, tuple(sorted(exceeding))), out=out,
+                note=f"{worst.roman}类 (目标 {target.roman}类)",
+            )
         flow = clean.get("discharge")
         if flow is not None and station.min_flow_m3s is not None:
             low = flow < station.min_flow_m3s
