@@ -43,7 +43,7 @@ from alerts.targets import Directory, Target, load_directory
 from riverguard.bus.base import Bus, Producer, Record, TopicPartition, next_offsets
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
-from riverguard.incidents import Incident, NotificationRecord, OutboxEntry
+from riverguard.incidents import Incident, IntakeArrival, NotificationRecord, OutboxEntry
 from riverguard.models import DeadLetter, Detection, decode, encode
 from riverguard.observability import MESSAGES_IN, MESSAGES_OUT, NOTIFICATIONS
 from riverguard.settings import Settings
@@ -159,24 +159,29 @@ class AlertService:
                         len(pending), timeout_s)
 
     async def restore(self) -> None:
-        """Rebuild the book from the compacted incidents topic."""
+        """Rebuild the book from the compacted incidents topic.
+
+        Read and apply under the book's lock: a change persisted while the topic is being read
+        (a send recorded as "sent") would otherwise be overwritten by the older state read
+        before it, and the notification sent again.
+        """
         topic = self.settings.topics.incidents
         latest: dict[str, Incident] = {}
-        for partition in range(await self.bus.partitions(topic)):
-            for record in await self.bus.read_partition(TopicPartition(topic, partition)):
-                if record.key is None:
-                    continue
-                if record.value is None:
-                    latest.pop(record.key.decode(), None)
-                    continue
-                try:
-                    incident = decode(record.value, Incident).payload
-                except ValidationError as exc:
-                    log.error("skipping unreadable incident record %s[%d]@%d: %s", topic, partition, record.offset,
-                              describe_validation_error(exc))
-                    continue
-                latest[incident.incident_id] = incident
         async with self._lock:
+            for partition in range(await self.bus.partitions(topic)):
+                for record in await self.bus.read_partition(TopicPartition(topic, partition)):
+                    if record.key is None:
+                        continue
+                    if record.value is None:
+                        latest.pop(record.key.decode(), None)
+                        continue
+                    try:
+                        incident = decode(record.value, Incident).payload
+                    except ValidationError as exc:
+                        log.error("skipping unreadable incident record %s[%d]@%d: %s", topic, partition,
+                                  record.offset, describe_validation_error(exc))
+                        continue
+                    latest[incident.incident_id] = incident
             self.book.restore(latest.values())
         active = sum(1 for i in latest.values() if i.is_active)
         log.info("restored %d incidents (%d active) from %s", len(latest), active, topic)
@@ -295,13 +300,18 @@ class AlertService:
     def _context(self, detection: Detection) -> Context:
         station = self._stations.get(detection.station_id)
         reaches = self.playbooks.reaches_to(detection.station_id, detection.river)
-        intake, arrival = "", None
+        intakes: tuple[IntakeArrival, ...] = ()
+        station_km = None
         tags: tuple[str, ...] = ()
         playbook = self.playbooks.for_detection(detection) if detection.kind.is_pollution else None
         if playbook is not None:
-            nearest = playbook.nearest_intake
-            if nearest is not None:
-                intake, arrival = nearest.name, nearest.leading_edge_at
+            station_km = playbook.station_km
+            intakes = tuple(
+                IntakeArrival(name=r.name, river_km=r.river_km, leading_edge_at=r.leading_edge_at,
+                              leading_edge_fast_at=r.leading_edge_fast_at, trailing_edge_at=r.trailing_edge_at)
+                for r in playbook.receptors
+                if r.kind == "intake"
+            )
             tags = tuple(dict.fromkeys(t for step in playbook.actions for t in step.apprise_tags))
             for tag in set(tags) - self._known_tags - self._unknown_tags:
                 self._unknown_tags.add(tag)
@@ -311,8 +321,8 @@ class AlertService:
             reach=reaches[-1] if reaches else None,
             upstream_reaches=tuple(reaches[:-1]),
             city=station.city if station else None,
-            intake=intake,
-            intake_arrival_at=arrival,
+            intakes=intakes,
+            station_km=station_km,
             playbook_tags=tags,
         )
 
