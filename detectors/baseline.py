@@ -128,7 +128,6 @@ class ParameterTrack:
     def learn(
         self,
         value: float,
-        *,
         hour: int,
         warmup: int,
         level_alpha: float,

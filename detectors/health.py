@@ -6,6 +6,7 @@ pollution logic. It becomes a ``maintenance`` or ``sensor_fault`` detection inst
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from riverguard.models import DataFlag
@@ -31,17 +32,18 @@ PLAUSIBLE: Final[dict[str, tuple[float, float]]] = {
 }
 
 
+_BOUNDS: Final[dict[str, tuple[float, float]]] = {
+    **{p.name: p.physical_range for p in PARAMETERS.values()},
+    **PLAUSIBLE,
+}
+_ANY: Final = (-math.inf, math.inf)
+
+
 def plausible(parameter: str, value: float) -> bool:
-    """Whether a value can come from a working sensor in a river.
+    """Whether a value can come from a working sensor in a river (unknown signals: any value).
 
     >>> plausible("pH", 7.8), plausible("pH", 0.2), plausible("COD", -1.0), plausible("Redox", -250.0)
     (True, False, False, True)
     """
-    bounds = PLAUSIBLE.get(parameter)
-    if bounds is not None:
-        return bounds[0] <= value <= bounds[1]
-    spec = PARAMETERS.get(parameter)
-    if spec is None:
-        return True
-    low, high = spec.physical_range
+    low, high = _BOUNDS.get(parameter, _ANY)
     return low <= value <= high

@@ -36,7 +36,7 @@ from detectors.baseline import ParameterTrack
 from detectors.config import DetectorConfig, Persistence
 from detectors.events import EventLatch, Transition, event_id
 from detectors.health import FAULT_FLAGS, HYDROLOGICAL, MAINTENANCE_FLAGS, plausible
-from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
+from riverguard.models import DataFlag, Detection, DetectionKind, DetectionPhase, Finding, Reading
 from riverguard.parameters import PARAMETERS, WaterClass, exceedance_multiple, gb3838_limit, section_class
 from riverguard.stations import Station
 
@@ -170,23 +170,28 @@ class StationDetector:
         flagged: set[str] = set()
         clean: dict[str, float] = {}
         scores: dict[str, float] = {}
+        stuck_min = config.stuck_min_readings
+        tracks = self.tracks
         for name, measurement in reading.values.items():
             flag = measurement.flag
-            if flag in MAINTENANCE_FLAGS:
-                maintenance.append(name)
-                continue
-            if flag in FAULT_FLAGS:
-                flagged.add(name)
-                continue
+            if flag is not DataFlag.NORMAL:
+                if flag in MAINTENANCE_FLAGS:
+                    maintenance.append(name)
+                    continue
+                if flag in FAULT_FLAGS:
+                    flagged.add(name)
+                    continue
             value = measurement.value
             if not plausible(name, value):
                 flagged.add(name)
                 continue
-            track = self.tracks.get(name)
+            track = tracks.get(name)
             if track is None:
-                track = self.tracks[name] = ParameterTrack()
+                track = tracks[name] = ParameterTrack()
             track.observe(value)
-            if track.stuck(config.stuck_min_readings, config.stuck_min_change_rate, config.stuck_log_probability):
+            if track.run >= stuck_min and track.stuck(
+                stuck_min, config.stuck_min_change_rate, config.stuck_log_probability
+            ):
                 flagged.add(name)
                 continue
             clean[name] = value
@@ -206,8 +211,7 @@ class StationDetector:
             track = tracks[name]
             if track.n >= warmup:
                 track.tail.update(abs(scores[name]))
-            track.learn(value, hour=hour, warmup=warmup, level_alpha=level_alpha, scale_alpha=scale_alpha, clip=clip,
-                        diurnal=diurnal)
+            track.learn(value, hour, warmup, level_alpha, scale_alpha, clip, diurnal)
 
     # -- scoring ----------------------------------------------------------------------------
 
