@@ -36,6 +36,7 @@ from detectors.baseline import ParameterTrack
 from detectors.config import DetectorConfig, Persistence
 from detectors.events import EventLatch, Transition, event_id
 from detectors.health import FAULT_FLAGS, HYDROLOGICAL, MAINTENANCE_FLAGS, plausible
+from detectors.messages import message, spike_confidence
 from riverguard.models import DataFlag, Detection, DetectionKind, DetectionPhase, Finding, Reading
 from riverguard.parameters import PARAMETERS, WaterClass, exceedance_multiple, gb3838_limit, section_class
 from riverguard.stations import Station
@@ -46,17 +47,6 @@ _STATION_WIDE: Final = "*"
 #: Below this typical interval the level follows the daily cycle by itself.
 _DIURNAL_MIN_INTERVAL_S: Final = 600.0
 _LIMIT_HYSTERESIS: Final = 1.1
-
-_KIND_ZH: Final = {
-    _K.POLLUTION_SPIKE: "水质突变",
-    _K.LIMIT_EXCEEDANCE: "超标",
-    _K.SENSOR_FAULT: "仪器故障",
-    _K.MAINTENANCE: "仪器维护",
-    _K.DATA_GAP: "数据中断",
-    _K.ECOLOGICAL_FLOW_LOW: "生态流量不足",
-    _K.CLASS_DOWNGRADE: "水质类别下降",
-}
-_PHASE_ZH: Final = {DetectionPhase.ONSET: "开始", DetectionPhase.UPDATE: "持续", DetectionPhase.CLEARED: "解除"}
 
 Describe = Callable[[tuple[str, ...] | None], tuple[Finding, ...]]
 
@@ -471,7 +461,7 @@ class StationDetector:
         note: str = "",
     ) -> Detection:
         if confidence is None:
-            confidence = _confidence(kind, score, self.config.spike_threshold)
+            confidence = spike_confidence(score, self.config.spike_threshold) if kind is _K.POLLUTION_SPIKE else 1.0
         return Detection(
             detection_id=f"{event}-{phase.value}-{seq}",
             event_id=event,
@@ -486,7 +476,7 @@ class StationDetector:
             confidence=confidence,
             detector=f"{DETECTOR_NAME}/{kind.value}",
             readings=readings or (reading,),
-            message=_message(reading, self.station, kind, phase, findings, note),
+            message=message(reading, self.station, kind, phase, findings, note),
         )
 
 
@@ -496,39 +486,3 @@ def _near_limit(parameter: str, value: float, target: WaterClass) -> bool:
     over = exceedance_multiple(parameter, value * _LIMIT_HYSTERESIS, target) or 0.0
     under = exceedance_multiple(parameter, value / _LIMIT_HYSTERESIS, target) or 0.0
     return over > 0 or under > 0
-
-
-def _confidence(kind: DetectionKind, score: float, threshold: float) -> float:
-    if kind is _K.POLLUTION_SPIKE:
-        return round(min(1.0, max(0.0, 1.0 - math.exp(-score / max(threshold, 1e-9)))), 4)
-    return 1.0
-
-
-def _message(
-    reading: Reading,
-    station: Station | None,
-    kind: DetectionKind,
-    phase: DetectionPhase,
-    findings: tuple[Finding, ...],
-    note: str,
-) -> str:
-    """Chinese first, English after a slash: what the duty officer reads on the phone."""
-    where = (station.section if station else None) or reading.section or reading.station_id
-    zh_parts, en_parts = [], []
-    for f in findings:
-        spec = PARAMETERS.get(f.parameter)
-        zh_name = spec.name_zh if spec else f.parameter
-        en_name = spec.name_en if spec else f.parameter
-        if f.multiple:
-            times = f"{f.multiple:.1f}" if f.multiple >= 0.1 else f"{f.multiple:.2g}"
-            zh_parts.append(f"{zh_name} {f.value:g}{f.unit}（超标 {times} 倍）")
-            en_parts.append(f"{en_name} {f.value:g}{f.unit} ({times} times over the limit)")
-        else:
-            base = f"，基线 {f.baseline:.3g}" if f.baseline is not None else ""
-            base_en = f", baseline {f.baseline:.3g}" if f.baseline is not None else ""
-            zh_parts.append(f"{zh_name} {f.value:g}{f.unit}{base}")
-            en_parts.append(f"{en_name} {f.value:g}{f.unit}{base_en}")
-    extra = f" {note}" if note else ""
-    zh = f"{where} {_KIND_ZH[kind]}{_PHASE_ZH[phase]}：{'；'.join(zh_parts)}{extra}"
-    en = f"{where} {kind.value.replace('_', ' ')} {phase.value}: {'; '.join(en_parts)}{extra}"
-    return f"{zh} / {en}"
