@@ -1,18 +1,24 @@
-"""Fixtures of the end-to-end tests: an isolated pipeline of real processes on the shared stack,
-the HTTP receiver Apprise posts to, a fresh InfluxDB database, and the service logs printed when a
-test fails."""
+"""Fixtures of the end-to-end tests: an isolated pipeline of real processes (on the shared stack,
+or on a private stack the fault tests may restart), the HTTP receiver Apprise posts to, a fresh
+InfluxDB database per test, and the service logs printed when a test fails."""
 
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from riverguard.settings import Settings
 from tests.conftest import require_service
-from tests.e2e.harness import Pipeline, Receiver, close_bridge_session, influx_statement, isolated
+from tests.e2e.harness import Pipeline, PrivateStack, Receiver, close_bridge_session, influx_statement, isolated
+
+_FAILED = pytest.StashKey[bool]()
+#: Port sets (MQTT, Kafka, InfluxDB) tried in turn for the private stack; Kafka's controller and
+#: InfluxDB's RPC port are the next ones up, so none of them may be taken either.
+PRIVATE_PORTS = ((11883, 19092, 18086), (21883, 29092, 28086), (31883, 39092, 38086))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -21,9 +27,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call":
         item.stash[_FAILED] = bool(getattr(report, "failed", False))
     return report
-
-
-_FAILED = pytest.StashKey[bool]()
 
 
 def require_stack(settings: Settings) -> None:
@@ -41,28 +44,59 @@ def receiver() -> Iterator[Receiver]:
     started.stop()
 
 
-@pytest.fixture
-def database(settings: Settings, unique: str) -> Iterator[str]:
-    require_stack(settings)
-    name = f"rg_e2e_{unique}"
-    influx_statement(settings.influx.url, f'CREATE DATABASE "{name}"')
-    yield name
-    influx_statement(settings.influx.url, f'DROP DATABASE "{name}"')
-
-
-@pytest.fixture
-async def pipeline(
-    request: pytest.FixtureRequest, settings: Settings, unique: str, database: str, receiver: Receiver,
-    tmp_path: Path,
-) -> AsyncIterator[Pipeline]:
-    """The four services on the shared stack with this test's topics, groups, session and database
-    (not started: the test starts them); stopped afterwards, their logs printed if the test failed."""
-    config = isolated(settings, unique, bucket=database, receiver=receiver, config_dir=tmp_path)
+@asynccontextmanager
+async def isolated_pipeline(request: pytest.FixtureRequest, base: Settings, unique: str, receiver: Receiver,
+                            tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """The four services with this test's topics, groups, MQTT session and InfluxDB database (not
+    started: the test starts them); stopped afterwards, their logs printed if the test failed."""
+    database = f"rg_e2e_{unique}"
+    influx_statement(base.influx.url, f'CREATE DATABASE "{database}"')
+    config = isolated(base, unique, bucket=database, receiver=receiver, config_dir=tmp_path)
     running = Pipeline(config, tmp_path, unique)
-    await running.prepare()
-    yield running
-    codes = running.stop()
-    close_bridge_session(config)
-    if request.node.stash.get(_FAILED, False):
-        print(f"\nservice exit codes: {codes}, unplanned exits: {running.crashes()}")
-        print(running.logs())
+    try:
+        await running.prepare()
+        yield running
+    finally:
+        codes = running.stop()
+        close_bridge_session(config)
+        influx_statement(base.influx.url, f'DROP DATABASE "{database}"')
+        if request.node.stash.get(_FAILED, False):
+            print(f"\nservice exit codes: {codes}, unplanned exits: {running.crashes()}")
+            print(running.logs())
+
+
+@pytest.fixture
+async def pipeline(request: pytest.FixtureRequest, settings: Settings, unique: str, receiver: Receiver,
+                   tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """An isolated pipeline on the shared stack (127.0.0.1:1883/9092/8086 unless configured)."""
+    require_stack(settings)
+    async with isolated_pipeline(request, settings, unique, receiver, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
+    """Mosquitto, Kafka and InfluxDB of this module alone (deploy/stack.sh on other ports, own
+    runtime dir): restarting them cannot disturb the shared stack. Brought down at the end."""
+    run_dir = tmp_path_factory.mktemp("private-stack")
+    for mqtt, kafka, influx in PRIVATE_PORTS:
+        stack = PrivateStack(run_dir, mqtt_port=mqtt, kafka_port=kafka, influx_port=influx)
+        if not stack.busy_ports():
+            break
+    else:
+        pytest.fail(f"no free port set for a private stack among {PRIVATE_PORTS}", pytrace=False)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+async def private_pipeline(request: pytest.FixtureRequest, settings: Settings, private_stack: PrivateStack,
+                           unique: str, receiver: Receiver, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """An isolated pipeline on the private stack; its logs and the stack's on failure."""
+    async with isolated_pipeline(request, private_stack.settings(settings), unique, receiver, tmp_path) as running:
+        yield running
+        if request.node.stash.get(_FAILED, False):
+            print(private_stack.logs())

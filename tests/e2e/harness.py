@@ -401,7 +401,20 @@ class StationFeed:
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(1, 2)
         self.sent_at: list[float] = []
-        self.infos: list[paho.MQTTMessageInfo] = []
+        self.published = 0
+        self._acked = 0
+        self._lock = threading.Lock()
+        self.client.on_publish = self._on_publish
+
+    def _on_publish(self, *_: object) -> None:
+        # once per message, when the broker acknowledged it (paho counts a resend as the same message)
+        with self._lock:
+            self._acked += 1
+
+    @property
+    def acknowledged(self) -> int:
+        with self._lock:
+            return self._acked
 
     def __enter__(self) -> StationFeed:
         _connect(self.settings, self.client, clean_start=True, expiry_s=0)
@@ -418,21 +431,24 @@ class StationFeed:
         for topic, payload in messages:
             if stop is not None and stop.is_set():
                 break
-            if rate is not None and (due := started + count / rate) > time.monotonic():
-                time.sleep(due - time.monotonic())
+            if rate is not None and (wait := started + count / rate - time.monotonic()) > 0:
+                time.sleep(wait)
             self.sent_at.append(time.time())
-            self.infos.append(self.client.publish(topic, payload, qos=1))
+            # while the broker is away this returns "not connected", but paho keeps the message
+            # and sends it after reconnecting
+            self.client.publish(topic, payload, qos=1)
             count += 1
+        self.published += count
         return count
 
     def wait_acknowledged(self, limit_s: float = 120.0) -> None:
         """Until the broker acknowledged every message (across reconnects)."""
         deadline = time.monotonic() + limit_s
-        for info in self.infos:
-            while not info.is_published():
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the broker did not acknowledge message mid={info.mid} in {limit_s:g} s")
-                time.sleep(0.05)
+        while self.acknowledged < self.published:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the broker acknowledged {self.acknowledged} of {self.published} messages "
+                                   f"in {limit_s:g} s")
+            time.sleep(0.05)
 
 
 # -- Kafka and InfluxDB -------------------------------------------------------------------------
@@ -589,7 +605,10 @@ class PrivateStack:
         """SIGKILL the service (no shutdown at all) and start it again."""
         pid = self.pid(service)
         os.kill(pid, signal.SIGKILL)
-        while Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid):
+        # A JVM takes a moment to tear down its threads after SIGKILL; until its port is closed
+        # `up` would take it for an external service that is still running.
+        port = {"mosquitto": self.mqtt_port, "kafka": self.kafka_port, "influxdb": self.influx_port}[service]
+        while (Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)) or port_open("127.0.0.1", port):
             time.sleep(0.05)
         self.up()
 
@@ -599,7 +618,7 @@ class PrivateStack:
     def logs(self, lines: int = 40) -> str:
         logs = self.run_dir / "logs"
         out = []
-        for path in sorted(logs.glob("*")) if logs.exists() else []:
+        for path in sorted(p for p in logs.rglob("*") if p.is_file()) if logs.exists() else []:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"----- {path} -----\n" + "\n".join(text))
         return "\n".join(out)
