@@ -248,9 +248,11 @@ class Simulator:
             elif name == "pH":
                 value = base + 0.12 * daily + 2 * drift + 0.02 * noise
             elif name == "DO":
-                value = base * (1 + 5 * drift) + 0.01 * noise
+                # Drift amplitudes give ~7 % (DO) and ~9 % (concentrations) standard deviation over
+                # days: real stations wander that much; more would push typical water over limits.
+                value = base * (1 + 1.5 * drift) + 0.01 * noise
             else:
-                value = base * math.exp(0.04 * noise + 5 * drift)
+                value = base * math.exp(0.04 * noise + 2 * drift)
             values[name] = value
         if "DO" in values:
             values["DO"] -= 0.25 * warming  # warmer water holds less oxygen
