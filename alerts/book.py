@@ -20,6 +20,12 @@ has cleared and ``resolve_after`` passed, or after twice that with no detection 
 within ``reopen_within`` of the resolution reopens the same incident (same id, paging restarts).
 Incident ids derive from the first detector event id, so a replay lands on the same incident, and
 notification ids derive from the incident id, so a replay never queues a notification twice.
+
+Intakes: the incident follows the plume front (its most downstream station) and takes the
+intakes ahead from that station's playbook (:mod:`alerts.intakes`); the level counts the next
+intake the plume has not passed, never one behind it. A level that rises while the target's
+opening message is still waiting to be sent is not announced twice: that message is written at
+send time, at the current level (see :meth:`alerts.outbox.Outbox.queue`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+from alerts.intakes import IntakeOutlook, follow_front, incident_time, outlook
 from alerts.outbox import Outbox
 from alerts.routing import RoutingConfig
 from alerts.targets import Directory
@@ -38,6 +45,7 @@ from riverguard.incidents import (
     Incident,
     IncidentEvent,
     IncidentStatus,
+    IntakeArrival,
     NotificationReason,
     NotificationRecord,
     OutboxEntry,
@@ -65,8 +73,8 @@ class Context:
     upstream_reaches: tuple[str, ...] = ()  # a plume moving down joins the incident it came from
     city: str | None = None
     pollutant_class: PollutantClass | None = None  # None: the class of the main pollutant
-    intake: str = ""
-    intake_arrival_at: datetime | None = None
+    intakes: tuple[IntakeArrival, ...] = ()  # the drinking-water intakes the station's playbook names
+    station_km: float | None = None  # where the station sits (river km, growing downstream)
     playbook_tags: tuple[str, ...] = ()
 
 
@@ -136,6 +144,13 @@ class IncidentBook:
         ]
         return sorted(out, key=lambda ie: ie[1].next_attempt_at)
 
+    def claim(self, notification_id: str, target_id: str) -> None:
+        """The shell started sending this delivery (from :meth:`due`); call :meth:`release` when done."""
+        self.outbox.claim(notification_id, target_id)
+
+    def release(self, notification_id: str, target_id: str) -> None:
+        self.outbox.release(notification_id, target_id)
+
     def restore(self, incidents: Iterable[Incident]) -> None:
         """Load persisted state (the compacted incidents topic) before processing anything."""
         for incident in sorted(incidents, key=lambda i: i.updated_at):
@@ -178,14 +193,16 @@ class IncidentBook:
         return effects
 
     def tick(self, now: datetime) -> Effects:
-        """Escalate, remind, auto-resolve and summarise rate-limited notifications."""
+        """Follow the plume past intakes, escalate, remind, auto-resolve and summarise rate-limited notifications."""
         effects = Effects()
         for incident in self.outbox.summarise(self._incidents, now).values():  # held back goes out first
             self._put(incident)
             effects.incidents[incident.incident_id] = incident
         for incident in list(self._incidents.values()):
             if incident.is_active:
-                changed = self._auto_resolve(incident, now, effects) or self._page(incident, now, effects)
+                moved = self._next_intake(incident, now)
+                current = moved or incident
+                changed = self._auto_resolve(current, now, effects) or self._page(current, now, effects) or moved
                 if changed is not None:
                     self._put(changed)
                     effects.incidents[changed.incident_id] = changed
@@ -301,6 +318,11 @@ class IncidentBook:
                     "reminders_sent": 0,
                     "normal_since": None,
                     "active_events": (),
+                    # a new episode: the old plume's intake windows would pass for this one's
+                    "intakes": (),
+                    "front_km": None,
+                    "nearest_intake": "",
+                    "intake_arrival_at": None,
                 }
             ),
             now,
@@ -322,11 +344,10 @@ class IncidentBook:
         is_new = incident.detection_count == 0
         peak_multiple = _max(incident.peak_multiple, multiple)
         peak_value = _max(incident.peak_value, value)
-        intake_at = context.intake_arrival_at
-        if incident.intake_arrival_at is not None and (intake_at is None or incident.intake_arrival_at < intake_at):
-            intake_at, intake = incident.intake_arrival_at, incident.nearest_intake
-        else:
-            intake = context.intake or incident.nearest_intake
+        intakes, front_km = incident.intakes, incident.front_km
+        if context.intakes and context.station_km is not None:
+            intakes, front_km = follow_front(intakes, front_km, context.intakes, context.station_km)
+        ahead = outlook(intakes, d.time) if intakes else None  # the incident's clock is at d.time now
         stations = incident.stations if d.station_id in incident.stations else (*incident.stations, d.station_id)
         cities = incident.cities
         if context.city and context.city not in cities:
@@ -334,7 +355,7 @@ class IncidentBook:
         events = incident.active_events
         if d.event_id not in events:
             events = (*events, d.event_id)
-        level, reasons = self._assess(incident.route, incident.pollutant, peak_multiple, context, intake_at, d.time)
+        level, reasons = self._assess(incident.route, incident.pollutant, peak_multiple, context, ahead)
         raised = level.rank > incident.level.rank
         updated = incident.model_copy(
             update={
@@ -347,11 +368,13 @@ class IncidentBook:
                 "detection_count": incident.detection_count + 1,
                 "peak_value": peak_value,
                 "peak_multiple": peak_multiple,
-                "nearest_intake": intake,
                 "playbook_tags": tuple(dict.fromkeys((*incident.playbook_tags, *context.playbook_tags))),
-                "intake_arrival_at": intake_at,
+                "intakes": intakes,
+                "front_km": front_km,
+                **_nearest(incident, intakes, ahead),
                 "level": level if raised or is_new else incident.level,
-                "level_reasons": reasons if raised or is_new else incident.level_reasons,
+                # the current case for the level (e.g. the next intake); a lower one keeps what raised it
+                "level_reasons": reasons if is_new or level.rank >= incident.level.rank else incident.level_reasons,
                 "latest_detection": d.model_copy(update={"readings": ()}),
             }
         )
@@ -365,23 +388,19 @@ class IncidentBook:
         return updated
 
     def _assess(
-        self,
-        route: Route,
-        pollutant: str,
-        multiple: float | None,
-        context: Context,
-        intake_at: datetime | None,
-        seen_at: datetime,
+        self, route: Route, pollutant: str, multiple: float | None, context: Context, ahead: IntakeOutlook | None
     ) -> tuple[WarningLevel, tuple[Reason, ...]]:
-        """Travel time counts from when the station saw it, not from when we processed it."""
+        """Only the intake ahead counts: one the plume has passed raises nothing."""
         if route is Route.MAINTENANCE:
             return WarningLevel.BLUE, (_MAINTENANCE_REASON,)
-        hours = None if intake_at is None else max(0.0, (intake_at - seen_at).total_seconds() / 3600)
         pollutant_class = context.pollutant_class
         if pollutant_class is None:
             spec = PARAMETERS.get(pollutant)
             pollutant_class = spec.pollutant_class if spec else PollutantClass.UNKNOWN
-        return self.routing.severity.assess(multiple=multiple, pollutant_class=pollutant_class, intake_hours=hours)
+        return self.routing.severity.assess(
+            multiple=multiple, pollutant_class=pollutant_class, intake_hours=ahead.hours if ahead else None,
+            intake=ahead,
+        )
 
     def _clear(self, incident: Incident, d: Detection, now: datetime) -> Effects:
         events = tuple(e for e in incident.active_events if e != d.event_id)
@@ -392,6 +411,17 @@ class IncidentBook:
         )
         self._put(updated)
         return Effects({updated.incident_id: updated})
+
+    def _next_intake(self, incident: Incident, now: datetime) -> Incident | None:
+        """The incident with its nearest intake moved on, once the plume has passed the one it named."""
+        if not incident.intakes:
+            return None
+        fields = _nearest(incident, incident.intakes, outlook(incident.intakes, incident_time(incident, now)))
+        if fields["nearest_intake"] == incident.nearest_intake:
+            return None
+        ahead = fields["nearest_intake"] or "none left within the playbook's horizon"
+        note = f"plume passed {incident.nearest_intake}; next intake: {ahead}"
+        return self._event(incident.model_copy(update={**fields, "updated_at": now}), now, "updated", note=note)
 
     def _auto_resolve(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
         after = self.routing.lifecycle.resolve_after
@@ -453,6 +483,16 @@ class IncidentBook:
     def _event(self, incident: Incident, now: datetime, what: str, by: str = "", note: str = "") -> Incident:
         history = (*incident.history, IncidentEvent(at=now, what=what, by=by, note=note))[-HISTORY_LIMIT:]
         return incident.model_copy(update={"history": history})
+
+
+def _nearest(incident: Incident, intakes: tuple[IntakeArrival, ...], ahead: IntakeOutlook | None) -> dict[str, object]:
+    """The incident's nearest-intake fields: the intake ahead, or what it had when no playbook is known."""
+    if not intakes:
+        return {"nearest_intake": incident.nearest_intake, "intake_arrival_at": incident.intake_arrival_at}
+    if ahead is None:
+        return {"nearest_intake": "", "intake_arrival_at": None}
+    return {"nearest_intake": ahead.name, "intake_arrival_at": ahead.arrival_at}
+
 
 def _max(a: float | None, b: float | None) -> float | None:
     if a is None:

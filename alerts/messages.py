@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
-from zoneinfo import ZoneInfo
 
+from alerts.intakes import IntakeOutlook, clock, incident_outlook
 from alerts.playbook_source import PlaybookView
 from riverguard.incidents import Channel, Incident, NotificationReason, OutboxEntry, Route
 from riverguard.parameters import PARAMETERS
 
-CHINA: Final = ZoneInfo("Asia/Shanghai")
 SMS_LIMIT: Final = {"zh": 134, "en": 306}
 
 _RIVERS: Final = {"min": ("岷江", "Min River"), "tuo": ("沱江", "Tuo River"), "jialing": ("嘉陵江", "Jialing River")}
@@ -61,16 +60,6 @@ def pollutant_name(parameter: str, lang: str) -> str:
     return spec.name_zh if lang == "zh" else spec.name_en
 
 
-def clock(at: datetime) -> str:
-    """Beijing time, as people on duty read it.
-
-    >>> from datetime import timezone
-    >>> clock(datetime(2024, 1, 5, 6, 30, tzinfo=timezone.utc))
-    '01-05 14:30'
-    """
-    return at.astimezone(CHINA).strftime("%m-%d %H:%M")
-
-
 def _prefix(incident: Incident, entry: OutboxEntry, lang: str) -> str:
     level = incident.level.label_zh + "预警" if lang == "zh" else _LEVEL_EN[incident.level.value] + " alert"
     if incident.route is Route.MAINTENANCE:
@@ -102,14 +91,11 @@ def _station(incident: Incident, ctx: MessageContext) -> str:
 
 
 def _intake(incident: Incident, lang: str, now: datetime, with_clock: bool) -> str:
-    if not incident.nearest_intake or incident.intake_arrival_at is None:
+    """``，约2.5小时(16:55)到达X`` or ``，已到达X``; nothing when no intake lies ahead or its time is unknown."""
+    ahead = incident_outlook(incident, now)
+    if ahead is None:
         return ""
-    hours = max(0.0, (incident.intake_arrival_at - now).total_seconds() / 3600)
-    at = f"({clock(incident.intake_arrival_at)[6:]})" if with_clock else ""
-    if lang == "zh":
-        suffix = "" if incident.nearest_intake.endswith(("取水口", "水厂", "水源地")) else "取水口"
-        return f"，约{hours:.1f}小时{at}到达{incident.nearest_intake}{suffix}"
-    return f"; reaches intake {incident.nearest_intake} in ~{hours:.1f} h{at}"
+    return ("，" if lang == "zh" else "; ") + ahead.describe(lang, with_clock=with_clock)
 
 
 def title(incident: Incident, entry: OutboxEntry, lang: str) -> str:
@@ -186,19 +172,26 @@ def _facts(incident: Incident, ctx: MessageContext, now: datetime) -> list[tuple
             f"，超标 {incident.peak_multiple:.1f} 倍" if zh else f", {incident.peak_multiple:.1f}× over the limit"
         )
         facts.append(("峰值" if zh else "Peak", f"{incident.peak_value:g} {incident.unit}{multiple}"))
-    if incident.nearest_intake and incident.intake_arrival_at is not None:
-        hours = max(0.0, (incident.intake_arrival_at - now).total_seconds() / 3600)
-        facts.append(
-            ("最近取水口" if zh else "Nearest intake",
-             f"{incident.nearest_intake}，预计 {clock(incident.intake_arrival_at)} 到达（约 {hours:.1f} 小时）" if zh
-             else f"{incident.nearest_intake}, plume expected {clock(incident.intake_arrival_at)} (~{hours:.1f} h)")
-        )
+    ahead = incident_outlook(incident, now)
+    if ahead is not None:
+        facts.append(("最近取水口" if zh else "Nearest intake", _intake_fact(ahead, zh)))
     why = "；".join(r.zh for r in incident.level_reasons) if zh else "; ".join(r.en for r in incident.level_reasons)
     facts.append(("级别依据" if zh else f"Why {incident.level.value}", why))
     facts.append(("开始时间" if zh else "Opened", clock(incident.opened_at)))
     if incident.silenced_by:
         facts.append(("静默" if zh else "Silenced", incident.silenced_by))
     return facts
+
+
+def _intake_fact(ahead: IntakeOutlook, zh: bool) -> str:
+    if not ahead.arrived:
+        hours = max(ahead.hours, 0.1)
+        return (f"{ahead.name}，预计 {clock(ahead.arrival_at)} 到达（约 {hours:.1f} 小时）" if zh
+                else f"{ahead.name}, plume expected {clock(ahead.arrival_at)} (~{hours:.1f} h)")
+    if ahead.passes_at is None:
+        return f"{ahead.name}，污染团已到达" if zh else f"{ahead.name}, the plume is there now"
+    return (f"{ahead.name}，污染团已到达，预计 {clock(ahead.passes_at)} 前后通过" if zh
+            else f"{ahead.name}, the plume is there now, expected to pass by {clock(ahead.passes_at)}")
 
 
 def _actions(ctx: MessageContext) -> list[str]:

@@ -26,6 +26,10 @@ from riverguard.incidents import (
 
 RATE_LIMITED: Final = "rate-limited"
 PAGING_REASONS: Final = frozenset({NotificationReason.ESCALATION, NotificationReason.REMINDER})
+# Messages that tell a target what the incident is now; the text is written when it is sent.
+ANNOUNCEMENTS: Final = frozenset(
+    {NotificationReason.OPENED, NotificationReason.REOPENED, NotificationReason.LEVEL_RAISED}
+)
 
 
 class Outbox:
@@ -34,11 +38,20 @@ class Outbox:
         self.directory = directory
         self._targets = directory.by_id()
         self._buckets: dict[str, TokenBucket] = {}
+        self._sending: set[tuple[str, str]] = set()  # (notification id, target id) handed to the sender
 
     def use_routing(self, routing: RoutingConfig) -> None:
         if routing.rate_limits != self.routing.rate_limits:
             self._buckets.clear()  # new limits take effect with full buckets
         self.routing = routing
+
+    def claim(self, notification_id: str, target_id: str) -> None:
+        """The sender took this delivery: its text is being written, so later news needs its own message."""
+        self._sending.add((notification_id, target_id))
+
+    def release(self, notification_id: str, target_id: str) -> None:
+        """The sender is done with this delivery (settled, failed or abandoned)."""
+        self._sending.discard((notification_id, target_id))
 
     def queue(
         self,
@@ -52,7 +65,10 @@ class Outbox:
         """Queue one notification for every target the tags select (default: everyone paged so far).
 
         Silenced or rate-limited deliveries are kept as ``suppressed`` entries with a record, so
-        nothing disappears without a trace.
+        nothing disappears without a trace. A level rise is not queued for a target that still
+        has an announcement of this incident waiting (e.g. "opened" in the same batch): that one
+        is written at send time, at the current level, so the target gets one message instead of
+        "升级" before it ever heard of the incident.
         """
         if tags is None:
             tags = self.routing.tags_up_to(incident, incident.escalation_stage)
@@ -61,8 +77,9 @@ class Outbox:
         station = incident.latest_detection.station_id if incident.latest_detection else None
         silence = self.routing.silence_for(station=station, river=incident.river, at=now)
         new: list[OutboxEntry] = []
+        waiting = self._waiting_announcements(incident) if reason is NotificationReason.LEVEL_RAISED else set()
         for target in self.directory.select(tags):
-            if (notification_id, target.target_id) in existing:
+            if (notification_id, target.target_id) in existing or target.target_id in waiting:
                 continue
             entry = OutboxEntry(
                 notification_id=notification_id,
@@ -91,6 +108,16 @@ class Outbox:
             if e.status is DeliveryStatus.SUPPRESSED
         )
         return updated
+
+    def _waiting_announcements(self, incident: Incident) -> set[str]:
+        """Targets with an announcement of ``incident`` pending and not yet taken by the sender."""
+        return {
+            e.target_id
+            for e in incident.outbox
+            if e.reason in ANNOUNCEMENTS
+            and e.status is DeliveryStatus.PENDING
+            and (e.notification_id, e.target_id) not in self._sending
+        }
 
     def cancel_paging(self, incident: Incident, why: str) -> tuple[OutboxEntry, ...]:
         """The outbox with pending escalations and reminders suppressed (acknowledged or resolved)."""

@@ -43,7 +43,7 @@ from alerts.targets import Directory, Target, load_directory
 from riverguard.bus.base import Bus, Producer, Record, TopicPartition, next_offsets
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
-from riverguard.incidents import Incident, NotificationRecord, OutboxEntry
+from riverguard.incidents import Incident, IntakeArrival, NotificationRecord, OutboxEntry
 from riverguard.models import DeadLetter, Detection, decode, encode
 from riverguard.observability import MESSAGES_IN, MESSAGES_OUT, NOTIFICATIONS
 from riverguard.settings import Settings
@@ -300,13 +300,18 @@ class AlertService:
     def _context(self, detection: Detection) -> Context:
         station = self._stations.get(detection.station_id)
         reaches = self.playbooks.reaches_to(detection.station_id, detection.river)
-        intake, arrival = "", None
+        intakes: tuple[IntakeArrival, ...] = ()
+        station_km = None
         tags: tuple[str, ...] = ()
         playbook = self.playbooks.for_detection(detection) if detection.kind.is_pollution else None
         if playbook is not None:
-            nearest = playbook.nearest_intake
-            if nearest is not None:
-                intake, arrival = nearest.name, nearest.leading_edge_at
+            station_km = playbook.station_km
+            intakes = tuple(
+                IntakeArrival(name=r.name, river_km=r.river_km, leading_edge_at=r.leading_edge_at,
+                              leading_edge_fast_at=r.leading_edge_fast_at, trailing_edge_at=r.trailing_edge_at)
+                for r in playbook.receptors
+                if r.kind == "intake"
+            )
             tags = tuple(dict.fromkeys(t for step in playbook.actions for t in step.apprise_tags))
             for tag in set(tags) - self._known_tags - self._unknown_tags:
                 self._unknown_tags.add(tag)
@@ -316,8 +321,8 @@ class AlertService:
             reach=reaches[-1] if reaches else None,
             upstream_reaches=tuple(reaches[:-1]),
             city=station.city if station else None,
-            intake=intake,
-            intake_arrival_at=arrival,
+            intakes=intakes,
+            station_km=station_km,
             playbook_tags=tags,
         )
 
@@ -365,13 +370,17 @@ class AlertService:
             target = self._targets.get(entry.target_id)
             if target is None:
                 continue  # target removed from the Apprise config since; the entry stays pending
+            self.book.claim(entry.notification_id, entry.target_id)
             task = asyncio.create_task(self._send(incident, entry, target))
             self._in_flight[entry.target_id] = task
-            task.add_done_callback(self._sent_callback(entry.target_id))
+            task.add_done_callback(self._sent_callback(entry))
 
-    def _sent_callback(self, target_id: str) -> Callable[[asyncio.Task[None]], None]:
+    def _sent_callback(self, entry: OutboxEntry) -> Callable[[asyncio.Task[None]], None]:
+        target_id = entry.target_id
+
         def done(task: asyncio.Task[None]) -> None:
             self._in_flight.pop(target_id, None)
+            self.book.release(entry.notification_id, target_id)
             if not task.cancelled() and task.exception() is not None:
                 log.error("sending to %s failed", self._targets[target_id].redacted, exc_info=task.exception())
 

@@ -21,6 +21,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alerts.intakes import IntakeOutlook, clock, intake_label
 from riverguard.incidents import Reason, WarningLevel
 from riverguard.parameters import PollutantClass
 
@@ -71,9 +72,14 @@ class SeverityRule(BaseModel):
         return self
 
     def assess(
-        self, *, multiple: float | None, pollutant_class: PollutantClass, intake_hours: float | None
+        self,
+        *,
+        multiple: float | None,
+        pollutant_class: PollutantClass,
+        intake_hours: float | None,
+        intake: IntakeOutlook | None = None,
     ) -> tuple[WarningLevel, tuple[Reason, ...]]:
-        """The level and the factors that made it."""
+        """The level and the factors that made it; ``intake`` (whose hours these are) names it in the reason."""
         rank = 1
         reasons: list[Reason] = []
         if multiple is None:
@@ -100,13 +106,27 @@ class SeverityRule(BaseModel):
             for step in sorted(self.intake, key=lambda s: s.within_h):
                 if intake_hours <= step.within_h and step.levels_up:
                     rank += step.levels_up
-                    reasons.append(
-                        Reason(
-                            zh=f"{intake_hours:.1f} 小时到达取水口 (≤ {step.within_h:g} 小时) "
-                            f"→ 升 {step.levels_up} 级",
-                            en=f"reaches a drinking-water intake in {intake_hours:.1f} h "
-                            f"(≤ {step.within_h:g} h) → up {step.levels_up}",
-                        )
-                    )
+                    reasons.append(_intake_reason(intake_hours, intake, step))
                     break
         return WarningLevel.from_rank(rank), tuple(reasons)
+
+
+def _intake_reason(hours: float, intake: IntakeOutlook | None, step: IntakeRaise) -> Reason:
+    within_zh, within_en, up_zh, up_en = (
+        f"≤ {step.within_h:g} 小时", f"≤ {step.within_h:g} h", f"升 {step.levels_up} 级", f"up {step.levels_up}"
+    )
+    if intake is None:
+        return Reason(
+            zh=f"{hours:.1f} 小时到达取水口 ({within_zh}) → {up_zh}",
+            en=f"reaches a drinking-water intake in {hours:.1f} h ({within_en}) → {up_en}",
+        )
+    label = intake_label(intake.name)
+    if intake.arrived:
+        return Reason(
+            zh=f"污染团已到达{label}（{clock(intake.at)}）→ {up_zh}",
+            en=f"the plume is at intake {intake.name} ({clock(intake.at)}) → {up_en}",
+        )
+    return Reason(
+        zh=f"预计 {clock(intake.arrival_at)} 到达{label}，约 {hours:.1f} 小时 ({within_zh}) → {up_zh}",
+        en=f"reaches intake {intake.name} at {clock(intake.arrival_at)}, in {hours:.1f} h ({within_en}) → {up_en}",
+    )

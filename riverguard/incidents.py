@@ -107,6 +107,16 @@ class Reason(_Frozen):
     en: str
 
 
+class IntakeArrival(_Frozen):
+    """When a playbook expects the plume at one drinking-water intake downstream."""
+
+    name: str
+    river_km: float  # along the river, growing downstream
+    leading_edge_at: AwareDatetime
+    leading_edge_fast_at: AwareDatetime  # the leading edge if the water runs 30 % faster: the earliest
+    trailing_edge_at: AwareDatetime
+
+
 class IncidentEvent(_Frozen):
     """A line of the incident's history."""
 
@@ -165,6 +175,9 @@ class Incident(_Frozen):
     nearest_intake: str = ""
     playbook_tags: tuple[str, ...] = ()  # Apprise tags of the departments the playbook's actions name
     intake_arrival_at: AwareDatetime | None = None
+    # every intake the plume front's playbook names, downstream order; nearest_intake is the next one
+    intakes: tuple[IntakeArrival, ...] = ()
+    front_km: float | None = None  # river km of the most downstream station that saw the plume
     paging_since: AwareDatetime | None = None  # escalation clock: opened or reopened at
     escalation_stage: int = 0
     reminders_sent: int = 0

@@ -8,6 +8,7 @@ import pytest
 
 from alerts.book import Context, IncidentBook, incident_id_for
 from alerts.errors import IncidentStateError, UnknownIncidentError
+from alerts.messages import MessageContext, render
 from alerts.routing import RoutingConfig
 from alerts.targets import Directory, Target
 from riverguard.incidents import (
@@ -16,7 +17,9 @@ from riverguard.incidents import (
     DeliveryStatus,
     Incident,
     IncidentStatus,
+    IntakeArrival,
     NotificationReason,
+    OutboxEntry,
     Route,
     WarningLevel,
 )
@@ -94,6 +97,19 @@ def targets_of(incident: Incident, reason: NotificationReason) -> set[str]:
     return {e.target_id for e in incident.outbox if e.reason is reason}
 
 
+def intake(name: str, km: float, leading: datetime, passing: timedelta = timedelta(hours=3)) -> IntakeArrival:
+    """A playbook's forecast for one intake: the fast band an hour early, the tail ``passing`` later."""
+    return IntakeArrival(name=name, river_km=km, leading_edge_at=leading,
+                         leading_edge_fast_at=leading - timedelta(hours=1), trailing_edge_at=leading + passing)
+
+
+def deliver_due(b: IncidentBook, now: datetime) -> None:
+    """What the service does between batches: send everything due, successfully."""
+    for incident, entry in b.due(now):
+        b.record_attempt(incident.incident_id, entry.notification_id, entry.target_id, ok=True, error="", now=now,
+                         title="t")
+
+
 def test_first_detection_opens_an_incident_and_pages_the_route() -> None:
     b = book()
     effects = b.observe(detection(), Context(city="内江"), T0)
@@ -109,6 +125,7 @@ def test_first_detection_opens_an_incident_and_pages_the_route() -> None:
 def test_later_detections_update_the_same_incident_and_raise_the_level() -> None:
     b = book()
     b.observe(detection(0, multiple=1.5), Context(), T0)
+    deliver_due(b, T0)
     b.observe(detection(1, multiple=0.5, station="tuo-damozi", event="evt-2"), Context(), T0 + timedelta(minutes=5))
     update = detection(2, multiple=12.0, event="evt-1", phase=DetectionPhase.UPDATE)
     b.observe(update, Context(), T0 + timedelta(minutes=6))
@@ -248,12 +265,15 @@ def test_downstream_reach_joins_the_incident_upstream() -> None:
 def test_severity_uses_pollutant_class_and_intake_arrival() -> None:
     b = book()
     arrival = T0 + timedelta(hours=1, minutes=30)
-    ctx = Context(pollutant_class=PollutantClass.HEAVY_METAL, intake="内江二水厂", intake_arrival_at=arrival)
+    ctx = Context(pollutant_class=PollutantClass.HEAVY_METAL, intakes=(intake("内江二水厂", 30.0, arrival),),
+                  station_km=10.0)
     b.observe(detection(multiple=0.4, parameter="Cd"), ctx, T0)
     incident = only(b)
     assert incident.level is WarningLevel.RED  # blue + heavy metal + intake within 2 h
     assert [r.en.split(" → ")[1] for r in incident.level_reasons] == ["blue", "up 1", "up 2"]
+    assert "内江二水厂" in incident.level_reasons[2].zh
     assert incident.nearest_intake == "内江二水厂"
+    assert incident.intake_arrival_at == arrival
 
 
 def test_silence_suppresses_and_records_notifications() -> None:
@@ -348,5 +368,108 @@ def test_a_playbook_route_notifies_the_departments_the_playbook_names() -> None:
     ctx = Context(playbook_tags=("zigong-duty", "luzhou-duty"))
     b.observe(detection(0, multiple=1.5), ctx, T0)
     assert targets_of(only(b), NotificationReason.OPENED) == {"duty-sms"}
+    deliver_due(b, T0)
     b.observe(detection(1, multiple=4.0, phase=DetectionPhase.UPDATE), ctx, T0)
     assert targets_of(only(b), NotificationReason.LEVEL_RAISED) == {"duty-sms", "zigong"}
+
+
+# -- the plume front and its intakes (demo: spill at 宏缘, passes 简阳 at ~14:30, reaches 三皇庙 at ~19:40) --
+
+JIANYANG_AT = T0 + timedelta(hours=6)
+HONGYUAN = Context(station_km=0.0, intakes=(intake("简阳城区取水口", 60.0, JIANYANG_AT),
+                                            intake("资阳城区取水口", 120.0, T0 + timedelta(hours=19))))
+
+
+def sms_at(b: IncidentBook, now: datetime, reason: NotificationReason = NotificationReason.REMINDER) -> str:
+    incident = only(b)
+    entry = OutboxEntry(notification_id=f"{incident.incident_id}:{reason.value}:1", target_id="duty-sms",
+                        channel=Channel.SMS, reason=reason, stage=1, created_at=now, next_attempt_at=now)
+    return render(incident, entry, MessageContext(ack_url="http://127.0.0.1:8470/ack/x"), now).body
+
+
+def test_at_a_downstream_station_the_next_intake_is_named_not_the_one_passed() -> None:
+    b = book()
+    b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), HONGYUAN, T0)
+    opened = only(b)
+    assert opened.nearest_intake == "简阳城区取水口"
+    assert opened.level is WarningLevel.ORANGE  # yellow, and 简阳 within 8 h
+    assert "预计 06-01 16:00 到达简阳城区取水口" in opened.level_reasons[-1].zh  # the reason names intake and time
+    deliver_due(b, T0)
+    # 11 h later the plume reaches 三皇庙 (km 100): 简阳 (km 60) is behind it, 资阳 ahead
+    later = T0 + timedelta(hours=11)
+    ziyang_at = later + timedelta(hours=5, minutes=10)
+    sanhuangmiao = Context(station_km=100.0, intakes=(intake("资阳城区取水口", 120.0, ziyang_at),))
+    b.observe(detection(660, station="tuo-sanhuangmiao", event="evt-2", multiple=1.5), sanhuangmiao, later)
+    incident = only(b)
+    assert incident.stations == ("tuo-hongyuan", "tuo-sanhuangmiao")
+    assert (incident.nearest_intake, incident.intake_arrival_at) == ("资阳城区取水口", ziyang_at)
+    assert incident.level is WarningLevel.ORANGE  # the passed intake raises nothing
+    assert targets_of(incident, NotificationReason.LEVEL_RAISED) == set()
+    # still orange, and now for the intake ahead
+    assert incident.level_reasons[-1].zh == "预计 06-02 02:10 到达资阳城区取水口，约 5.2 小时 (≤ 8 小时) → 升 1 级"
+    text = sms_at(b, later)
+    assert "约5.2小时(02:10)到达资阳城区取水口" in text
+    assert "简阳" not in text
+    assert "0.0小时" not in text
+
+
+def test_the_nearest_intake_moves_on_once_the_plume_has_passed_it() -> None:
+    # as in the demo: no paging on ticks, and the incident stays open while the plume travels
+    b = book(escalation={"min_level": "yellow", "reminder_every_min": None},
+             lifecycle={"resolve_after_min": 720, "reopen_within_min": 720})
+    b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), HONGYUAN, T0)
+    assert b.tick(JIANYANG_AT).incidents == {}  # the plume is at 简阳: still the nearest one
+    assert only(b).nearest_intake == "简阳城区取水口"
+    assert "已到达简阳城区取水口" in sms_at(b, JIANYANG_AT)
+    passed = JIANYANG_AT + timedelta(hours=3, minutes=1)  # its trailing edge is behind us
+    effects = b.tick(passed)
+    incident = only(b)
+    assert list(effects.incidents) == [incident.incident_id]
+    assert incident.nearest_intake == "资阳城区取水口"
+    assert incident.level is WarningLevel.ORANGE
+    assert incident.history[-1].note == "plume passed 简阳城区取水口; next intake: 资阳城区取水口"
+    assert "到达资阳城区取水口" in sms_at(b, passed)
+
+
+def test_an_intake_the_plume_covers_now_raises_the_level_and_says_so() -> None:
+    b = book()
+    b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), HONGYUAN, T0)
+    deliver_due(b, T0)
+    # at km 50 five and a half hours later: 简阳 (km 60) is inside the fast band's reach, not yet passed
+    now = T0 + timedelta(hours=5, minutes=30)
+    below = Context(station_km=50.0, intakes=(intake("简阳城区取水口", 60.0, now + timedelta(minutes=40)),))
+    b.observe(detection(330, station="tuo-mid", event="evt-2", multiple=1.5), below, now)
+    incident = only(b)
+    assert incident.level is WarningLevel.RED  # yellow + 2 for an intake reached now
+    assert incident.level_reasons[-1].zh == "污染团已到达简阳城区取水口（06-01 15:30）→ 升 2 级"
+    assert targets_of(incident, NotificationReason.LEVEL_RAISED) == {"duty-sms", "bureau-mail"}
+    text = sms_at(b, now, NotificationReason.LEVEL_RAISED)
+    assert "已到达简阳城区取水口" in text
+    assert "小时" not in text
+
+
+def test_an_incident_that_opens_and_rises_in_one_batch_sends_one_opening_message() -> None:
+    b = book()
+    b.observe(detection(0, multiple=1.5), Context(), T0)  # yellow
+    b.observe(detection(1, multiple=12.0, phase=DetectionPhase.UPDATE), Context(), T0)  # red, same batch
+    incident = only(b)
+    assert incident.level is WarningLevel.RED
+    duty = [e for e in incident.outbox if e.target_id == "duty-sms"]
+    assert [e.reason for e in duty] == [NotificationReason.OPENED]
+    # the bureau is paged because of red: the raise is its first news, and the history keeps the rise
+    assert targets_of(incident, NotificationReason.LEVEL_RAISED) == {"bureau-mail"}
+    assert [h.what for h in incident.history] == ["opened", "level_raised"]
+    (due_incident, entry), = [(i, e) for i, e in b.due(T0) if e.target_id == "duty-sms"]
+    text = render(due_incident, entry, MessageContext(), T0).body
+    assert text.startswith("【红色预警】")
+    assert "升级" not in text
+
+
+def test_a_rise_after_the_opening_message_went_to_the_sender_is_its_own_message() -> None:
+    b = book()
+    b.observe(detection(0, multiple=1.5), Context(), T0)
+    (_, opening), = b.due(T0)
+    b.claim(opening.notification_id, opening.target_id)  # being written and sent at yellow
+    b.observe(detection(1, multiple=4.0, phase=DetectionPhase.UPDATE), Context(), T0)
+    assert targets_of(only(b), NotificationReason.LEVEL_RAISED) == {"duty-sms"}
+    b.release(opening.notification_id, opening.target_id)

@@ -126,3 +126,29 @@ def test_maintenance_messages_say_maintenance_not_pollution() -> None:
     assert text.startswith("【运维】")
     assert "sensor_fault" in text
     assert "超标" not in text
+
+
+def test_sms_says_arrived_when_the_arrival_is_past() -> None:
+    arrived = incident(intake_arrival_at=T0 - timedelta(minutes=10))
+    text = render(arrived, entry(Channel.SMS), CTX, T0).body
+    assert "，已到达富顺县城取水口。" in text
+    assert "小时" not in text
+    assert len(text) <= SMS_LIMIT["zh"]
+    english = render(arrived, entry(Channel.SMS), MessageContext(language="en"), T0).body
+    assert "at intake 富顺县城取水口 now" in english
+    facts = render(arrived, entry(Channel.IM), CTX, T0).body
+    assert "富顺县城取水口，污染团已到达" in facts
+    assert "0.0 小时" not in facts
+
+
+def test_sms_leaves_out_an_arrival_it_does_not_know() -> None:
+    text = render(incident(intake_arrival_at=None), entry(Channel.SMS), CTX, T0).body
+    assert "小时" not in text
+    assert "到达" not in text
+    assert "RG-7B409F93" in text
+
+
+def test_an_arrival_minutes_away_is_never_zero_hours() -> None:
+    text = render(incident(intake_arrival_at=T0 + timedelta(minutes=2)), entry(Channel.SMS), CTX, T0).body
+    assert "约0.1小时" in text
+    assert "0.0小时" not in text
