@@ -1,0 +1,329 @@
+"""The whole pipeline under load: readings/s and publish→notify latency, against the raw brokers.
+
+    .venv/bin/python bench/e2e.py [--seconds 30] [--burst 20000] [--profile detect|ingest|sink|alert]
+
+Needs the stack (``deploy/stack.sh up``); uses its own topics, groups, MQTT session and InfluxDB
+database, and starts the four services as subprocesses (``riverguard run ingest|detect|alert|sink``)
+exactly as the end-to-end tests do (``tests/e2e/harness.py``).
+
+Method
+------
+*Baseline, same run, same brokers*: a relay with no processing — a paho subscriber (QoS 1) that
+hands each payload to an aiokafka producer (acks=all), and an aiokafka consumer reading them back.
+Each payload carries its publish time; latency = consumer receive − publish.
+
+*Fixed load*: the station simulator (all 20 stations, JSON and HJ 212) published at 500
+readings/s. A notification per measured reading needs a new incident per sample, so the feed
+carries spikes: one reading per (river, reach, pollutant) key gets that pollutant at 4× its
+GB 3838 target-class limit — a limit exceedance, which fires on the reading itself (no
+persistence window) and opens a new incident. Latency publish→notify = arrival at the HTTP
+receiver (Apprise ``json://``) − publish time of the spiked reading (matched through the
+incident's first station and pollutant). Publish→detection is measured for the same readings from
+the detection record's Kafka timestamp, so the two halves (pipeline to detection, alert stage and
+Apprise) show separately. A key whose incident the simulated water opened before the spike
+(natural exceedances) gives no sample; the count of samples is printed.
+
+*Saturation*: ``--burst`` readings published as fast as the publisher goes; throughput = readings
+/ time from the first publish until the detectors and the sink have committed every one (the
+whole pipeline, not just ingest). The same count goes through the baseline relay.
+
+Memory: RSS (now and peak) of every service and broker process. CPU seconds per process during the
+saturation run show where the time goes; ``--profile STAGE`` runs that service under cProfile
+and prints its top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import pstats
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from alerts.playbook_source import RiverPlaybooks
+from ingest.codecs import TopicPattern
+from ingest.publisher import payload_for
+from ingest.simulator import Simulator
+from riverguard.bus.base import TopicSpec
+from riverguard.bus.kafka import KafkaBus
+from riverguard.incidents import Incident
+from riverguard.models import Detection, Measurement, Reading, decode
+from riverguard.parameters import PARAMETERS, gb3838_limit
+from riverguard.settings import Settings, load_settings
+from riverguard.stations import load_registry
+from tests.e2e.harness import (
+    REPO,
+    KafkaProbe,
+    Pipeline,
+    Receiver,
+    StationFeed,
+    close_bridge_session,
+    dev_password,
+    influx_statement,
+    isolated,
+    process_cpu_s,
+    process_rss_mb,
+    read_topic,
+)
+
+REGISTRY = load_registry()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summary(name: str, latencies: Sequence[float]) -> str:
+    if not latencies:
+        return f"{name:<34} no samples"
+    p50, p99 = 1000 * statistics.median(latencies), 1000 * percentile(latencies, 99)
+    top = 1000 * max(latencies)
+    return f"{name:<34} p50 {p50:7.0f} ms   p99 {p99:7.0f} ms   max {top:7.0f} ms   (n={len(latencies)})"
+
+
+# -- the baseline: MQTT → Kafka → consumer with no processing ------------------------------------
+
+
+async def raw_round_trip(settings: Settings, run: str, rate: float | None, count: int) -> tuple[list[float], float]:
+    """(latencies, received/s) of ``count`` messages through a relay that does nothing."""
+    topic = f"bench-raw-{run}-{rate or 'max'}"
+    bus = KafkaBus(settings.kafka)
+    await bus.create_topics([TopicSpec(topic, settings.kafka.partitions)])
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[bytes] = asyncio.Queue()
+    relay = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"raw-{run}", protocol=paho.MQTTv5)
+    relay.username_pw_set("riverguard-bridge", dev_password("riverguard-bridge"))
+    relay.max_inflight_messages_set(1000)
+    subscribed = threading.Event()
+    relay.on_subscribe = lambda *_: subscribed.set()
+
+    def on_message(_client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
+        loop.call_soon_threadsafe(inbox.put_nowait, bytes(message.payload))
+
+    relay.on_message = on_message
+    mqtt_topic = f"stations/raw/{run}/bench"
+    relay.connect(settings.mqtt.host, settings.mqtt.port)
+    relay.loop_start()
+    relay.subscribe(mqtt_topic.replace(run, "+"), qos=1)
+    subscribed.wait(10)
+    latencies: list[float] = []
+    async with bus.producer() as producer, bus.consumer([topic], group_id=f"raw-{run}-{rate}") as consumer:
+        async def forward() -> None:
+            for _ in range(count):
+                await producer.send(topic, await inbox.get(), key=b"k")
+
+        forwarding = asyncio.create_task(forward())
+        await asyncio.sleep(1.0)  # the consumer joins its group
+        first = time.time()
+
+        def publish() -> None:
+            feed = StationFeed(settings, f"raw-pub-{run}")
+            with feed:
+                feed.publish(((mqtt_topic, json.dumps({"t": time.time()}).encode()) for _ in range(count)), rate=rate)
+                feed.wait_acknowledged()
+
+        publishing = asyncio.create_task(asyncio.to_thread(publish))
+        while len(latencies) < count:
+            for record in await consumer.getmany(timeout_ms=200, max_records=2000):
+                latencies.append(time.time() - json.loads(record.value or b"{}")["t"])
+        elapsed = time.time() - first
+        await publishing
+        await forwarding
+    relay.disconnect()
+    relay.loop_stop()
+    return latencies, count / elapsed
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
+
+
+def spiked_stream(start: datetime, steps: int) -> tuple[list[Reading], dict[tuple[str, str], int]]:
+    """Simulated readings of every station; one spike per (river, reach, pollutant) key, spread
+    over the run. Returns the readings and, per (station, pollutant) spike, its index."""
+    playbooks = RiverPlaybooks.from_settings(load_settings())
+    keys: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for station in REGISTRY.stations:
+        reach = (playbooks.reaches_to(station.station_id, station.river) or (station.river,))[-1]
+        for parameter in station.parameters:
+            spec = PARAMETERS[parameter]
+            if spec.limits is not None and spec.limits.kind == "max" and gb3838_limit(parameter, station.target_class):
+                keys.setdefault((station.river, reach, parameter), (station.station_id, parameter))
+    readings = list(Simulator(REGISTRY, seed=3, start=start, faults=False).readings(
+        until=start + timedelta(minutes=steps)))
+    spikes: dict[tuple[str, str], int] = {}
+    per_step = len(REGISTRY.stations)
+    for n, (station_id, parameter) in enumerate(keys.values()):
+        step = 60 + (steps - 120) * n // max(1, len(keys))  # after the detectors have a little history
+        index = step * per_step + [s.station_id for s in REGISTRY.stations].index(station_id)
+        reading = readings[index]
+        limit = gb3838_limit(parameter, REGISTRY.by_id[station_id].target_class) or 1.0
+        values = {**reading.values, parameter: Measurement(value=float(f"{4 * limit:.5g}"))}
+        readings[index] = reading.model_copy(update={"values": values})
+        spikes[station_id, parameter] = index
+    return readings, spikes
+
+
+async def fixed_load(pipeline: Pipeline, receiver: Receiver, rate: float, seconds: float) -> None:
+    settings = pipeline.settings
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=2)
+    steps = int(rate * seconds / len(REGISTRY.stations))
+    readings, spikes = spiked_stream(start, steps)
+    topics = TopicPattern(settings.mqtt.topic_pattern)
+    messages = [(topics.format(r.river, r.station_id), payload_for(r, REGISTRY)) for r in readings]
+    feed = StationFeed(settings, f"bench-feed-{settings.mqtt.client_id}")
+    with feed:
+        began = time.monotonic()
+        await asyncio.to_thread(feed.publish, messages, rate=rate)
+        offered = len(messages) / (time.monotonic() - began)
+        await asyncio.to_thread(feed.wait_acknowledged)
+    await drain(pipeline, len(messages), limit_s=120)
+    await asyncio.sleep(3)  # the last notifications
+    bus = KafkaBus(settings.kafka)
+    incidents = {i.incident_id: i for i in (decode(r.value, Incident).payload
+                                            for r in await read_topic(bus, settings.topics.incidents) if r.value)}
+    notify, detect = [], []
+    first_arrival: dict[str, float] = {}
+    for delivery in receiver.deliveries:
+        for incident_id in incidents:
+            if incident_id in delivery.title:
+                first_arrival.setdefault(incident_id, delivery.at)
+    for incident_id, incident in incidents.items():
+        index = spikes.get((incident.first_station, incident.pollutant))
+        if index is not None and incident_id in first_arrival:
+            notify.append(first_arrival[incident_id] - feed.sent_at[index])
+    for record in await read_topic(bus, settings.topics.detections):
+        detection = decode(record.value or b"", Detection).payload
+        for finding in detection.findings:
+            index = spikes.get((detection.station_id, finding.parameter))
+            if index is not None and readings[index].time == detection.time and detection.phase.value == "onset":
+                detect.append(record.timestamp_ms / 1000 - feed.sent_at[index])
+    print(f"fixed load: offered {offered:,.0f} readings/s for {seconds:g} s ({len(messages)} readings, "
+          f"{len(spikes)} spikes)")
+    print(summary("  publish → detection (Kafka)", detect))
+    print(summary("  publish → notify (Apprise call)", notify))
+    print(f"  {len(incidents)} incidents, {len(notify)} of {len(spikes)} spikes gave a latency sample")
+    if not incidents:
+        print(pipeline.logs(20))
+
+
+async def drain(pipeline: Pipeline, total: int, limit_s: float) -> float:
+    """Wait until the readings are in Kafka and committed by the detectors and the sink; when."""
+    topics, groups = pipeline.settings.topics, pipeline.groups
+    deadline = time.monotonic() + limit_s
+    async with KafkaProbe(pipeline.settings) as kafka:
+        while time.monotonic() < deadline:
+            if (await kafka.size(topics.readings) >= total and await kafka.lag(groups["detect"], topics.readings) == 0
+                    and await kafka.lag(groups["sink"], topics.readings) == 0):
+                return time.monotonic()
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"the pipeline did not take {total} readings in {limit_s:g} s")
+
+
+def broker_pids() -> dict[str, int]:
+    run = REPO / ".stack" / "run"
+    pids = {}
+    for name in ("mosquitto", "kafka", "influxdb"):
+        with contextlib.suppress(OSError, ValueError):
+            pids[name] = int((run / f"{name}.pid").read_text())
+    return pids
+
+
+async def saturation(pipeline: Pipeline, count: int) -> float:
+    settings = pipeline.settings
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    readings = Simulator(REGISTRY, seed=5, start=start, faults=False).readings()
+    topics = TopicPattern(settings.mqtt.topic_pattern)
+    messages = [(topics.format(r.river, r.station_id), payload_for(r, REGISTRY)) for r in
+                (next(readings) for _ in range(count))]
+    async with KafkaProbe(settings) as kafka:
+        before = await kafka.size(settings.topics.readings)
+    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids()
+    cpu = {name: process_cpu_s(pid) for name, pid in pids.items()}
+    feed = StationFeed(settings, f"bench-burst-{settings.mqtt.client_id}")
+    with feed:
+        began = time.monotonic()
+        await asyncio.to_thread(feed.publish, messages)
+        published = time.monotonic() - began
+        await asyncio.to_thread(feed.wait_acknowledged)
+    done = await drain(pipeline, before + count, limit_s=300)
+    elapsed = done - began
+    used = {name: process_cpu_s(pid) - cpu[name] for name, pid in pids.items()}
+    print(f"saturation: {count} readings published in {published:.1f} s ({count / published:,.0f}/s), "
+          f"through the pipeline in {elapsed:.1f} s")
+    print(f"  sustained: {count / elapsed:,.0f} readings/s (ingest → Kafka → detect + sink committed)")
+    print("  CPU seconds during it: " + ", ".join(f"{n} {s:.1f}" for n, s in sorted(used.items(), key=lambda x: -x[1])))
+    per_reading = 1000 * sum(used.values()) / count
+    print(f"  CPU per reading, all processes: {per_reading:.2f} ms → ceiling on 2 cores ≈ {2000 / per_reading:,.0f}/s")
+    return count / elapsed
+
+
+def memory(pipeline: Pipeline) -> None:
+    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids()
+    rows = []
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            now, peak = process_rss_mb(pid)
+            rows.append(f"{name} {now:.0f}/{peak:.0f}")
+    print("memory RSS now/peak MB: " + ", ".join(rows))
+
+
+async def main(args: argparse.Namespace) -> None:
+    base = load_settings()
+    run = uuid.uuid4().hex[:8]
+    print(f"baseline relay (MQTT → Kafka → consumer, no processing), run {run}")
+    raw_fixed, _ = await raw_round_trip(base, run, 500.0, int(500 * min(args.seconds, 15)))
+    print(summary("  at 500/s: publish → consumer", raw_fixed))
+    _, raw_rate = await raw_round_trip(base, run, None, args.burst)
+    print(f"  saturation: {raw_rate:,.0f} messages/s")
+
+    receiver = Receiver().start()
+    database = f"rg_bench_{run}"
+    influx_statement(base.influx.url, f'CREATE DATABASE "{database}"')
+    with tempfile.TemporaryDirectory(prefix="rg-bench-") as tmp:
+        settings = isolated(base, run, bucket=database, receiver=receiver, config_dir=Path(tmp), partitions=6)
+        profile = Path(tmp) / "profile.out"
+        pipeline = Pipeline(settings, Path(tmp), run)
+        if args.profile:
+            service = pipeline.services[args.profile]
+            service.argv = [sys.executable, "-m", "cProfile", "-o", str(profile), *service.argv]
+        await pipeline.prepare()
+        pipeline.start()
+        try:
+            await asyncio.sleep(8)  # the services start (imports) and join their groups
+            await fixed_load(pipeline, receiver, 500.0, args.seconds)
+            sustained = await saturation(pipeline, args.burst)
+            memory(pipeline)
+            print(f"ratio pipeline/raw relay at saturation: {sustained / raw_rate:.2f}")
+        finally:
+            pipeline.stop()
+            close_bridge_session(settings)
+            influx_statement(base.influx.url, f'DROP DATABASE "{database}"')
+            receiver.stop()
+            if args.profile and profile.exists():
+                print(f"cProfile of {args.profile} (top 20 by own time):")
+                pstats.Stats(str(profile)).sort_stats("tottime").print_stats(20)
+            elif args.profile:
+                print(pipeline.services[args.profile].tail(20))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the fixed-load run")
+    parser.add_argument("--burst", type=int, default=20_000, help="readings of the saturation run")
+    parser.add_argument("--profile", choices=["ingest", "detect", "alert", "sink"], help="cProfile one service")
+    asyncio.run(main(parser.parse_args()))
