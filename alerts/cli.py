@@ -12,41 +12,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from alerts.api import summary
 from alerts.playbook_source import RiverPlaybooks
 from alerts.service import GROUP_ID, AlertService
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
-from riverguard.errors import ConfigError, RiverguardError
+from riverguard.errors import RiverguardError
 from riverguard.incidents import Incident
 from riverguard.models import decode
-from riverguard.observability import setup_logging
-from riverguard.settings import Settings, load_settings
+from riverguard.observability import bus_check
+from riverguard.runner import ConfigOption, fail, run_service, settings_or_exit
+from riverguard.settings import Settings
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).")
-]
 UrlOption = Annotated[str | None, typer.Option("--url", help="Alert service API (default from the settings).")]
 
 
 class ApiUnreachableError(RiverguardError):
     pass
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _base_url(settings: Settings, url: str | None) -> str:
@@ -117,97 +104,16 @@ def run_alert(
     group: Annotated[str, typer.Option("--group", help="Kafka consumer group id.")] = GROUP_ID,
 ) -> None:
     """Consume detections, keep incidents, dispatch notifications through Apprise, serve the incident API."""
-    settings = _settings(config)
-    setup_logging(settings.observability)
+    settings = settings_or_exit(config)
+    bus = KafkaBus(settings.kafka)
     try:
         service = AlertService.from_settings(
-            settings, KafkaBus(settings.kafka), playbooks=RiverPlaybooks.from_settings(settings), group_id=group
+            settings, bus, playbooks=RiverPlaybooks.from_settings(settings), group_id=group
         )
     except RiverguardError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await service.run(stop)
-
-    try:
-        asyncio.run(main())
-    except RiverguardError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-@incidents.command("list")
-def list_incidents(
-    config: ConfigOption = None,
-    url: UrlOption = None,
-    status: Annotated[str, typer.Option(help="all, active, open, acknowledged or resolved")] = "active",
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of one line per incident.")] = False,
-) -> None:
-    """Incidents, newest first."""
-    settings = _settings(config)
-    try:
-        items: list[dict[str, Any]] = _call(settings, url, "GET", f"/incidents?status={status}")
-    except ApiUnreachableError as exc:
-        found = _from_topic(settings, exc)
-        if status == "active":
-            found = [i for i in found if i.is_active]
-        elif status != "all":
-            found = [i for i in found if i.status.value == status]
-        items = [summary(i) for i in found]
-    if as_json:
-        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
-    else:
-        for item in items:
-            typer.echo(_line(item))
-
-@incidents.command("show")
-def show(incident_id: str, config: ConfigOption = None, url: UrlOption = None) -> None:
-    """One incident in full (JSON): history, outbox, level reasons."""
-    settings = _settings(config)
-    try:
-        item = _call(settings, url, "GET", f"/incidents/{incident_id}")
-    except ApiUnreachableError as exc:
-        match = [i for i in _from_topic(settings, exc) if i.incident_id == incident_id]
-        if not match:
-            typer.echo(f"error: no incident {incident_id!r} in {settings.topics.incidents}", err=True)
-            raise typer.Exit(1) from exc
-        item = match[0].model_dump(mode="json")
-    typer.echo(json.dumps(item, ensure_ascii=False, indent=2))
-
-def _act(action: str, incident_id: str, by: str, note: str, config: Path | None, url: str | None) -> None:
-    settings = _settings(config)
-    try:
-        item = _call(settings, url, "POST", f"/incidents/{incident_id}/{action}", {"by": by, "note": note})
-    except ApiUnreachableError as exc:
-        typer.echo(f"error: {exc}; {action} needs the running alert service (riverguard run alert)", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(f"{item['incident_id']}: {item['status']} by {by}")
-
-@incidents.command("ack")
-def ack(
-    incident_id: str,
-    by: Annotated[str, typer.Option(help="Who acknowledges (name or duty post).")],
-    note: Annotated[str, typer.Option(help="Free text kept in the history.")] = "",
-    config: ConfigOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Acknowledge: stops escalation and reminders."""
-    _act("ack", incident_id, by, note, config, url)
-
-@incidents.command("resolve")
-def resolve(
-    incident_id: str,
-    by: Annotated[str, typer.Option(help="Who resolves.")],
-    note: Annotated[str, typer.Option(help="Free text kept in the history.")] = "",
-    config: ConfigOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Resolve: everyone paged so far is told it is over."""
-    _act("resolve", incident_id, by, note, config, url)
+        raise fail(str(exc), 2) from exc
+    checks = {"kafka": bus_check(bus, [settings.topics.detections, settings.topics.incidents])}
+    run_service("alert", settings, service.run, checks)
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:

@@ -2,39 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from riverguard.errors import ConfigError, RiverguardError
-from riverguard.settings import Settings, load_settings
-from riverguard.stations import StationRegistry, load_registry
+from riverguard.errors import RiverguardError
+from riverguard.runner import ConfigOption, run_service, settings_and_registry_or_exit
 
 if TYPE_CHECKING:
     from detectors.replay import RowOutcome
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).")
-]
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     run_app.command("detect")(run_detect)
     app.command("replay")(replay_command)
-
-
-def _load(config: Path | None) -> tuple[Settings, StationRegistry]:
-    try:
-        settings = load_settings(config)
-        return settings, load_registry(settings.stations_file)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def run_detect(
@@ -50,38 +35,19 @@ def run_detect(
     ] = 30.0,
 ) -> None:
     """Readings → detections (Kafka consumer group), state in the compacted changelog topic."""
-    from prometheus_client import start_http_server
-
     from detectors.service import DetectorService
     from detectors.stack import DetectorStack
     from riverguard.bus.kafka import KafkaBus
-    from riverguard.observability import setup_logging
+    from riverguard.observability import bus_check
 
-    settings, registry = _load(config)
-    setup_logging(settings.observability)
-    if settings.observability.metrics_port is not None:
-        start_http_server(settings.observability.metrics_port, addr=settings.observability.metrics_host)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        bus = KafkaBus(settings.kafka)
-        try:
-            service = DetectorService(
-                settings, bus, DetectorStack(registry=registry), group_id=group,
-                checkpoint_readings=checkpoint_readings, checkpoint_seconds=checkpoint_seconds,
-            )
-            await service.run(stop)
-        finally:
-            await bus.close()
-
-    try:
-        asyncio.run(main())
-    except RiverguardError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    settings, registry = settings_and_registry_or_exit(config)
+    bus = KafkaBus(settings.kafka)
+    service = DetectorService(
+        settings, bus, DetectorStack(registry=registry), group_id=group,
+        checkpoint_readings=checkpoint_readings, checkpoint_seconds=checkpoint_seconds,
+    )
+    checks = {"kafka": bus_check(bus, [settings.topics.readings, settings.topics.detector_state])}
+    run_service("detect", settings, service.run, checks)
 
 
 def replay_command(
@@ -106,7 +72,7 @@ def replay_command(
     from detectors.replay import replay
     from detectors.table import load_table
 
-    _, registry = _load(config)
+    _, registry = settings_and_registry_or_exit(config)
     try:
         tables = [
             load_table(path, time_column=time_column, station_column=station_column, label_column=label_column,

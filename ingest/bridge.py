@@ -32,7 +32,7 @@ from ingest.routing import Message, Routed, Router
 from riverguard.bus.base import Bus, Delivery, Producer
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import BusError
-from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT
+from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, HealthCheck
 from riverguard.settings import Settings
 from riverguard.stations import StationRegistry
 
@@ -237,3 +237,17 @@ def _discard(pending: list[Awaitable[Delivery]]) -> None:
             awaitable.cancel()
         elif close := getattr(awaitable, "close", None):
             close()  # an un-awaited coroutine
+
+
+def mqtt_check(bridge: Bridge) -> HealthCheck:
+    """Health check: the bridge holds its MQTT session and the broker still accepts connections."""
+
+    async def check() -> None:
+        if not bridge.connected.is_set():
+            raise ConnectionError("the ingest bridge has not connected to MQTT yet")
+        mqtt = bridge.settings.mqtt
+        _, writer = await asyncio.open_connection(mqtt.host, mqtt.port)
+        writer.close()
+        await writer.wait_closed()
+
+    return check

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +11,9 @@ import typer
 
 from ingest.hj212 import iter_frames
 from ingest.routing import Message, Router
-from riverguard.errors import ConfigError, RiverguardError
-from riverguard.settings import Settings, load_settings
-from riverguard.stations import StationRegistry, load_registry
+from riverguard.errors import RiverguardError
+from riverguard.runner import ConfigOption, run_service, settings_and_registry_or_exit
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).")
-]
 StationsOption = Annotated[
     Path | None, typer.Option("--stations", help="Station registry YAML (else settings.stations_file, else built-in).")
 ]
@@ -31,41 +25,17 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     app.command("simulate")(simulate)
 
 
-def load(config: Path | None, stations: Path | None = None) -> tuple[Settings, StationRegistry]:
-    """Settings and registry, or exit 2 with the problem named."""
-    try:
-        settings = load_settings(config)
-        return settings, load_registry(stations or settings.stations_file)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
 def run_ingest(config: ConfigOption = None) -> None:
     """MQTT → Kafka bridge: station payloads to telemetry.readings, rejects to telemetry.dlq."""
-    from prometheus_client import start_http_server
-
-    from ingest.bridge import Bridge
+    from ingest.bridge import Bridge, mqtt_check
     from riverguard.bus.kafka import KafkaBus
-    from riverguard.observability import setup_logging
+    from riverguard.observability import bus_check
 
-    settings, registry = load(config)
-    setup_logging(settings.observability)
-    if settings.observability.metrics_port is not None:
-        start_http_server(settings.observability.metrics_port, addr=settings.observability.metrics_host)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await Bridge(settings, registry, KafkaBus(settings.kafka)).run(stop)
-
-    try:
-        asyncio.run(main())
-    except RiverguardError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    settings, registry = settings_and_registry_or_exit(config)
+    bus = KafkaBus(settings.kafka)
+    bridge = Bridge(settings, registry, bus)
+    checks = {"kafka": bus_check(bus, [settings.topics.readings]), "mqtt": mqtt_check(bridge)}
+    run_service("ingest", settings, bridge.run, checks)
 
 
 def parse(
@@ -75,7 +45,7 @@ def parse(
     config: ConfigOption = None,
 ) -> None:
     """Decode payloads to canonical readings (JSON lines on stdout); rejects on stderr, exit 2 if any."""
-    _, registry = load(config, stations)
+    _, registry = settings_and_registry_or_exit(config, stations)
     try:
         data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as exc:
@@ -127,7 +97,7 @@ def simulate(
     from ingest.publisher import Pace, publish_readings
     from ingest.simulator import Simulator, Spill
 
-    settings, registry = load(config, stations)
+    settings, registry = settings_and_registry_or_exit(config, stations)
     now = datetime.now(UTC).replace(microsecond=0)
     try:
         begin = datetime.fromisoformat(start) if start else now

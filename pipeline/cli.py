@@ -11,13 +11,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from riverguard.errors import ConfigError, RiverguardError
-from riverguard.settings import Settings, load_settings
-from riverguard.stations import StationRegistry, load_registry
+from riverguard.errors import RiverguardError
+from riverguard.runner import ConfigOption, run_service, settings_and_registry_or_exit
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).")
-]
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -36,15 +32,6 @@ def parse_duration(text: str, option: str) -> timedelta:
     if not parts or "".join(n + u for n, u in parts) != text.strip():
         raise typer.BadParameter(f"{text!r} is not a duration like 90s, 30m, 2h, 2d or 1h30m", param_hint=option)
     return sum((timedelta(**{_UNITS[unit]: float(n)}) for n, unit in parts), timedelta())
-
-
-def _load(config: Path | None) -> tuple[Settings, StationRegistry]:
-    try:
-        settings = load_settings(config)
-        return settings, load_registry(settings.stations_file)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def demo(
@@ -83,7 +70,7 @@ def demo(
     from pipeline.errors import PipelineError
     from riverguard.observability import setup_logging
 
-    settings, registry = _load(config)
+    settings, registry = settings_and_registry_or_exit(config)
     setup_logging(settings.observability.model_copy(update={"log_level": "WARNING"}), service="demo")
     try:
         begin = datetime.fromisoformat(start) if start else DEFAULT_START
@@ -138,32 +125,16 @@ def run_all(
     Each stage is its own consumer group, as when run alone (``riverguard run <stage>``), so a
     stage can later move to its own process. SIGINT/SIGTERM stop every stage gracefully.
     """
-    import signal
-
-    from pipeline.errors import PipelineError
     from pipeline.runall import STAGES
     from pipeline.runall import run_all as run_stages
-    from riverguard.observability import setup_logging
-
     unknown = sorted(set(skip or ()) - set(STAGES))
     if unknown:
         raise typer.BadParameter(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}",
                                  param_hint="--skip")
-    settings, registry = _load(config)
-    setup_logging(settings.observability, service="all")
+    settings, registry = settings_and_registry_or_exit(config)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def body(stop: asyncio.Event) -> None:
         await run_stages(settings, registry, stop, skip=skip or (), group_prefix=group_prefix)
 
-    try:
-        asyncio.run(main())
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except (PipelineError, RiverguardError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    # run_stages serves the one /metrics + /health of the process with every stage's checks.
+    run_service("all", settings, body, serve_observability=False)

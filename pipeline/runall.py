@@ -18,12 +18,12 @@ from typing import Any, Final
 from alerts import AlertService, RiverPlaybooks
 from detectors import DetectorStack
 from detectors.service import DetectorService
-from ingest.bridge import Bridge
+from ingest.bridge import Bridge, mqtt_check
 from pipeline.errors import PipelineError, StageError
 from riverguard.bus import Bus, topic_specs
 from riverguard.bus.kafka import KafkaBus
 from riverguard.observability import HealthCheck, bus_check, start_observability
-from riverguard.settings import MqttSettings, Settings
+from riverguard.settings import Settings
 from riverguard.sink import InfluxWriter, Sink
 from riverguard.stations import StationRegistry
 
@@ -32,19 +32,6 @@ log = logging.getLogger(__name__)
 STAGES: Final = ("ingest", "detect", "alerts", "sink")
 #: How long stages get to finish their batch and leave their groups after a stop signal.
 SHUTDOWN_TIMEOUT_S: Final = 60.0
-
-
-def mqtt_check(settings: MqttSettings, bridge: Bridge) -> HealthCheck:
-    """The bridge holds an MQTT session and the broker accepts connections."""
-
-    async def check() -> None:
-        if not bridge.connected.is_set():
-            raise PipelineError("the ingest bridge has not connected to MQTT yet")
-        _, writer = await asyncio.open_connection(settings.host, settings.port)
-        writer.close()
-        await writer.wait_closed()
-
-    return check
 
 
 async def run_all(
@@ -68,7 +55,7 @@ async def run_all(
     writer: InfluxWriter | None = None
     if "ingest" not in skip:
         bridge = Bridge(settings, registry, the_bus, create_topics=False)
-        checks["mqtt"] = mqtt_check(settings.mqtt, bridge)
+        checks["mqtt"] = mqtt_check(bridge)
         stages["ingest"] = lambda: bridge.run(stop)
     if "detect" not in skip:
         detect = DetectorService(settings, the_bus, DetectorStack(registry=registry), group_id=f"{group_prefix}-detect")

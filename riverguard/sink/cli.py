@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from datetime import UTC
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from riverguard.errors import ConfigError, RiverguardError
-from riverguard.settings import Settings, load_settings
+from riverguard.errors import RiverguardError
+from riverguard.runner import ConfigOption, run_service, settings_or_exit
 
 if TYPE_CHECKING:
     from riverguard.sink.history import HistoryPoint
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).")
-]
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -27,37 +22,20 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     app.command("history")(history)
 
 
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
 def run_sink(
     config: ConfigOption = None,
     group: Annotated[str, typer.Option("--group", help="Kafka consumer group id.")] = "riverguard-sink",
 ) -> None:
     """Kafka → InfluxDB: readings, detections, incidents and notification records (idempotent)."""
-    from riverguard.observability import setup_logging
     from riverguard.sink.service import serve_sink
 
-    settings = _settings(config)
-    setup_logging(settings.observability, service="sink")
+    settings = settings_or_exit(config)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def body(stop: asyncio.Event) -> None:
         await serve_sink(settings, stop, group_id=group)
 
-    try:
-        asyncio.run(main())
-    except (RiverguardError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    # serve_sink serves /metrics and /health itself (its tests run it without the CLI).
+    run_service("sink", settings, body, serve_observability=False)
 
 
 def history(
@@ -70,7 +48,7 @@ def history(
     """Print the stored values of one parameter at one station, oldest first."""
     from riverguard.sink.history import history_query, parse_since, recent_history
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     try:
         start = parse_since(since)
         history_query(settings.influx.bucket, station, parameter, start)  # rejects bad names before any I/O

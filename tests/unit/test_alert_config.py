@@ -111,12 +111,9 @@ def test_severity_rule_is_configurable() -> None:
 def test_run_alert_refuses_to_start_on_a_bad_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    import alerts.cli
     from riverguard.cli import app
 
-    # the command installs a root log handler on the runner's stream; keep the test process's logging as it is
-    monkeypatch.setattr(alerts.cli, "setup_logging", lambda _: None)
-
+    # A bad entry stops the command before it sets up logging or connects to anything.
     bad = write(tmp_path, "a.yaml", APPRISE + "  - nosuchscheme://x/y:\n      - tag: z\n")
     result = CliRunner().invoke(app, ["run", "alert"], env={"RIVERGUARD_ALERTS__APPRISE_CONFIG": str(bad)})
     assert result.exit_code == 2
