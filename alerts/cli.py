@@ -14,10 +14,12 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from alerts.api import summary
 from alerts.playbook_source import RiverPlaybooks
 from alerts.service import GROUP_ID, AlertService
 from riverguard.bus.base import TopicPartition
@@ -114,6 +116,76 @@ def run_alert(
         raise fail(str(exc), 2) from exc
     checks = {"kafka": bus_check(bus, [settings.topics.detections, settings.topics.incidents])}
     run_service("alert", settings, service.run, checks)
+
+
+@incidents.command("list")
+def list_incidents(
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    status: Annotated[str, typer.Option(help="all, active, open, acknowledged or resolved")] = "active",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of one line per incident.")] = False,
+) -> None:
+    """Incidents, newest first."""
+    settings = settings_or_exit(config)
+    try:
+        items: list[dict[str, Any]] = _call(settings, url, "GET", f"/incidents?status={status}")
+    except ApiUnreachableError as exc:
+        found = _from_topic(settings, exc)
+        if status == "active":
+            found = [i for i in found if i.is_active]
+        elif status != "all":
+            found = [i for i in found if i.status.value == status]
+        items = [summary(i) for i in found]
+    if as_json:
+        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+    else:
+        for item in items:
+            typer.echo(_line(item))
+
+@incidents.command("show")
+def show(incident_id: str, config: ConfigOption = None, url: UrlOption = None) -> None:
+    """One incident in full (JSON): history, outbox, level reasons."""
+    settings = settings_or_exit(config)
+    try:
+        item = _call(settings, url, "GET", f"/incidents/{incident_id}")
+    except ApiUnreachableError as exc:
+        match = [i for i in _from_topic(settings, exc) if i.incident_id == incident_id]
+        if not match:
+            typer.echo(f"error: no incident {incident_id!r} in {settings.topics.incidents}", err=True)
+            raise typer.Exit(1) from exc
+        item = match[0].model_dump(mode="json")
+    typer.echo(json.dumps(item, ensure_ascii=False, indent=2))
+
+def _act(action: str, incident_id: str, by: str, note: str, config: Path | None, url: str | None) -> None:
+    settings = settings_or_exit(config)
+    try:
+        item = _call(settings, url, "POST", f"/incidents/{incident_id}/{action}", {"by": by, "note": note})
+    except ApiUnreachableError as exc:
+        typer.echo(f"error: {exc}; {action} needs the running alert service (riverguard run alert)", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{item['incident_id']}: {item['status']} by {by}")
+
+@incidents.command("ack")
+def ack(
+    incident_id: str,
+    by: Annotated[str, typer.Option(help="Who acknowledges (name or duty post).")],
+    note: Annotated[str, typer.Option(help="Free text kept in the history.")] = "",
+    config: ConfigOption = None,
+    url: UrlOption = None,
+) -> None:
+    """Acknowledge: stops escalation and reminders."""
+    _act("ack", incident_id, by, note, config, url)
+
+@incidents.command("resolve")
+def resolve(
+    incident_id: str,
+    by: Annotated[str, typer.Option(help="Who resolves.")],
+    note: Annotated[str, typer.Option(help="Free text kept in the history.")] = "",
+    config: ConfigOption = None,
+    url: UrlOption = None,
+) -> None:
+    """Resolve: everyone paged so far is told it is over."""
+    _act("resolve", incident_id, by, note, config, url)
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
