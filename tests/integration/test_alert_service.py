@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from alerts.playbook_source import PlaybookSource
 from alerts.service import AlertService
-from riverguard.bus.base import Bus, TopicPartition
+from riverguard.bus.base import Bus, Record, TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.bus.memory import MemoryBus
 from riverguard.bus.topics import topic_specs
@@ -351,6 +351,27 @@ async def test_a_burst_of_500_detections_is_one_incident_and_few_messages(
         assert 1 <= len(receiver.bodies("duty")) <= 4
         assert len(mailbox.messages) <= 1
         assert receiver.messages("chief") == []
+
+
+async def test_an_incident_that_opens_and_rises_in_one_batch_reaches_the_duty_officer_once(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus
+) -> None:
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique)
+    clock = ManualClock(T0)
+    batch = [
+        Record(cfg.topics.detections, 0, n, b"tuo-jiaoxiancun", encode(d), 0)
+        for n, d in enumerate((spill(0, multiple=1.5), spill(1, multiple=4.0, phase=DetectionPhase.UPDATE)))
+    ]
+    async with running(cfg, bus, clock) as service:
+        await service.handle(batch)  # yellow, then orange, before anything was sent
+        await eventually(lambda: receiver.bodies("duty"), "the duty officer got no SMS")
+        await settle(service)
+        incident = service.book.incidents()[0]
+        assert incident.level is WarningLevel.ORANGE
+        (sms,) = receiver.bodies("duty")
+        assert sms.startswith("【橙色预警】")
+        assert "升级" not in sms
+    assert [r.reason.value for r in await records(bus, cfg)] == ["opened"]
 
 
 async def test_a_storm_is_rate_limited_and_summarised_not_dropped(
