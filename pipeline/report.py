@@ -235,20 +235,25 @@ def notification_lines(
     """One line per delivery record, oldest first; ``names`` maps target ids to what to show.
 
     ``received`` holds, per target id, the (title, body) of every message the target got, in
-    order. A target gets one message at a time, so the n-th sent record of an incident to a
-    target is the n-th message there naming that incident (every message carries its id).
+    order; each sent record is shown with the text of the message it delivered.
     """
-    taken: Counter[tuple[str, str]] = Counter()
+    used: set[tuple[str, int]] = set()
     out = []
-    for record in sorted(records, key=lambda r: (r.at, r.record_id)):
+    for record in sorted(records, key=lambda r: r.at):
         text = record.title
         if record.outcome.value == "sent":
-            key = (record.target_id, record.incident_id)
-            naming = [m for m in received.get(record.target_id, ()) if record.incident_id in m[0] + m[1]]
-            if taken[key] < len(naming):
-                title, body = naming[taken[key]]
+            # Records of one minute can come in any order (their topic is keyed by record id), so
+            # match a record to the target's first unused message with its title, not by position.
+            naming = [
+                (index, message)
+                for index, message in enumerate(received.get(record.target_id, ()))
+                if record.incident_id in message[0] + message[1] and (record.target_id, index) not in used
+            ]
+            match = next(((i, m) for i, m in naming if m[0] == record.title), naming[0] if naming else None)
+            if match is not None:
+                index, (title, body) = match
+                used.add((record.target_id, index))
                 text = title or next(iter(body.splitlines()), "")
-            taken[key] += 1
         out.append(
             NotificationLine(record.at, record.incident_id, record.channel.value,
                              (names or {}).get(record.target_id, record.target), record.reason.value,
