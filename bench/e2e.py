@@ -14,10 +14,10 @@ Each payload carries its publish time; latency = consumer receive − publish.
 
 *Fixed load*: the station simulator (all 20 stations, JSON and HJ 212) published at 500
 readings/s. A notification per measured reading needs a new incident per sample, so the feed
-carries spikes: one reading per (river, reach, pollutant) key gets that pollutant at 4× its
-GB 3838 target-class limit — a limit exceedance, which fires on the reading itself (no
-persistence window) and opens a new incident. Latency publish→notify = arrival at the HTTP
-receiver (Apprise ``json://``) − publish time of the spiked reading (matched through the
+carries spikes: three readings in a row per (river, reach, pollutant) key get that pollutant at
+4× its GB 3838 target-class limit — a limit exceedance, which opens on 2 of 3 readings and opens a
+new incident. Latency publish→notify = arrival at the HTTP receiver (Apprise ``json://``) −
+publish time of the second spiked reading, the earliest that can open the event (matched through the
 incident's first station and pollutant). Publish→detection is measured for the same readings from
 the detection record's Kafka timestamp, so the two halves (pipeline to detection, alert stage and
 Apprise) show separately. A key whose incident the simulated water opened before the spike
@@ -169,12 +169,16 @@ def spiked_stream(start: datetime, steps: int) -> tuple[list[Reading], dict[tupl
     per_step = len(REGISTRY.stations)
     for n, (station_id, parameter) in enumerate(keys.values()):
         step = 60 + (steps - 120) * n // max(1, len(keys))  # after the detectors have a little history
-        index = step * per_step + [s.station_id for s in REGISTRY.stations].index(station_id)
-        reading = readings[index]
+        first = step * per_step + [s.station_id for s in REGISTRY.stations].index(station_id)
         limit = gb3838_limit(parameter, REGISTRY.by_id[station_id].target_class) or 1.0
-        values = {**reading.values, parameter: Measurement(value=float(f"{4 * limit:.5g}"))}
-        readings[index] = reading.model_copy(update={"values": values})
-        spikes[station_id, parameter] = index
+        # Limit exceedances open on 2 of 3 readings: spike three in a row and measure from the
+        # second, the earliest reading that can open the event (the detection carries its time).
+        # The values differ: the detectors do not count an exact repeat (a stuck sensor) as evidence.
+        for k, index in enumerate((first, first + per_step, first + 2 * per_step)):
+            reading = readings[index]
+            values = {**reading.values, parameter: Measurement(value=float(f"{(4 + 0.2 * k) * limit:.5g}"))}
+            readings[index] = reading.model_copy(update={"values": values})
+        spikes[station_id, parameter] = first + per_step
     return readings, spikes
 
 
