@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
-import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerts.errors import AlertConfigError
@@ -24,6 +23,7 @@ from alerts.severity import SeverityRule
 from riverguard.errors import describe_validation_error
 from riverguard.incidents import Channel, Incident, Route, WarningLevel
 from riverguard.models import DetectionKind
+from riverguard.yamlfile import read_yaml_mapping
 
 PLAYBOOK_TAG: Final = "playbook"
 
@@ -205,14 +205,7 @@ def load_routing(path: Path | None) -> RoutingConfig:
     """Read and check the routing file; without one, everything goes to every target."""
     if path is None:
         return RoutingConfig()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AlertConfigError(f"cannot read routing file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise AlertConfigError(f"routing file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise AlertConfigError(f"routing file {path} must hold a mapping at the top, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "routing file", error=AlertConfigError)
     try:
         return RoutingConfig.model_validate(data)
     except ValidationError as exc:

@@ -27,6 +27,7 @@ from apprise.decorators import notify as apprise_notify
 
 from alerts.errors import AlertConfigError
 from riverguard.incidents import Channel
+from riverguard.yamlfile import read_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +121,8 @@ def _entry_url(entry: Any) -> str:
 def load_directory(path: Path, channel_overrides: Mapping[str, Channel] | None = None) -> Directory:
     """Load and check an Apprise YAML config (``version: 1`` + ``urls:``)."""
     overrides = channel_overrides or {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AlertConfigError(f"cannot read Apprise config {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise AlertConfigError(f"Apprise config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("urls"), list) or not data["urls"]:
+    data = read_yaml_mapping(path, "Apprise config", error=AlertConfigError)
+    if not isinstance(data.get("urls"), list) or not data["urls"]:
         raise AlertConfigError(f"Apprise config {path} must be YAML with a non-empty 'urls:' list")
     targets: list[Target] = []
     seen: dict[str, int] = {}

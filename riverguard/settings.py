@@ -12,7 +12,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -22,6 +21,7 @@ from pydantic_settings import (
 )
 
 from riverguard.errors import ConfigError, describe_validation_error
+from riverguard.yamlfile import read_yaml_mapping
 
 ENV_PREFIX = "RIVERGUARD_"
 #: Variables with the prefix that belong to the scripts around the settings, not to them.
@@ -140,7 +140,8 @@ class Settings(BaseSettings):
         path = _yaml_file.get()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path is not None:
-            sources.append(InitSettingsSource(settings_cls, init_kwargs=_read_yaml(path)))
+            values = read_yaml_mapping(path, "settings file", empty_ok=True)
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=values))
         return tuple(sources)
 
     def redacted(self) -> dict[str, Any]:
@@ -162,20 +163,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         _yaml_file.reset(token)
 
 
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"settings file {path} must hold a mapping at the top, got {type(data).__name__}")
-    return data
 
 
 def _reject_unknown_env() -> None:
