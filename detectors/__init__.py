@@ -8,7 +8,7 @@ replay/backtest command (:mod:`detectors.replay`) drive the same core.
 from detectors.config import DetectorConfig, Persistence
 from detectors.errors import DetectorError, ReplayError, StateError
 from detectors.events import EventLatch, event_id
-from detectors.stack import STATE_FORMAT, DetectorStack
+from detectors.stack import STATE_FORMAT, DetectorStack, EventClock
 from detectors.station import StationDetector
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "DetectorConfig",
     "DetectorError",
     "DetectorStack",
+    "EventClock",
     "EventLatch",
     "Persistence",
     "ReplayError",

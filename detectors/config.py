@@ -71,9 +71,24 @@ class DetectorConfig:
     #: A pause longer than this many typical intervals (and at least gap_min_s) is a data gap.
     gap_intervals: float = 5.0
     gap_min_s: float = 600.0
+    #: A station still silent while its partition's event time (the latest reading of any station
+    #: there) has moved on by more than this many typical intervals, and at least silence_min_s,
+    #: gets its data-gap onset while the gap is open, not only when it ends.
+    silence_intervals: float = 3.0
+    silence_min_s: float = 900.0
+    #: How far event time must advance between two silence checks of a partition.
+    silence_check_s: float = 5.0
     #: Open events emit an update at most this often (in readings) unless the score grows by update_growth.
     update_every: int = 60
     update_growth: float = 1.5
     #: Readings attached to a detection (bounded, the ones that triggered it).
     evidence_readings: int = 3
     seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.evidence_readings < 1:
+            raise ValueError(
+                f"evidence_readings must be >= 1 (a detection carries its reading), got {self.evidence_readings}"
+            )
+        if self.silence_check_s < 0:
+            raise ValueError(f"silence_check_s must be >= 0, got {self.silence_check_s}")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from detectors.stack import DetectorStack
+from detectors.stack import DetectorStack, EventClock
 from riverguard.bus.base import Bus, Consumer, Producer, Record, TopicPartition, next_offsets
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
@@ -64,6 +64,7 @@ class DetectorService:
         self._dirty: dict[str, int] = {}  # station id -> readings since its last checkpoint
         self._pending: dict[TopicPartition, int] = {}  # offsets processed but not committed
         self._last_commit = time.monotonic()
+        self._clock = EventClock(stack.config.silence_check_s)
         # Set once the assigned partitions' state is restored. The Kafka client may already be
         # fetching records of a new assignment while the assignment callback is still replaying
         # the changelog; processing them on a not-yet-restored detector would lose their effect.
@@ -103,6 +104,7 @@ class DetectorService:
         started = time.perf_counter()
         MESSAGES_IN.labels(STAGE).inc(len(records))
         outputs = [o for record in records for o in self._process(record)]
+        outputs += self._silent_stations()
         await self._send(outputs)
         for tp, offset in next_offsets(records).items():
             self._pending[tp] = offset
@@ -128,10 +130,23 @@ class DetectorService:
             )
             return [Outgoing(topics.dlq, encode(letter), key=record.key)]
         station = reading.station_id
+        self._clock.observe(record.partition, reading.time)
         self._partition_of[station] = record.partition
         self._dirty[station] = self._dirty.get(station, 0) + 1
         key = station.encode()
         return [Outgoing(topics.detections, encode(d), key=key) for d in self.stack.process(reading)]
+
+    def _silent_stations(self) -> list[Outgoing]:
+        """Data-gap onsets of stations silent while their partition's event time moved on."""
+        out = []
+        for partition, watermark in self._clock.due():
+            stations = [s for s, p in self._partition_of.items() if p == partition]
+            for detection in self.stack.check_silence(watermark, stations):
+                # Checkpoint the open gap, so a restart clears it instead of reporting it again.
+                self._dirty.setdefault(detection.station_id, 0)
+                out.append(Outgoing(self.settings.topics.detections, encode(detection),
+                                    key=detection.station_id.encode()))
+        return out
 
     async def _send(self, outputs: Sequence[Outgoing]) -> None:
         assert self._producer is not None
@@ -193,6 +208,8 @@ class DetectorService:
         self._restored.clear()
         await self._flush()
         partitions = {tp.partition for tp in revoked}
+        for partition in partitions:
+            self._clock.forget(partition)
         for station, partition in list(self._partition_of.items()):
             if partition in partitions:
                 self.stack.forget(station)

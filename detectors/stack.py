@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Final
 
 from detectors.config import DetectorConfig
@@ -60,6 +62,12 @@ class DetectorStack:
     def process(self, reading: Reading) -> list[Detection]:
         return self.detector(reading.station_id).process(reading)
 
+    def check_silence(self, watermark: datetime, station_ids: Iterable[str] | None = None) -> list[Detection]:
+        """``data_gap`` onsets of the stations (default: all) that are silent at event time ``watermark``
+        (see :meth:`StationDetector.check_silence`); one pass over the stations, nothing learned."""
+        ids = self.detectors.keys() if station_ids is None else station_ids
+        return [d for sid in ids if (det := self.detectors.get(sid)) is not None for d in det.check_silence(watermark)]
+
     def reconfigure(self, config: DetectorConfig) -> None:
         """New tuning for every current and future detector, keeping what they learned."""
         self.config = config
@@ -91,3 +99,46 @@ class DetectorStack:
     def forget(self, station_id: str) -> None:
         """Drop a station (its partition was revoked; the changelog keeps its state)."""
         self.detectors.pop(station_id, None)
+
+
+class EventClock:
+    """Event time per input partition: the latest reading time seen there (the watermark), and
+    which partitions are due for a silence check because it moved on by ``check_every_s``.
+
+    >>> from datetime import timedelta, timezone
+    >>> clock = EventClock(check_every_s=5.0)
+    >>> t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    >>> clock.observe(0, t0); clock.observe(0, t0 - timedelta(hours=1)); clock.observe(1, t0)
+    >>> [p for p, _ in clock.due()]
+    [0, 1]
+    >>> clock.observe(0, t0 + timedelta(seconds=3)); clock.due()
+    []
+    >>> clock.observe(0, t0 + timedelta(seconds=6)); [(p, str(w.time())) for p, w in clock.due()]
+    [(0, '00:00:06')]
+    """
+
+    def __init__(self, check_every_s: float) -> None:
+        self.check_every_s = check_every_s
+        self.watermarks: dict[int, datetime] = {}
+        self._checked: dict[int, datetime] = {}
+
+    def observe(self, partition: int, time: datetime) -> None:
+        """A reading of ``time`` arrived on ``partition`` (late readings do not move it back)."""
+        current = self.watermarks.get(partition)
+        if current is None or time > current:
+            self.watermarks[partition] = time
+
+    def due(self) -> list[tuple[int, datetime]]:
+        """Partitions (with their watermark) to check now; each is then counted as checked."""
+        out = []
+        for partition, watermark in sorted(self.watermarks.items()):
+            checked = self._checked.get(partition)
+            if checked is None or (watermark - checked).total_seconds() >= self.check_every_s:
+                self._checked[partition] = watermark
+                out.append((partition, watermark))
+        return out
+
+    def forget(self, partition: int) -> None:
+        """The partition was revoked; its next owner builds its own watermark."""
+        self.watermarks.pop(partition, None)
+        self._checked.pop(partition, None)

@@ -73,6 +73,10 @@ class StationDetector:
     and the next outputs are identical.
     """
 
+    #: When the open data gap reported by :meth:`check_silence` began (the last reading before
+    #: it); a class default so checkpoints written before silence checks existed restore.
+    silent_since: datetime | None = None
+
     def __init__(self, station: Station | None, config: DetectorConfig | None = None) -> None:
         self.station = station
         self.config = config or DetectorConfig()
@@ -102,6 +106,48 @@ class StationDetector:
         spike = self.channels.get((_K.POLLUTION_SPIKE, _STATION_WIDE))
         if spike is not None and not spike.latch.active:
             spike.latch = EventLatch(config.spike_persistence)
+
+    def check_silence(self, watermark: datetime) -> list[Detection]:
+        """A ``data_gap`` onset, once, when this station has been silent too long by event time.
+
+        ``watermark`` is the latest reading time of any station that shares this one's input
+        (its partition), so simulated time and replays never raise wall-clock false alarms, and
+        stations that all go quiet together (the feed stalled) do not look silent. The next
+        reading of the station then clears the same event instead of reporting a new one.
+
+        >>> from datetime import datetime, timedelta, timezone
+        >>> from riverguard.models import Measurement, Reading, SourceFormat
+        >>> detector = StationDetector(None)
+        >>> t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+        >>> def at(minute):
+        ...     return Reading(station_id="demo", river="tuo", time=t0 + timedelta(minutes=minute),
+        ...                    values={"pH": Measurement(value=7.8)}, source_format=SourceFormat.SIMULATOR)
+        >>> [d for m in range(10) for d in detector.process(at(m))]
+        []
+        >>> detector.check_silence(t0 + timedelta(minutes=20))
+        []
+        >>> [(d.kind.value, d.phase.value) for d in detector.check_silence(t0 + timedelta(minutes=30))]
+        [('data_gap', 'onset')]
+        >>> detector.check_silence(t0 + timedelta(minutes=40))
+        []
+        >>> [(d.kind.value, d.phase.value) for d in detector.process(at(45))]
+        [('data_gap', 'cleared')]
+        """
+        last = self.last_time
+        if last is None or self.silent_since is not None or self.readings < 3 or not self.recent:
+            return []
+        silence = (watermark - last).total_seconds()
+        config = self.config
+        if silence <= max(config.silence_min_s, config.silence_intervals * self.interval_s):
+            return []
+        self.silent_since = last
+        gap_id = event_id(self.recent[-1].station_id, _K.DATA_GAP.value, (), last)
+        return [
+            self._detection(
+                self.recent[-1], _K.DATA_GAP, DetectionPhase.ONSET, gap_id, 0, (), score=silence,
+                confidence=1.0, at=last, note=f"{silence / 60:.0f} min",
+            )
+        ]
 
     def process(self, reading: Reading) -> list[Detection]:
         """Score ``reading`` against the past, emit event transitions, then learn from it."""
@@ -264,9 +310,14 @@ class StationDetector:
     def _track_interval(self, reading: Reading, last: datetime, out: list[Detection]) -> None:
         gap = (reading.time - last).total_seconds()
         config = self.config
-        if self.readings >= 3 and gap > max(config.gap_min_s, config.gap_intervals * self.interval_s):
+        # A gap whose onset check_silence already reported only clears, even if it turned out
+        # shorter than gap_intervals (the silence rule is the earlier warning).
+        reported = self.silent_since is not None
+        if reported or (self.readings >= 3 and gap > max(config.gap_min_s, config.gap_intervals * self.interval_s)):
+            self.silent_since = None
             gap_id = event_id(reading.station_id, _K.DATA_GAP.value, (), last)
-            for phase, at in ((DetectionPhase.ONSET, last), (DetectionPhase.CLEARED, reading.time)):
+            phases = ((DetectionPhase.ONSET, last), (DetectionPhase.CLEARED, reading.time))
+            for phase, at in phases[1:] if reported else phases:
                 out.append(
                     self._detection(
                         reading, _K.DATA_GAP, phase, gap_id, 0, (), score=gap, confidence=1.0, at=at,
