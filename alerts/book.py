@@ -23,9 +23,11 @@ notification ids derive from the incident id, so a replay never queues a notific
 
 Intakes: the incident follows the plume front (its most downstream station) and takes the
 intakes ahead from that station's playbook (:mod:`alerts.intakes`); the level counts the next
-intake the plume has not passed, never one behind it. A level that rises while the target's
-opening message is still waiting to be sent is not announced twice: that message is written at
-send time, at the current level (see :meth:`alerts.outbox.Outbox.queue`).
+intake the plume has not passed, never one behind it. Every tick re-assesses that with the time
+passed, so a plume that comes within 2 h of an intake with no new detection turns the incident
+red and announces it just as a detection would; a tick only ever raises. A level that rises
+while the target's opening message is still waiting to be sent is not announced twice: that
+message is written at send time, at the current level (see :meth:`alerts.outbox.Outbox.queue`).
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ class IncidentBook:
         return effects
 
     def tick(self, now: datetime) -> Effects:
-        """Follow the plume past intakes, escalate, remind, auto-resolve and summarise rate-limited notifications."""
+        """Follow the plume past intakes, raise the level as it nears one, escalate, remind, auto-resolve
+        and summarise rate-limited notifications."""
         effects = Effects()
         for incident in self.outbox.summarise(self._incidents, now).values():  # held back goes out first
             self._put(incident)
@@ -202,7 +205,10 @@ class IncidentBook:
             if incident.is_active:
                 moved = self._next_intake(incident, now)
                 current = moved or incident
-                changed = self._auto_resolve(current, now, effects) or self._page(current, now, effects) or moved
+                changed = self._auto_resolve(current, now, effects)
+                if changed is None:  # an incident that ends on this tick is not raised on it too
+                    raised = self._reassess(current, now, effects)
+                    changed = self._page(raised or current, now, effects) or raised or moved
                 if changed is not None:
                     self._put(changed)
                     effects.incidents[changed.incident_id] = changed
@@ -383,9 +389,35 @@ class IncidentBook:
         if is_new:
             return self.outbox.queue(updated, NotificationReason.OPENED, 0, None, now, effects.records)
         if raised:
-            updated = self._event(updated, now, "level_raised", note=f"{incident.level.value} → {level.value}")
-            return self.outbox.queue(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects.records)
+            return self._announce_rise(updated, incident.level, now, effects)
         return updated
+
+    def _reassess(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
+        """The incident one or two levels up once time alone has brought its plume near an intake.
+
+        Only ever raises: lowering stays with detections and resolution, so a tick never takes back
+        a warning people already acted on. The class is the parameter registry's (the service never
+        overrides it); the multiple is the incident's peak, as for a detection.
+        """
+        if incident.route is not Route.POLLUTION or not incident.intakes:
+            return None
+        ahead = outlook(incident.intakes, incident_time(incident, now))
+        if ahead is None:
+            return None
+        level, reasons = self._assess(incident.route, incident.pollutant, incident.peak_multiple, Context(), ahead)
+        if level.rank <= incident.level.rank:
+            return None
+        updated = incident.model_copy(update={"level": level, "level_reasons": reasons, "updated_at": now})
+        return self._announce_rise(updated, incident.level, now, effects)
+
+    def _announce_rise(self, updated: Incident, was: WarningLevel, now: datetime, effects: Effects) -> Incident:
+        """Record the rise and queue ``level_raised`` (one id per level: a replay queues nothing twice).
+
+        An acknowledged incident is told too — acknowledging stops paging, not news of a worse level.
+        """
+        level = updated.level
+        updated = self._event(updated, now, "level_raised", note=f"{was.value} → {level.value}")
+        return self.outbox.queue(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects.records)
 
     def _assess(
         self, route: Route, pollutant: str, multiple: float | None, context: Context, ahead: IntakeOutlook | None

@@ -418,15 +418,16 @@ def test_the_nearest_intake_moves_on_once_the_plume_has_passed_it() -> None:
     b = book(escalation={"min_level": "yellow", "reminder_every_min": None},
              lifecycle={"resolve_after_min": 720, "reopen_within_min": 720})
     b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), HONGYUAN, T0)
-    assert b.tick(JIANYANG_AT).incidents == {}  # the plume is at 简阳: still the nearest one
+    b.tick(JIANYANG_AT)  # the plume is at 简阳: still the nearest one (and, reached now, red)
     assert only(b).nearest_intake == "简阳城区取水口"
+    assert only(b).level is WarningLevel.RED
     assert "已到达简阳城区取水口" in sms_at(b, JIANYANG_AT)
     passed = JIANYANG_AT + timedelta(hours=3, minutes=1)  # its trailing edge is behind us
     effects = b.tick(passed)
     incident = only(b)
     assert list(effects.incidents) == [incident.incident_id]
     assert incident.nearest_intake == "资阳城区取水口"
-    assert incident.level is WarningLevel.ORANGE
+    assert incident.level is WarningLevel.RED  # a tick never lowers it
     assert incident.history[-1].note == "plume passed 简阳城区取水口; next intake: 资阳城区取水口"
     assert "到达资阳城区取水口" in sms_at(b, passed)
 
@@ -473,3 +474,96 @@ def test_a_rise_after_the_opening_message_went_to_the_sender_is_its_own_message(
     b.observe(detection(1, multiple=4.0, phase=DetectionPhase.UPDATE), Context(), T0)
     assert targets_of(only(b), NotificationReason.LEVEL_RAISED) == {"duty-sms"}
     b.release(opening.notification_id, opening.target_id)
+
+
+# -- the level rises with time alone as the plume nears an intake (no new detection) --
+
+JIANYANG_IN_5H = Context(station_km=0.0, intakes=(intake("简阳城区取水口", 60.0, T0 + timedelta(hours=5)),))
+
+
+def quiet_book() -> IncidentBook:
+    """No reminders, and the incident stays open for hours without detections (the plume travels)."""
+    return book(escalation={"min_level": "yellow", "reminder_every_min": None},
+                lifecycle={"resolve_after_min": 720, "reopen_within_min": 720})
+
+
+def raises(incident: Incident) -> list[OutboxEntry]:
+    return [e for e in incident.outbox if e.reason is NotificationReason.LEVEL_RAISED]
+
+
+def test_a_tick_turns_the_incident_red_once_its_intake_is_within_two_hours() -> None:
+    b = quiet_book()
+    b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), JIANYANG_IN_5H, T0)
+    assert only(b).level is WarningLevel.ORANGE  # yellow, and 简阳 within 8 h
+    deliver_due(b, T0)
+    assert b.tick(T0 + timedelta(hours=2, minutes=59)).incidents == {}
+    assert only(b).level is WarningLevel.ORANGE
+    now = T0 + timedelta(hours=3)
+    effects = b.tick(now)
+    incident = only(b)
+    assert list(effects.incidents) == [incident.incident_id]
+    assert incident.level is WarningLevel.RED
+    assert incident.level_reasons[-1].zh == "预计 06-01 15:00 到达简阳城区取水口，约 2.0 小时 (≤ 2 小时) → 升 2 级"
+    assert [(h.what, h.note) for h in incident.history[-1:]] == [("level_raised", "orange → red")]
+    # one notification, to the duty officer and (red) the bureau, as a detection-driven rise
+    assert {e.notification_id for e in raises(incident)} == {f"{incident.incident_id}:level_raised:4"}
+    assert targets_of(incident, NotificationReason.LEVEL_RAISED) == {"duty-sms", "bureau-mail"}
+    assert {e.created_at for e in raises(incident)} == {now}
+    mail = next(e for e in raises(incident) if e.target_id == "bureau-mail")
+    assert "约 2.0 小时" in render(incident, mail, MessageContext(), now).body
+    assert "简阳城区取水口" in render(incident, mail, MessageContext(), now).body
+    deliver_due(b, now)
+    for later in (now, now + timedelta(minutes=1), now + timedelta(hours=1, minutes=30), now + timedelta(hours=2)):
+        effects = b.tick(later)
+        assert [e.reason for i in effects.incidents.values() for e in raises(i) if e.created_at == later] == []
+        assert effects.records == []
+    assert len(raises(only(b))) == 2
+    assert b.due(now + timedelta(hours=2)) == []
+
+
+def test_a_restored_book_does_not_announce_a_tick_rise_again() -> None:
+    b = quiet_book()
+    b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), JIANYANG_IN_5H, T0)
+    b.tick(T0 + timedelta(hours=3))
+    deliver_due(b, T0 + timedelta(hours=3))
+    restored = quiet_book()
+    restored.restore([only(b)])  # what the incidents topic holds
+    for later in (T0 + timedelta(hours=3), T0 + timedelta(hours=4)):
+        restored.tick(later)
+    assert raises(only(restored)) == raises(only(b))
+    assert restored.due(T0 + timedelta(hours=4)) == []
+
+
+def test_a_tick_never_lowers_the_level() -> None:
+    b = quiet_book()
+    b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), HONGYUAN, T0)
+    assert only(b).level is WarningLevel.ORANGE  # 简阳 within 8 h
+    reasons = only(b).level_reasons
+    # 简阳 passed, 资阳 more than 8 h ahead: assessed afresh this would be yellow
+    b.tick(JIANYANG_AT + timedelta(hours=3, minutes=1))
+    incident = only(b)
+    assert incident.nearest_intake == "资阳城区取水口"
+    assert incident.level is WarningLevel.ORANGE
+    assert incident.level_reasons == reasons
+    assert raises(incident) == []
+
+
+def test_a_tick_rise_reaches_an_acknowledged_incident_as_a_detection_rise_does() -> None:
+    def rise(by_detection: bool) -> Incident:
+        b = quiet_book()
+        b.observe(detection(0, station="tuo-hongyuan", multiple=1.5), JIANYANG_IN_5H, T0)
+        deliver_due(b, T0)
+        b.acknowledge(only(b).incident_id, "张三", T0 + timedelta(minutes=5))
+        now = T0 + timedelta(hours=3)
+        if by_detection:
+            b.observe(detection(1, station="tuo-hongyuan", multiple=12.0, phase=DetectionPhase.UPDATE),
+                      Context(), T0 + timedelta(minutes=6))
+        else:
+            b.tick(now)
+        return only(b)
+
+    ticked, detected = rise(by_detection=False), rise(by_detection=True)
+    assert ticked.status is detected.status is IncidentStatus.ACKNOWLEDGED
+    assert ticked.level is detected.level is WarningLevel.RED
+    assert [(e.target_id, e.status) for e in raises(ticked)] == [(e.target_id, e.status) for e in raises(detected)]
+    assert {e.status for e in raises(ticked)} == {DeliveryStatus.PENDING}
