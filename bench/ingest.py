@@ -31,16 +31,7 @@ from riverguard.bus.kafka import KafkaBus
 from riverguard.models import encode
 from riverguard.settings import Settings, load_settings
 from riverguard.stations import load_registry
-
-DEV_USERS = Path(__file__).resolve().parents[1] / "deploy/mosquitto/dev-users.txt"
-
-
-def dev_password(user: str) -> str:
-    for line in DEV_USERS.read_text().splitlines():
-        name, _, password = line.partition(":")
-        if name == user:
-            return password
-    raise LookupError(user)
+from tests.e2e.harness import dev_password
 
 
 def bench_settings() -> Settings:

@@ -29,20 +29,13 @@ from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, de
 from riverguard.settings import Settings
 from riverguard.stations import load_registry
 from tests.conftest import require_service
+from tests.e2e.harness import dev_password
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = load_registry()
 T0 = datetime(2024, 1, 5, 2, 0, tzinfo=UTC)
-
-
-def dev_password(user: str) -> str:
-    for line in (REPO / "deploy/mosquitto/dev-users.txt").read_text().splitlines():
-        name, _, password = line.partition(":")
-        if name == user and not line.startswith("#"):
-            return password
-    raise LookupError(user)
 
 
 @pytest.fixture
