@@ -37,6 +37,25 @@ def test_physical_range_violation_names_parameter_and_value() -> None:
     assert "pH=15.0 is outside the physical range 0..14" in describe_validation_error(info.value)
 
 
+def test_non_finite_value_is_rejected_naming_the_parameter() -> None:
+    raw = (b'{"station_id": "s1", "river": "tuo", "time": "2024-01-05T10:30:00Z", '
+           b'"values": {"NH3N": {"value": NaN}}, "source_format": "json"}')
+    with pytest.raises(ValidationError) as info:
+        Reading.model_validate_json(raw)
+    assert describe_validation_error(info.value).startswith("values.NH3N.value=nan")
+    with pytest.raises(ValidationError):
+        Measurement(value=float("inf"))
+
+
+def test_parameter_names_must_be_identifiers() -> None:
+    with pytest.raises(ValidationError) as info:
+        Reading.model_validate(
+            {"station_id": "s1", "river": "tuo", "time": T0, "values": {"NH3 N": {"value": 1.0}},
+             "source_format": "json"}
+        )
+    assert "NH3 N" in describe_validation_error(info.value)
+
+
 def test_instrument_flags_skip_the_physical_range_check() -> None:
     r = Reading(
         station_id="s1",
