@@ -10,10 +10,11 @@ Plain arithmetic on a slotted object rather than a chain of ``river.stats`` obje
 update needs the current scale inside the mean update, and the stack must stay above 10,000
 readings/s per process (see ``bench/detect.py``).
 
->>> track = ParameterTrack()
+>>> from detectors.config import DetectorConfig
+>>> track, config = ParameterTrack(), DetectorConfig()
 >>> for i in range(200):
-...     track.learn(10.0 + (0.1 if i % 2 else -0.1), hour=0, warmup=60, level_alpha=0.01,
-...                 scale_alpha=0.003, clip=3.0, diurnal=False)
+...     value = 10.0 + (0.1 if i % 2 else -0.1)
+...     track.learn(value, track.score(value, 0, False), hour=0, diurnal=False, config=config)
 >>> round(track.level, 1), round(track.score(10.1, 0, False), 1) < 2, track.score(12.0, 0, False) > 10
 (10.0, True, True)
 """
@@ -23,6 +24,8 @@ from __future__ import annotations
 import math
 
 from river.stats import Quantile
+
+from detectors.config import DetectorConfig
 
 _HOURS = 24
 
@@ -74,11 +77,14 @@ class ParameterTrack:
 
     def _refresh_unit(self) -> None:
         # Cached: the unit is read several times per reading and changes only when learning.
-        floor = self.quantum if self.quantum != math.inf else 0.0
-        self.unit = max(self.scale, floor, 1e-9 * (1.0 + abs(self.level)))
-
-    def expected(self, hour: int, diurnal: bool) -> float:
-        return self.level + self.diurnal[hour] if diurnal else self.level
+        # Comparisons rather than max(): the same result (the first of equal candidates wins) on
+        # the hottest path of the stack, without a builtin call.
+        quantum = self.quantum
+        unit = self.scale
+        if quantum != math.inf and quantum > unit:
+            unit = quantum
+        tiny = 1e-9 * (1.0 + abs(self.level))
+        self.unit = tiny if tiny > unit else unit
 
     def score(self, value: float, hour: int, diurnal: bool) -> float:
         """Signed deviation from the expected value in noise units (0 before two readings)."""
@@ -125,35 +131,37 @@ class ParameterTrack:
             return False
         return self.run * math.log1p(-min(self.run_rate, 0.999999)) < log_probability
 
-    def learn(
-        self,
-        value: float,
-        hour: int,
-        warmup: int,
-        level_alpha: float,
-        scale_alpha: float,
-        clip: float,
-        diurnal: bool,
-    ) -> None:
-        """Update level, scale and the hour-of-day component with one value (after scoring it)."""
-        self.n += 1
+    def learn(self, value: float, score: float, hour: int, diurnal: bool, config: DetectorConfig) -> None:
+        """Update the usual deviation with ``score`` (once warmed up), then level, scale and the
+        hour-of-day component with ``value`` (after scoring it)."""
         n = self.n
+        warmup = config.warmup_readings
+        if n >= warmup:
+            self.tail.update(abs(score))
+        self.n = n = n + 1
         if n == 1:
             self.level = value
             self._refresh_unit()
             return
-        deviation = value - self.expected(hour, diurnal)
+        deviation = value - (self.level + self.diurnal[hour] if diurnal else self.level)
         if n <= warmup:
             # Running means while warming up: every early value counts the same.
             self.level += deviation / n
             self.scale += (abs(deviation) - self.scale) / (n - 1)
             self._refresh_unit()
             return
-        bound = clip * self.unit
-        clipped = max(-bound, min(bound, deviation))
+        # Clipped to [-bound, bound] with comparisons: exactly max(-bound, min(bound, x)), cheaper.
+        bound = config.clip * self.unit
+        clipped = deviation if deviation < bound else bound
+        if not clipped > -bound:
+            clipped = -bound
+        level_alpha = config.level_alpha
         self.level += level_alpha * clipped
-        self.scale += scale_alpha * (abs(clipped) - self.scale)
+        self.scale += config.scale_alpha * (abs(clipped) - self.scale)
         if diurnal:
             residual = value - self.level
-            self.diurnal[hour] += level_alpha * (max(-bound, min(bound, residual)) - self.diurnal[hour])
+            residual = residual if residual < bound else bound
+            if not residual > -bound:
+                residual = -bound
+            self.diurnal[hour] += level_alpha * (residual - self.diurnal[hour])
         self._refresh_unit()

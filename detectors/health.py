@@ -32,11 +32,12 @@ PLAUSIBLE: Final[dict[str, tuple[float, float]]] = {
 }
 
 
-_BOUNDS: Final[dict[str, tuple[float, float]]] = {
+#: Where plausible values lie, per parameter (unknown signals: anywhere, :data:`ANY_VALUE`).
+PLAUSIBLE_RANGES: Final[dict[str, tuple[float, float]]] = {
     **{p.name: p.physical_range for p in PARAMETERS.values()},
     **PLAUSIBLE,
 }
-_ANY: Final = (-math.inf, math.inf)
+ANY_VALUE: Final = (-math.inf, math.inf)
 
 
 def plausible(parameter: str, value: float) -> bool:
@@ -45,5 +46,5 @@ def plausible(parameter: str, value: float) -> bool:
     >>> plausible("pH", 7.8), plausible("pH", 0.2), plausible("COD", -1.0), plausible("Redox", -250.0)
     (True, False, False, True)
     """
-    low, high = _BOUNDS.get(parameter, _ANY)
+    low, high = PLAUSIBLE_RANGES.get(parameter, ANY_VALUE)
     return low <= value <= high

@@ -28,6 +28,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Final
 
 from river.anomaly import HalfSpaceTrees
@@ -35,10 +36,17 @@ from river.anomaly import HalfSpaceTrees
 from detectors.baseline import ParameterTrack
 from detectors.config import DetectorConfig, Persistence
 from detectors.events import EventLatch, Transition, event_id
-from detectors.health import FAULT_FLAGS, HYDROLOGICAL, MAINTENANCE_FLAGS, plausible
+from detectors.health import ANY_VALUE, FAULT_FLAGS, HYDROLOGICAL, MAINTENANCE_FLAGS, PLAUSIBLE_RANGES
 from detectors.messages import message, spike_confidence
 from riverguard.models import DataFlag, Detection, DetectionKind, DetectionPhase, Finding, Reading
-from riverguard.parameters import PARAMETERS, WaterClass, exceedance_multiple, gb3838_limit, section_class
+from riverguard.parameters import (
+    PARAMETERS,
+    WaterClass,
+    compliant_band,
+    exceedance_multiple,
+    gb3838_limit,
+    section_class,
+)
 from riverguard.stations import Station
 
 DETECTOR_NAME: Final = "riverguard.detectors"
@@ -49,6 +57,8 @@ _DIURNAL_MIN_INTERVAL_S: Final = 600.0
 _LIMIT_HYSTERESIS: Final = 1.1
 
 Describe = Callable[[tuple[str, ...] | None], tuple[Finding, ...]]
+#: A clean value of a reading: parameter, its track, the value and its score before learning.
+_Value = tuple[str, ParameterTrack, float, float]
 
 
 class _Channel:
@@ -164,53 +174,48 @@ class StationDetector:
         hour = reading.time.hour
         diurnal = self.interval_s >= _DIURNAL_MIN_INTERVAL_S
 
-        maintenance, flagged, clean, scores = self._sort_values(reading, hour, diurnal)
-        self._check_steps(clean, scores)
-        floor = config.tail_floor
-        eligible = {
-            name: self.tracks[name].surprise(z, floor)
-            for name, z in scores.items()
-            if name not in HYDROLOGICAL
-            and (t := self.tracks[name]).n >= config.warmup_readings
-            and not t.faulty
-            and t.step_left == 0
-        }
+        maintenance, flagged, values = self._sort_values(reading, hour, diurnal)
+        eligible = self._screen(values)
         score = self._spike_score(eligible)
         self.last_score = score
 
         self._instrument_events(reading, maintenance, flagged, out)
-        self._regulatory_events(reading, clean, out)
+        self._regulatory_events(reading, values, out)
         spike = self._channel(_K.POLLUTION_SPIKE, _STATION_WIDE, config.spike_persistence)
         threshold = config.spike_threshold
-        self._drive(
-            spike,
-            _K.POLLUTION_SPIKE,
-            reading,
-            firing=score >= threshold and bool(eligible),
-            holding=score >= threshold * config.hold_ratio,
-            score=score,
-            describe=lambda params: self._spike_findings(reading, eligible, params),
-            out=out,
-        )
+        firing = score >= threshold and bool(eligible)
+        if firing or not spike.latch.idle:
+            self._drive(
+                spike,
+                _K.POLLUTION_SPIKE,
+                reading,
+                firing=firing,
+                holding=score >= threshold * config.hold_ratio,
+                score=score,
+                describe=lambda params: self._spike_findings(reading, eligible, params),
+                out=out,
+            )
 
-        self._learn(clean, scores, hour, diurnal)
+        # Learning never pauses for an open event: the clipped update already keeps a plume out
+        # of the baseline, and scores that do not depend on the threshold make calibration exact.
+        for _, track, value, z in values:
+            track.learn(value, z, hour, diurnal, config)
         self.recent.append(reading)
         return out
 
-    def _sort_values(
-        self, reading: Reading, hour: int, diurnal: bool
-    ) -> tuple[list[str], set[str], dict[str, float], dict[str, float]]:
-        """Instrument health first: maintenance-flagged, faulty, and clean values with their scores."""
+    def _sort_values(self, reading: Reading, hour: int, diurnal: bool) -> tuple[list[str], set[str], list[_Value]]:
+        """Instrument health first: maintenance-flagged and faulty names, then the clean values
+        with their tracks and scores, in reading order."""
         config = self.config
         maintenance: list[str] = []
         flagged: set[str] = set()
-        clean: dict[str, float] = {}
-        scores: dict[str, float] = {}
+        values: list[_Value] = []
         stuck_min = config.stuck_min_readings
         tracks = self.tracks
+        normal = DataFlag.NORMAL
         for name, measurement in reading.values.items():
             flag = measurement.flag
-            if flag is not DataFlag.NORMAL:
+            if flag is not normal:
                 if flag in MAINTENANCE_FLAGS:
                     maintenance.append(name)
                     continue
@@ -218,7 +223,8 @@ class StationDetector:
                     flagged.add(name)
                     continue
             value = measurement.value
-            if not plausible(name, value):
+            low, high = PLAUSIBLE_RANGES.get(name, ANY_VALUE)
+            if not low <= value <= high:
                 flagged.add(name)
                 continue
             track = tracks.get(name)
@@ -230,24 +236,28 @@ class StationDetector:
             ):
                 flagged.add(name)
                 continue
-            clean[name] = value
-            scores[name] = track.score(value, hour, diurnal)
+            values.append((name, track, value, track.score(value, hour, diurnal)))
+        return maintenance, flagged, values
 
-        return maintenance, flagged, clean, scores
-
-    def _learn(self, clean: dict[str, float], scores: dict[str, float], hour: int, diurnal: bool) -> None:
+    def _screen(self, values: list[_Value]) -> dict[str, float]:
+        """Lone steps, then the warmed-up, healthy, non-hydrological parameters with how surprising
+        their score is: one pass, since each step verdict depends only on its own track and on
+        how many parameters moved."""
         config = self.config
-        # Learning never pauses for an open event: the clipped update already keeps a plume out
-        # of the baseline, and scores that do not depend on the threshold make calibration exact.
-        warmup, level_alpha, scale_alpha, clip = (
-            config.warmup_readings, config.level_alpha, config.scale_alpha, config.clip
+        warmup, related, step_scales, floor = (
+            config.warmup_readings, config.related_scales, config.step_scales, config.tail_floor
         )
-        tracks = self.tracks
-        for name, value in clean.items():
-            track = tracks[name]
-            if track.n >= warmup:
-                track.tail.update(abs(scores[name]))
-            track.learn(value, hour, warmup, level_alpha, scale_alpha, clip, diurnal)
+        moving = sum(1 for name, _, _, z in values if abs(z) >= related and name not in HYDROLOGICAL)
+        several = len(values) > 1
+        eligible: dict[str, float] = {}
+        for name, track, value, z in values:
+            if track.n < warmup:
+                continue
+            if track.step_left > 0 or track.faulty or abs(z) >= step_scales:
+                self._check_step(name, track, value, z, moving, several)
+            if track.step_left == 0 and not track.faulty and name not in HYDROLOGICAL:
+                eligible[name] = track.surprise(z, floor)
+        return eligible
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -281,29 +291,23 @@ class StationDetector:
             self.hst.learn_one(features)  # type: ignore[no-untyped-call]
         return single * (1.0 + config.hst_weight * max(0.0, isolation - 0.5))
 
-    def _check_steps(self, clean: dict[str, float], scores: dict[str, float]) -> None:
-        """A lone clean step (jump, then a flat new level, nothing related moving) is the instrument."""
+    def _check_step(self, name: str, track: ParameterTrack, value: float, z: float, moving: int, several: bool) -> None:
+        """A lone clean step (jump, then a flat new level, nothing related moving) is the instrument.
+        ``moving`` counts the parameters that moved (see :meth:`_screen`), this one included."""
         config = self.config
-        moving = [
-            name for name, z in scores.items() if abs(z) >= config.related_scales and name not in HYDROLOGICAL
-        ]
-        for name, z in scores.items():
-            track = self.tracks[name]
-            if track.n < config.warmup_readings:
-                continue
-            others_moving = any(other != name for other in moving)
-            if track.step_left > 0:
-                if others_moving or abs(clean[name] - track.step_level) > 3.0 * track.noise():
-                    track.step_left = 0
-                else:
-                    track.step_left -= 1
-                    track.faulty = track.step_left == 0
-            elif track.faulty:
-                if others_moving or abs(z) < config.related_scales:
-                    track.faulty = False
-            elif abs(z) >= config.step_scales and not others_moving and len(scores) > 1:
-                track.step_left = config.step_confirm_readings
-                track.step_level = clean[name]
+        others_moving = moving - (abs(z) >= config.related_scales and name not in HYDROLOGICAL) > 0
+        if track.step_left > 0:
+            if others_moving or abs(value - track.step_level) > 3.0 * track.noise():
+                track.step_left = 0
+            else:
+                track.step_left -= 1
+                track.faulty = track.step_left == 0
+        elif track.faulty:
+            if others_moving or abs(z) < config.related_scales:
+                track.faulty = False
+        elif abs(z) >= config.step_scales and not others_moving and several:
+            track.step_left = config.step_confirm_readings
+            track.step_level = value
 
     # -- events -----------------------------------------------------------------------------
 
@@ -337,14 +341,17 @@ class StationDetector:
                 channel, _K.MAINTENANCE, reading, firing=bool(maintenance), holding=False,
                 score=float(len(maintenance)), describe=self._fixed(reading, tuple(sorted(maintenance))), out=out,
             )
-        for name in flagged - self.tracks.keys():
-            # Impossible or fault-flagged before the parameter ever delivered a good value.
-            self.tracks[name] = ParameterTrack()
+        tracks = self.tracks
+        if flagged:
+            for name in flagged - tracks.keys():
+                # Impossible or fault-flagged before the parameter ever delivered a good value.
+                tracks[name] = ParameterTrack()
         channels = self.channels
-        for name, track in self.tracks.items():
+        sensor_fault = _K.SENSOR_FAULT
+        for name, track in tracks.items():
             faulty = name in flagged or track.faulty
             if not faulty:
-                open_channel = channels.get((_K.SENSOR_FAULT, name))
+                open_channel = channels.get((sensor_fault, name))
                 if open_channel is None or open_channel.latch.idle:
                     continue
             if name not in reading.values:
@@ -354,55 +361,62 @@ class StationDetector:
                 holding=False, score=1.0, describe=self._fixed(reading, (name,)), out=out,
             )
 
-    def _regulatory_events(self, reading: Reading, clean: dict[str, float], out: list[Detection]) -> None:
+    def _regulatory_events(self, reading: Reading, values: list[_Value], out: list[Detection]) -> None:
         station = self.station
         if station is None:
             return
         persistence = self.config.limit_persistence
         target = station.target_class
+        bands = _compliant_bands(target)
         channels = self.channels
         exceeding: list[str] = []  # fresh values over the target-class limit
         near = False
-        for name, value in clean.items():
-            multiple = exceedance_multiple(name, value, target)
-            if multiple is None:
+        for name, track, value, _ in values:
+            band = bands.get(name)
+            if band is None:
                 continue
-            fresh_excess = multiple > 0 and self.tracks[name].fresh
+            low, high = band
+            compliant = low <= value <= high
+            key = (_K.LIMIT_EXCEEDANCE, name)
+            if compliant and key not in channels:
+                continue
+            fresh_excess = not compliant and track.fresh
             if fresh_excess:
                 exceeding.append(name)
-            key = (_K.LIMIT_EXCEEDANCE, name)
-            if multiple <= 0 and key not in channels:
-                continue
-            holding = _near_limit(name, value, target)
+            holding = _near_limit(band, value)
             near = near or holding
-            self._drive(
-                self._channel(_K.LIMIT_EXCEEDANCE, name, persistence), _K.LIMIT_EXCEEDANCE, reading,
-                firing=fresh_excess, holding=holding, score=multiple,
-                describe=self._fixed(reading, (name,)), out=out,
-            )
+            channel = self._channel(_K.LIMIT_EXCEEDANCE, name, persistence)
+            if fresh_excess or not channel.latch.idle:
+                self._drive(
+                    channel, _K.LIMIT_EXCEEDANCE, reading, firing=fresh_excess, holding=holding,
+                    score=exceedance_multiple(name, value, target) or 0.0, describe=self._fixed(reading, (name,)),
+                    out=out,
+                )
         # Single-factor method: the section is worse than its target exactly when one assessed
         # value exceeds its target-class limit, so the class itself is only computed to report it.
         # Repeats of a continuously varying signal are not new evidence (see ParameterTrack.fresh).
-        if exceeding or (_K.CLASS_DOWNGRADE, _STATION_WIDE) in channels:
-            worst = section_class(clean) or target
+        downgrade = channels.get((_K.CLASS_DOWNGRADE, _STATION_WIDE))
+        if exceeding or (downgrade is not None and not downgrade.latch.idle):
+            worst = section_class({name: value for name, _, value, _ in values}) or target
             self._drive(
                 self._channel(_K.CLASS_DOWNGRADE, _STATION_WIDE, persistence), _K.CLASS_DOWNGRADE, reading,
                 firing=bool(exceeding), holding=near, score=float(worst),
                 describe=self._fixed(reading, tuple(sorted(exceeding))), out=out,
                 note=f"{worst.roman}类 (目标 {target.roman}类)",
             )
-        flow = clean.get("discharge")
-        if flow is not None and station.min_flow_m3s is not None:
-            low = flow < station.min_flow_m3s
-            if low or (_K.ECOLOGICAL_FLOW_LOW, _STATION_WIDE) in self.channels:
-                self._drive(
-                    self._channel(_K.ECOLOGICAL_FLOW_LOW, _STATION_WIDE, persistence), _K.ECOLOGICAL_FLOW_LOW,
-                    reading, firing=low, holding=False, score=station.min_flow_m3s / max(flow, 1e-9),
-                    describe=lambda _: (
-                        Finding(parameter="discharge", value=flow, limit=station.min_flow_m3s, unit="m3/s"),
-                    ),
-                    out=out,
-                )
+        min_flow = station.min_flow_m3s
+        flow = None if min_flow is None else next((v for name, _, v, _ in values if name == "discharge"), None)
+        if flow is None or min_flow is None:
+            return
+        low_flow = flow < min_flow
+        flow_channel = channels.get((_K.ECOLOGICAL_FLOW_LOW, _STATION_WIDE))
+        if low_flow or (flow_channel is not None and not flow_channel.latch.idle):
+            self._drive(
+                self._channel(_K.ECOLOGICAL_FLOW_LOW, _STATION_WIDE, persistence), _K.ECOLOGICAL_FLOW_LOW, reading,
+                firing=low_flow, holding=False, score=min_flow / max(flow, 1e-9),
+                describe=lambda _: (Finding(parameter="discharge", value=flow, limit=min_flow, unit="m3/s"),),
+                out=out,
+            )
 
     def _channel(self, kind: DetectionKind, key: str, persistence: Persistence) -> _Channel:
         channel = self.channels.get((kind, key))
@@ -531,9 +545,15 @@ class StationDetector:
         )
 
 
-def _near_limit(parameter: str, value: float, target: WaterClass) -> bool:
+def _near_limit(band: tuple[float, float], value: float) -> bool:
     """Within 10 % of the limit on the wrong side: water hovering at the limit keeps one event
     open instead of opening a new one every time a reading crosses it."""
-    over = exceedance_multiple(parameter, value * _LIMIT_HYSTERESIS, target) or 0.0
-    under = exceedance_multiple(parameter, value / _LIMIT_HYSTERESIS, target) or 0.0
-    return over > 0 or under > 0
+    low, high = band
+    over, under = value * _LIMIT_HYSTERESIS, value / _LIMIT_HYSTERESIS
+    return not (low <= over <= high and low <= under <= high)
+
+
+@cache
+def _compliant_bands(target: WaterClass) -> dict[str, tuple[float, float]]:
+    """Per target class, the compliant band of every assessed parameter (shared by its stations)."""
+    return {name: band for name in PARAMETERS if (band := compliant_band(name, target)) is not None}

@@ -188,6 +188,23 @@ def exceedance_multiple(parameter: str, value: float, target: WaterClass) -> flo
     return max(0.0, (value - limit) / limit)
 
 
+def compliant_band(parameter: str, target: WaterClass) -> tuple[float, float] | None:
+    """The values ``low <= value <= high`` that meet the target-class limit: exactly those whose
+    :func:`exceedance_multiple` is 0, so a hot loop can skip computing it for them. ``None``
+    when the parameter is not assessed (or the target is 劣Ⅴ).
+
+    >>> compliant_band("NH3N", WaterClass.III), compliant_band("DO", WaterClass.II), compliant_band("pH", WaterClass.I)
+    ((-inf, 1.0), (6.0, inf), (6.0, 9.0))
+    """
+    limits = _limits(parameter)
+    if limits is None or target is WaterClass.WORSE_THAN_V:
+        return None
+    if limits.kind == "range":
+        return limits.band
+    limit = limits.values[target - 1]
+    return (limit, math.inf) if limits.kind == "min" else (-math.inf, limit)
+
+
 def classify(parameter: str, value: float) -> WaterClass | None:
     """The GB 3838 class of one value (single-factor method); ``None`` if not assessed."""
     limits = _limits(parameter)
