@@ -184,6 +184,7 @@ class StationDetector:
         spike = self._channel(_K.POLLUTION_SPIKE, _STATION_WIDE, config.spike_persistence)
         threshold = config.spike_threshold
         firing = score >= threshold and bool(eligible)
+        # An idle latch that does not fire stays idle: skip the step and its findings closure.
         if firing or not spike.latch.idle:
             self._drive(
                 spike,
@@ -385,6 +386,8 @@ class StationDetector:
                 exceeding.append(name)
             holding = _near_limit(band, value)
             near = near or holding
+            # Created at the first excess even if not fresh: from then on the parameter counts
+            # towards ``near``. Driven only while its latch can change (see process).
             channel = self._channel(_K.LIMIT_EXCEEDANCE, name, persistence)
             if fresh_excess or not channel.latch.idle:
                 self._drive(
@@ -396,7 +399,7 @@ class StationDetector:
         # value exceeds its target-class limit, so the class itself is only computed to report it.
         # Repeats of a continuously varying signal are not new evidence (see ParameterTrack.fresh).
         downgrade = channels.get((_K.CLASS_DOWNGRADE, _STATION_WIDE))
-        if exceeding or (downgrade is not None and not downgrade.latch.idle):
+        if exceeding or (downgrade is not None and not downgrade.latch.idle):  # idle: as in process
             worst = section_class({name: value for name, _, value, _ in values}) or target
             self._drive(
                 self._channel(_K.CLASS_DOWNGRADE, _STATION_WIDE, persistence), _K.CLASS_DOWNGRADE, reading,
@@ -405,8 +408,10 @@ class StationDetector:
                 note=f"{worst.roman}类 (目标 {target.roman}类)",
             )
         min_flow = station.min_flow_m3s
-        flow = None if min_flow is None else next((v for name, _, v, _ in values if name == "discharge"), None)
-        if flow is None or min_flow is None:
+        if min_flow is None:
+            return
+        flow = next((v for name, _, v, _ in values if name == "discharge"), None)
+        if flow is None:
             return
         low_flow = flow < min_flow
         flow_channel = channels.get((_K.ECOLOGICAL_FLOW_LOW, _STATION_WIDE))
