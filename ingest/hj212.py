@@ -53,8 +53,9 @@ def crc16(data: bytes) -> int:
     True
     """
     crc = 0xFFFF
+    table = _CRC_TABLE  # a local: this loop runs for every byte ingest receives
     for byte in data:
-        crc = _CRC_TABLE[(crc >> 8) ^ byte]
+        crc = table[(crc >> 8) ^ byte]
     return crc
 
 

@@ -204,11 +204,17 @@ def envelope_model(model: type[T]) -> type[Envelope[T]]:
 
 
 def wrap(payload: T, *, trace_id: str | None = None) -> Envelope[T]:
-    """Put ``payload`` in an envelope whose ``type`` is the payload's model name."""
-    model = envelope_model(type(payload))
-    if trace_id is None:
-        return model(type=type(payload).__name__, payload=payload)
-    return model(type=type(payload).__name__, payload=payload, trace_id=trace_id)
+    """Put ``payload`` in an envelope whose ``type`` is the payload's model name.
+
+    Nothing is validated again: ``payload`` was validated when it was built (wire models are
+    frozen), and the other fields are ours. This runs once per record on every topic.
+    """
+    return envelope_model(type(payload)).model_construct(
+        type=type(payload).__name__,
+        payload=payload,
+        produced_at=datetime.now(UTC),
+        trace_id=trace_id if trace_id is not None else uuid.uuid4().hex,
+    )
 
 
 def encode(payload: BaseModel, *, trace_id: str | None = None) -> bytes:

@@ -72,10 +72,17 @@ class Station(BaseModel):
 
     def to_canonical(self, parameter: str, value: float) -> float:
         """Convert a value reported in this station's unit to the canonical unit (mg/L)."""
-        unit = self.units.get(parameter)
-        if unit is None or parameter not in PARAMETERS or unit == PARAMETERS[parameter].unit:
-            return value
-        return value * UNIT_TO_MG_PER_L[unit]
+        factor = self.unit_factors.get(parameter)
+        return value if factor is None else value * factor
+
+    @cached_property
+    def unit_factors(self) -> dict[str, float]:
+        """Reported → canonical multipliers of the parameters whose unit differs (ingest runs this per value)."""
+        return {
+            parameter: UNIT_TO_MG_PER_L[unit]
+            for parameter, unit in self.units.items()
+            if parameter in PARAMETERS and unit != PARAMETERS[parameter].unit
+        }
 
 
 class StationRegistry(BaseModel):
