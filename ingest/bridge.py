@@ -5,21 +5,18 @@ clean_start False, MQTT 5 session expiry), ``manual_ack=True``. A message is ack
 broker only after Kafka acknowledged every record made from it, so a crash anywhere in between
 makes the broker deliver it again: at-least-once, never lost.
 
-Threads: paho runs its network loop in its own thread; ``on_message`` only appends to an
-:class:`_Inbox` and wakes the asyncio loop when it sleeps. The loop routes each message and
-*sends* its records without waiting (aiokafka batches them), queuing the pending acknowledgements
-in order; a second task awaits them in that order and acks the MQTT messages (paho's ``ack`` is
-thread-safe). One producer, records sent in arrival order, key = station id: per-station order is
-kept in Kafka.
+One thread: paho's socket is driven by the asyncio loop (:class:`ingest.mqttloop.MqttLoop`), and
+``on_message`` only appends to an :class:`_Inbox`. The pump routes each message and *sends* its
+records without waiting (aiokafka batches them), queuing the pending acknowledgements in order; a
+second task awaits them in that order and acks the MQTT messages. One producer, records sent in
+arrival order, key = station id: per-station order is kept in Kafka.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +25,10 @@ from typing import Any, Final
 import paho.mqtt.client as paho
 
 from ingest.mqtt import connect_options, failure, make_client
+from ingest.mqttloop import MqttLoop
+from ingest.pool import RoutingPool
 from ingest.routing import Message, Routed, Router
+from ingest.worker import Settled
 from riverguard.bus.base import Bus, Delivery, Producer
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import BusError
@@ -56,35 +56,22 @@ class BridgeStats:
 
 
 class _Inbox:
-    """Hand-off from paho's thread to the asyncio loop, waking the loop only when it waits."""
+    """Messages paho delivered (on the loop thread) that the pump has not taken yet."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._items: collections.deque[Message[Token]] = collections.deque()
-        self._lock = threading.Lock()
-        self._waiting = False
-        self._wake = asyncio.Event()
+    def __init__(self) -> None:
+        self._items: list[Message[Token]] = []
+        self._ready = asyncio.Event()
 
     def put(self, item: Message[Token]) -> None:
-        with self._lock:
-            self._items.append(item)
-            if not self._waiting:
-                return
-            self._waiting = False
-        self._loop.call_soon_threadsafe(self._wake.set)
+        self._items.append(item)
+        self._ready.set()
 
     async def take(self, wait_s: float) -> list[Message[Token]]:
-        with self._lock:
-            if not self._items:
-                self._waiting = True
-                self._wake.clear()
-        if self._waiting:
+        if not self._items:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait_s)
-        with self._lock:
-            self._waiting = False
-            items = list(self._items)
-            self._items.clear()
+                await asyncio.wait_for(self._ready.wait(), wait_s)
+        items, self._items = self._items, []
+        self._ready.clear()
         return items
 
 
@@ -103,6 +90,10 @@ class Bridge:
         )
         self.stats = BridgeStats()
         self.connected = asyncio.Event()
+        # Metric children looked up once: labels() per message shows up at thousands per second.
+        self._messages_in = MESSAGES_IN.labels(stage=STAGE)
+        self._readings_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.readings)
+        self._dlq_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.dlq)
         self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], tuple[Token, ...]] | None] = asyncio.Queue(
             MAX_UNSETTLED
         )
@@ -110,16 +101,29 @@ class Bridge:
     async def run(self, stop: asyncio.Event) -> None:
         if self.create_topics:
             await self.bus.create_topics(topic_specs(self.settings))
-        loop = asyncio.get_running_loop()
-        inbox = _Inbox(loop)
-        connect_result: asyncio.Future[Any] = loop.create_future()
-        client = self._client(inbox, loop, connect_result)
+        inbox = _Inbox()
+        connect_result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        client = self._client(inbox, connect_result)
+        client.connect_async(**connect_options(self.settings.mqtt, persistent=True))
+        network_stop = asyncio.Event()
+        network = asyncio.create_task(MqttLoop(client).run(network_stop))
+        try:
+            if self.settings.mqtt.routing_workers:
+                await self._run_pool(client, inbox, connect_result, stop)
+            else:
+                await self._run_here(client, inbox, connect_result, stop)
+        finally:
+            network_stop.set()
+            await network
+        log.info("ingest bridge stopped: %s", self.stats)
+
+    async def _run_here(
+        self, client: paho.Client, inbox: _Inbox, connect_result: asyncio.Future[Any], stop: asyncio.Event
+    ) -> None:
         producer = self.bus.producer(client_id=f"{self.settings.kafka.client_id}-ingest")
         await producer.start()
         settler = asyncio.create_task(self._settle(client))
         try:
-            client.connect_async(**connect_options(self.settings.mqtt, persistent=True))
-            client.loop_start()
             await self._await_connection(connect_result)
             await self._pump(inbox, producer, stop, settler)
         finally:
@@ -130,14 +134,45 @@ class Bridge:
             try:
                 await asyncio.wait_for(asyncio.shield(settler), timeout=30)
             finally:
-                client.disconnect()
-                client.loop_stop()
                 await producer.stop()
-        log.info("ingest bridge stopped: %s", self.stats)
 
-    def _client(
-        self, inbox: _Inbox, loop: asyncio.AbstractEventLoop, connect_result: asyncio.Future[Any]
-    ) -> paho.Client:
+    async def _run_pool(
+        self, client: paho.Client, inbox: _Inbox, connect_result: asyncio.Future[Any], stop: asyncio.Event
+    ) -> None:
+        """MQTT here, routing and producing in ``mqtt.routing_workers`` processes (see ingest.pool)."""
+        pool = RoutingPool[Token](
+            self.settings, self.router.registry, self.settings.mqtt.routing_workers,
+            lambda settled: self._acknowledge(client, settled),
+        )
+        await pool.start()
+        try:
+            await self._await_connection(connect_result)
+            while not stop.is_set() and (failure := pool.failed()) is None:
+                messages = await inbox.take(wait_s=0.5)
+                for message in messages:
+                    pool.hand(message)
+                self.stats.received += len(messages)
+                self._messages_in.inc(len(messages))
+                await pool.flush()
+            if failure is not None:
+                raise failure
+        finally:
+            # Every worker finishes what it was handed; what Kafka took is acknowledged to MQTT.
+            await asyncio.wait_for(pool.stop(), timeout=30)
+
+    def _acknowledge(self, client: paho.Client, settled: list[tuple[Token, Settled]]) -> None:
+        for (mid, qos), (_, readings, reasons) in settled:
+            if qos > 0:
+                client.ack(mid, qos)
+            self.stats.readings += readings
+            self.stats.dead_letters += len(reasons)
+            self._readings_out.inc(readings)
+            for reason in reasons:
+                self._dlq_out.inc()
+                DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
+        self.stats.acked += len(settled)
+
+    def _client(self, inbox: _Inbox, connect_result: asyncio.Future[Any]) -> paho.Client:
         mqtt = self.settings.mqtt
         password = mqtt.password.get_secret_value() if mqtt.password else None
         client = make_client(
@@ -151,7 +186,7 @@ class Bridge:
                 log.info("connected to MQTT %s:%s as %s, session present: %s, subscribed to %s",
                          mqtt.host, mqtt.port, mqtt.client_id, flags.session_present, mqtt.topic_filter)
             if not connect_result.done():
-                loop.call_soon_threadsafe(_resolve, connect_result, reason_code)
+                connect_result.set_result(reason_code)
 
         def on_disconnect(
             _client: paho.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
@@ -187,9 +222,9 @@ class Bridge:
                 settler.result()  # re-raise the Kafka failure that stopped settling
                 return
             messages = await inbox.take(wait_s=0.5)
+            self.stats.received += len(messages)
+            self._messages_in.inc(len(messages))
             for message in messages:
-                self.stats.received += 1
-                MESSAGES_IN.labels(stage=STAGE).inc()
                 for routed in self.router.route(message):
                     await self._send(producer, routed)
             now = datetime.now(UTC)
@@ -200,12 +235,13 @@ class Bridge:
 
     async def _send(self, producer: Producer, routed: Routed[Token]) -> None:
         pending = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in routed.records]
-        for record in routed.records:
-            MESSAGES_OUT.labels(stage=STAGE, topic=record.topic).inc()
+        readings = len(routed.records) - len(routed.reasons)
+        self._readings_out.inc(readings)
         for reason in routed.reasons:
+            self._dlq_out.inc()
             DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
         self.stats.dead_letters += len(routed.reasons)
-        self.stats.readings += len(routed.records) - len(routed.reasons)
+        self.stats.readings += readings
         await self._unsettled.put((pending, routed.tokens))  # bounded: waits while Kafka lags
 
     async def _settle(self, client: paho.Client) -> None:
@@ -225,10 +261,6 @@ class Bridge:
                     client.ack(mid, qos)
             self.stats.acked += len(tokens)
 
-
-def _resolve(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 def _discard(pending: list[Awaitable[Delivery]]) -> None:

@@ -188,19 +188,28 @@ class JsonCodec:
                 "station_id": station_id,
                 "river": station.river,
                 "time": parse_local_time(time, f"{where}time") if isinstance(time, str) else time,
-                "values": {name: _canonical(station, name, value) for name, value in values.items()},
+                "values": _canonical_values(station, values),
                 "source_format": item.get("source_format", SourceFormat.JSON),
                 "section": station.section,
             }
         )
 
 
-def _canonical(station: Station, name: str, value: object) -> object:
-    measurement = dict(value) if isinstance(value, dict) else {"value": value}
-    number = measurement.get("value")
-    if isinstance(number, int | float) and not isinstance(number, bool):
-        measurement["value"] = station.to_canonical(name, number)
-    return measurement
+def _canonical_values(station: Station, values: dict[str, object]) -> dict[str, object]:
+    """Bare numbers become measurements; values in a station unit are converted. Everything else
+    is passed on as sent, for the model to accept or reject by name."""
+    factors = station.unit_factors
+    out: dict[str, object] = {}
+    for name, sent in values.items():
+        factor = factors.get(name)
+        if isinstance(sent, dict):
+            number = sent.get("value")
+            convert = factor is not None and isinstance(number, int | float) and not isinstance(number, bool)
+            out[name] = {**sent, "value": number * factor} if convert else sent  # type: ignore[operator]
+        else:
+            convert = factor is not None and isinstance(sent, int | float) and not isinstance(sent, bool)
+            out[name] = {"value": sent * factor if convert else sent}  # type: ignore[operator]
+    return out
 
 
 def encode_json(reading: Reading, station: Station) -> bytes:

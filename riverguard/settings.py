@@ -75,6 +75,9 @@ class MqttSettings(_Section):
     topic_pattern: str = "stations/{river}/{station_id}/telemetry"
     qos: Literal[0, 1, 2] = 1
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    #: Processes that decode and produce for the bridge (0: the bridge does it itself). More than
+    #: one core's worth of messages needs them; a station always goes to the same worker.
+    routing_workers: int = Field(default=0, ge=0, le=32)
 
 
 class InfluxSettings(_Section):

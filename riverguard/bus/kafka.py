@@ -228,7 +228,7 @@ class KafkaProducer:
             future = await self._producer.send(topic, value, key=key, headers=list(headers) or None)
         except KafkaError as exc:
             raise BusError(f"cannot send to {topic!r}: {exc}") from exc
-        return asyncio.ensure_future(_delivery(future, topic))
+        return _delivery(future, topic)
 
     async def send_and_wait(
         self,
@@ -253,12 +253,30 @@ class KafkaProducer:
         await self.stop()
 
 
-async def _delivery(future: Awaitable[Any], topic: str) -> Delivery:
-    try:
-        metadata = await future
-    except KafkaError as exc:
-        raise BusError(f"Kafka did not acknowledge a record for {topic!r}: {exc}") from exc
-    return Delivery(metadata.topic, metadata.partition, metadata.offset)
+def _delivery(future: asyncio.Future[Any], topic: str) -> asyncio.Future[Delivery]:
+    """aiokafka's record future as our :class:`Delivery`, chained by a callback: a task per
+    record would cost more than producing the record (the bridge sends thousands per second)."""
+    delivery: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        if delivery.done():
+            return
+        if done.cancelled():
+            delivery.cancel()
+            return
+        exc = done.exception()
+        if exc is None:
+            metadata = done.result()
+            delivery.set_result(Delivery(metadata.topic, metadata.partition, metadata.offset))
+        elif isinstance(exc, KafkaError):
+            error = BusError(f"Kafka did not acknowledge a record for {topic!r}: {exc}")
+            error.__cause__ = exc
+            delivery.set_exception(error)
+        else:
+            delivery.set_exception(exc)
+
+    future.add_done_callback(settle)
+    return delivery
 
 
 class KafkaConsumer:

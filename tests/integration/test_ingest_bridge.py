@@ -38,6 +38,10 @@ REGISTRY = load_registry()
 T0 = datetime(2024, 1, 5, 2, 0, tzinfo=UTC)
 
 
+def with_workers(settings: Settings, workers: int) -> Settings:
+    return settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"routing_workers": workers})})
+
+
 @pytest.fixture
 def ingest_settings(kafka_settings: Settings, unique: str) -> Settings:
     mqtt = kafka_settings.mqtt
@@ -149,9 +153,11 @@ def readings_by_station(records: list[tuple[TopicPartition, bytes | None, bytes]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])
 async def test_paho_and_mosquitto_pub_messages_arrive_exactly_once_in_order(
-    ingest_settings: Settings, kafka_bus: KafkaBus
+    ingest_settings: Settings, kafka_bus: KafkaBus, workers: int
 ) -> None:
+    ingest_settings = with_workers(ingest_settings, workers)
     stations = ["tuo-hongyuan", "tuo-sanhuangmiao", "min-pengshan", "jialing-xiaodukou"]  # JSON and HJ 212
     n = 300
     async with running_bridge(ingest_settings) as bridge:
@@ -168,9 +174,11 @@ async def test_paho_and_mosquitto_pub_messages_arrive_exactly_once_in_order(
     assert seqs == {**{s: list(range(n)) for s in stations}, json_station: list(range(100))}
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 async def test_invalid_payloads_land_in_the_dlq_with_their_reason(
-    ingest_settings: Settings, kafka_bus: KafkaBus
+    ingest_settings: Settings, kafka_bus: KafkaBus, workers: int
 ) -> None:
+    ingest_settings = with_workers(ingest_settings, workers)
     hongyuan = topic(ingest_settings, "tuo-hongyuan")
     good_frame = payload("tuo-sanhuangmiao", 1)
     cases = {
@@ -212,6 +220,7 @@ def bridge_env(settings: Settings) -> dict[str, str]:
         "RIVERGUARD_MQTT__TOPIC_FILTER": mqtt.topic_filter,
         "RIVERGUARD_MQTT__TOPIC_PATTERN": mqtt.topic_pattern,
         "RIVERGUARD_MQTT__PROTOCOL": mqtt.protocol,
+        "RIVERGUARD_MQTT__ROUTING_WORKERS": str(mqtt.routing_workers),
     })
     return env
 
@@ -235,12 +244,12 @@ def bridge_process(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+@pytest.mark.parametrize(("protocol", "workers"), [("5", 0), ("3.1.1", 0), ("5", 2)])
 async def test_killing_the_bridge_mid_stream_loses_nothing(
-    ingest_settings: Settings, kafka_bus: KafkaBus, bridge_process: Any, protocol: str
+    ingest_settings: Settings, kafka_bus: KafkaBus, bridge_process: Any, protocol: str, workers: int
 ) -> None:
     settings = ingest_settings.model_copy(
-        update={"mqtt": ingest_settings.mqtt.model_copy(update={"protocol": protocol})})
+        update={"mqtt": ingest_settings.mqtt.model_copy(update={"protocol": protocol, "routing_workers": workers})})
     async with running_bridge(settings):
         pass  # creates the topics and the persistent session: from now on the broker queues for us
     stations = ["tuo-hongyuan", "tuo-sanhuangmiao"]
@@ -266,7 +275,8 @@ async def test_killing_the_bridge_mid_stream_loses_nothing(
         # Redelivered duplicates are detectable (same station and time); first arrivals keep the order.
         assert list(dict.fromkeys(seqs[s])) == list(range(n))
     duplicates = sum(c - 1 for s in stations for c in Counter(seqs[s]).values())
-    print(f"MQTT {protocol}: {len(messages)} messages, {duplicates} redelivered duplicates after the crash")
+    print(f"MQTT {protocol}, {workers} routing workers: {len(messages)} messages, "
+          f"{duplicates} redelivered duplicates after the crash")
 
 
 async def until_count(bus: KafkaBus, name: str, at_least: int, limit_s: float = 90) -> None:
