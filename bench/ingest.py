@@ -7,11 +7,15 @@ then the bridge starts and the clock runs from its connection to the MQTT ack of
 (which the bridge sends only after Kafka acknowledged the record). The baseline sends the same
 number of already-encoded reading records with a bare producer (acks=all, idempotent, pipelined).
 
-    .venv/bin/python bench/ingest.py [N]      (with the stack up: deploy/stack.sh up)
+    .venv/bin/python bench/ingest.py [N] [--workers 0 2]      (with the stack up: deploy/stack.sh up)
+
+``--workers`` lists the ``mqtt.routing_workers`` values to measure: 0 routes in the bridge
+process, N > 0 leaves the bridge process only MQTT and hands routing to N processes.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
@@ -97,16 +101,25 @@ async def raw_producer_rate(settings: Settings, n: int) -> tuple[float, float]:
     return n / elapsed, elapsed
 
 
-async def main(n: int) -> None:
-    settings = bench_settings()
-    raw_topic = settings.topics.readings + "-raw"
-    await KafkaBus(settings.kafka).create_topics([TopicSpec(raw_topic, settings.kafka.partitions)])
-    raw, raw_s = await raw_producer_rate(settings, n)
-    bridged, bridged_s = await bridge_rate(settings, n)
-    print(f"raw aiokafka producer : {raw:>9,.0f} records/s  ({n} in {raw_s:.2f} s)")
-    print(f"bridge MQTT→Kafka     : {bridged:>9,.0f} readings/s ({n} in {bridged_s:.2f} s)")
-    print(f"ratio bridge/raw      : {bridged / raw:.2f}   (goal ≥ 0.5 and ≥ 5,000 readings/s)")
+async def main(n: int, workers: list[int]) -> None:
+    base = bench_settings()
+    raw_topic = base.topics.readings + "-raw"
+    await KafkaBus(base.kafka).create_topics([TopicSpec(raw_topic, base.kafka.partitions)])
+    raw, raw_s = await raw_producer_rate(base, n)
+    print(f"raw aiokafka producer        : {raw:>9,.0f} records/s  ({n} in {raw_s:.2f} s)")
+    for count in workers:
+        settings = bench_settings()  # a fresh session and topics per configuration
+        settings = settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"routing_workers": count})})
+        bridged, bridged_s = await bridge_rate(settings, n)
+        label = f"bridge, {count} routing workers" if count else "bridge, routing in-process"
+        print(f"{label:<29}: {bridged:>9,.0f} readings/s ({n} in {bridged_s:.2f} s), "
+              f"ratio to raw {bridged / raw:.2f}   (goal ≥ 0.5 and ≥ 5,000 readings/s)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
+    parser = argparse.ArgumentParser(description="Ingest bridge throughput against the raw aiokafka producer.")
+    parser.add_argument("messages", nargs="?", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                        help="mqtt.routing_workers values to measure (0: routing in the bridge process)")
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.workers))

@@ -4,7 +4,15 @@ from riverguard.sink.errors import HistoryError, InfluxRejected, InfluxUnavailab
 from riverguard.sink.history import HistoryPoint, history_query, parse_since, recent_history
 from riverguard.sink.influx import InfluxWriter
 from riverguard.sink.line import Point
-from riverguard.sink.points import detection_points, incident_point, notification_point, reading_points, record_points
+from riverguard.sink.points import (
+    detection_points,
+    incident_point,
+    notification_point,
+    reading_lines,
+    reading_points,
+    record_lines,
+    record_points,
+)
 from riverguard.sink.service import Sink, serve_sink, sink_topics
 
 __all__ = [
@@ -21,8 +29,10 @@ __all__ = [
     "incident_point",
     "notification_point",
     "parse_since",
+    "reading_lines",
     "reading_points",
     "recent_history",
+    "record_lines",
     "record_points",
     "serve_sink",
     "sink_topics",

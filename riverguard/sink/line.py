@@ -67,9 +67,9 @@ class Point:
     def to_line_protocol(self) -> str:
         if not self._fields:
             raise ValueError(f"point of {self.measurement!r} has no fields")
-        head = _measurement(self.measurement)
-        tags = "".join(f",{_key(k)}={_tag_value(v)}" for k, v in sorted(self._tags.items()))
-        fields = ",".join(f"{_key(k)}={_field(v)}" for k, v in sorted(self._fields.items()))
+        head = measurement_text(self.measurement)
+        tags = "".join(f",{_key(k)}={tag_text(v)}" for k, v in sorted(self._tags.items()))
+        fields = ",".join(f"{_key(k)}={field_text(v)}" for k, v in sorted(self._fields.items()))
         stamp = "" if self._time_ns is None else f" {self._time_ns}"
         return f"{head}{tags} {fields}{stamp}"
 
@@ -80,7 +80,8 @@ class Point:
 # Names and tag values repeat in nearly every point (20 stations, a few dozen parameters), so
 # their escaped forms are cached; bench/sink.py measured the escaping as the largest CPU cost.
 @functools.lru_cache(maxsize=4096)
-def _measurement(name: str) -> str:
+def measurement_text(name: str) -> str:
+    """A measurement name escaped for line protocol."""
     return name.translate(_MEASUREMENT_ESCAPES)
 
 
@@ -90,13 +91,15 @@ def _key(key: str) -> str:
 
 
 @functools.lru_cache(maxsize=16384)
-def _tag_value(value: str) -> str:
+def tag_text(value: str) -> str:
+    """A tag value escaped for line protocol."""
     escaped = value.translate(_KEY_ESCAPES)
     # a trailing backslash would escape the separator that follows
     return escaped + " " if escaped.endswith("\\") else escaped
 
 
-def _field(value: FieldValue) -> str:
+def field_text(value: FieldValue) -> str:
+    """A field value as line protocol writes it (``1.5``, ``3i``, ``true``, ``"text"``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

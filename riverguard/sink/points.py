@@ -51,7 +51,7 @@ from pydantic import ValidationError
 from riverguard.errors import PayloadError, describe_validation_error
 from riverguard.models import Detection, Reading, decode
 from riverguard.settings import TopicSettings
-from riverguard.sink.line import Point
+from riverguard.sink.line import Point, field_text, measurement_text, tag_text
 
 READING: Final = "reading"
 DETECTION: Final = "detection"
@@ -90,6 +90,22 @@ def reading_points(reading: Reading) -> list[Point]:
         point.field("value", float(measurement.value)).field("flag", measurement.flag.value)
         points.append(point.time(stamp))
     return points
+
+
+def reading_lines(reading: Reading) -> list[str]:
+    """The line protocol of :func:`reading_points`, with the tags all its points share escaped
+    once: readings are nearly all the sink writes, and building a :class:`Point` per value cost
+    more than decoding the record (``tests/unit/test_sink_points.py`` checks the text is equal).
+    """
+    stamp = time_ns(reading.time)
+    section = f",section={tag_text(reading.section)}" if reading.section else ""
+    shared = f",river={tag_text(reading.river)}{section},station={tag_text(reading.station_id)}"
+    head = measurement_text(READING)
+    return [
+        f"{head},parameter={tag_text(parameter)}{shared} "
+        f"flag={field_text(measurement.flag.value)},value={field_text(float(measurement.value))} {stamp}"
+        for parameter, measurement in reading.values.items()
+    ]
 
 
 def detection_points(detection: Detection) -> list[Point]:
@@ -247,6 +263,16 @@ def _extra_fields(point: Point, record: Mapping[str, Any], *, skip: frozenset[st
             point.field(name, float(value))
         elif isinstance(value, str):
             point.field(name, value[:_MAX_TEXT])
+
+
+def record_lines(topic: str, value: bytes | None, topics: TopicSettings) -> list[str]:
+    """Line protocol for one record of ``topic`` (see :func:`record_points`)."""
+    if value is not None and topic == topics.readings:
+        try:
+            return reading_lines(decode(value, Reading).payload)
+        except ValidationError as exc:
+            raise PayloadError("invalid_record", f"{topic}: {describe_validation_error(exc)}") from exc
+    return [point.to_line_protocol() for point in record_points(topic, value, topics)]
 
 
 def record_points(topic: str, value: bytes | None, topics: TopicSettings) -> list[Point]:

@@ -48,7 +48,7 @@ from riverguard.observability import (
 from riverguard.settings import Settings, TopicSettings
 from riverguard.sink.errors import InfluxRejected, InfluxUnavailable
 from riverguard.sink.influx import InfluxWriter
-from riverguard.sink.points import record_points
+from riverguard.sink.points import record_lines
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Batch:
     def add(self, record: Record, topics: TopicSettings) -> None:
         self.records.append(record)
         try:
-            lines = [p.to_line_protocol() for p in record_points(record.topic, record.value, topics)]
+            lines = record_lines(record.topic, record.value, topics)
         except PayloadError as exc:
             self.dead.append((record, exc))
             lines = []
@@ -137,9 +137,9 @@ class Sink:
             return await self._write_retrying(lines, stop)
         except InfluxRejected as exc:
             log.warning("InfluxDB rejected a batch of %d points (%s); writing record by record", len(lines), exc)
-        for record, record_lines in zip(batch.records, batch.lines, strict=True):
+        for record, lines_of_record in zip(batch.records, batch.lines, strict=True):
             try:
-                if not await self._write_retrying(record_lines, stop):
+                if not await self._write_retrying(lines_of_record, stop):
                     return False
             except InfluxRejected as exc:
                 batch.dead.append((record, PayloadError("influx_rejected", str(exc))))

@@ -33,7 +33,7 @@ from riverguard.models import (
 )
 from riverguard.settings import TopicSettings
 from riverguard.sink.line import Point
-from riverguard.sink.points import record_points, time_ns
+from riverguard.sink.points import reading_points, record_lines, record_points, time_ns
 
 T0 = datetime(2024, 1, 5, 10, 30, 0, 123456, tzinfo=UTC)
 TOPICS = TopicSettings()
@@ -61,6 +61,25 @@ def test_a_reading_gives_one_point_per_parameter_with_bounded_tags() -> None:
     ]
     assert [p.fields for p in points] == [{"value": 0.42, "flag": "N"}, {"value": 7.6, "flag": "C"}]
     assert {p.time_ns for p in points} == {1704450600123456000}
+
+
+@pytest.mark.parametrize("section", ["三皇庙", "a b,c=d\\", None])
+def test_the_reading_fast_path_writes_exactly_the_points_text(section: str | None) -> None:
+    r = Reading(
+        station_id="tuo-sanhuangmiao",
+        river="tuo",
+        section=section,
+        time=T0,
+        values={
+            "NH3N": Measurement(value=0.42),
+            "pH": Measurement(value=7.0, flag=DataFlag.CALIBRATION),
+            "w99.x": Measurement(value=1e-7),
+            "conductivity": Measurement(value=12345.125),
+        },
+        source_format=SourceFormat.JSON,
+    )
+    expected = [p.to_line_protocol() for p in reading_points(r)]
+    assert record_lines(TOPICS.readings, encode(r), TOPICS) == expected
 
 
 def test_a_replayed_record_maps_to_identical_points() -> None:
