@@ -39,9 +39,9 @@ from riverguard.stations import StationRegistry
 log = logging.getLogger(__name__)
 
 STAGE: Final = "ingest"
-#: Messages whose Kafka records are sent but not yet acknowledged; beyond it intake waits
-#: (the broker's in-flight window usually binds first).
-MAX_UNSETTLED: Final = 20_000
+#: Batches of messages whose Kafka records are sent but not yet acknowledged; beyond it intake
+#: waits (the broker's in-flight window usually binds first).
+MAX_UNSETTLED: Final = 1000
 CONNECT_TIMEOUT_S: Final = 15.0
 
 Token = tuple[int, int]  # (MQTT message id, QoS)
@@ -94,7 +94,7 @@ class Bridge:
         self._messages_in = MESSAGES_IN.labels(stage=STAGE)
         self._readings_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.readings)
         self._dlq_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.dlq)
-        self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], tuple[Token, ...]] | None] = asyncio.Queue(
+        self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], list[Token]] | None] = asyncio.Queue(
             MAX_UNSETTLED
         )
 
@@ -224,17 +224,26 @@ class Bridge:
             messages = await inbox.take(wait_s=0.5)
             self.stats.received += len(messages)
             self._messages_in.inc(len(messages))
+            # One unit per batch taken: the records of all its messages, then their acks.
+            pending: list[Awaitable[Delivery]] = []
+            tokens: list[Token] = []
             for message in messages:
                 for routed in self.router.route(message):
-                    await self._send(producer, routed)
+                    await self._send(producer, routed, pending, tokens)
             now = datetime.now(UTC)
             if (now - last_expiry).total_seconds() >= 1.0:
                 last_expiry = now
                 for routed in self.router.expire(now):
-                    await self._send(producer, routed)
+                    await self._send(producer, routed, pending, tokens)
+            if tokens:
+                await self._unsettled.put((pending, tokens))  # bounded: waits while Kafka lags
 
-    async def _send(self, producer: Producer, routed: Routed[Token]) -> None:
-        pending = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in routed.records]
+    async def _send(
+        self, producer: Producer, routed: Routed[Token], pending: list[Awaitable[Delivery]], tokens: list[Token]
+    ) -> None:
+        for record in routed.records:
+            pending.append(await producer.send(record.topic, record.value, key=record.key, headers=record.headers))
+        tokens.extend(routed.tokens)
         readings = len(routed.records) - len(routed.reasons)
         self._readings_out.inc(readings)
         for reason in routed.reasons:
@@ -242,7 +251,6 @@ class Bridge:
             DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
         self.stats.dead_letters += len(routed.reasons)
         self.stats.readings += readings
-        await self._unsettled.put((pending, routed.tokens))  # bounded: waits while Kafka lags
 
     async def _settle(self, client: paho.Client) -> None:
         """Ack MQTT messages in arrival order once Kafka acknowledged their records."""

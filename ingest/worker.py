@@ -40,8 +40,8 @@ from riverguard.stations import StationRegistry
 log = logging.getLogger(__name__)
 
 _LENGTH: Final = struct.Struct(">I")
-#: Messages routed but not yet acknowledged by Kafka; beyond it the worker stops reading.
-MAX_UNSETTLED: Final = 20_000
+#: Frames routed but not yet acknowledged by Kafka; beyond it the worker stops reading.
+MAX_UNSETTLED: Final = 1000
 
 #: (seq, MQTT topic, payload, received at as a UNIX timestamp)
 Handed = tuple[int, str, bytes, float]
@@ -75,7 +75,7 @@ class Worker:
             topic_pattern=settings.mqtt.topic_pattern,
         )
         self.producer = producer
-        self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], Settled] | None] = asyncio.Queue(
+        self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], list[Settled]] | None] = asyncio.Queue(
             MAX_UNSETTLED
         )
 
@@ -83,47 +83,42 @@ class Worker:
         settler = asyncio.create_task(self._settle(writer))
         last_expiry = datetime.now(UTC)
         try:
-            while (batch := await read_frame(reader)) is not None:
+            while (batch := await read_frame(reader)) is not None and not settler.done():
+                # One unit per frame: the records of all its messages, then their reports.
+                pending: list[Awaitable[Delivery]] = []
+                settled: list[Settled] = []
                 for seq, topic, payload, received_at in batch:
                     message = Message(topic, payload, datetime.fromtimestamp(received_at, UTC), seq)
                     for routed in self.router.route(message):
-                        await self._send(routed)
+                        await self._send(routed, pending, settled)
                 now = datetime.now(UTC)
                 if (now - last_expiry).total_seconds() >= 1.0:
                     last_expiry = now
                     for routed in self.router.expire(now):
-                        await self._send(routed)
-                if settler.done():
-                    break
+                        await self._send(routed, pending, settled)
+                await self._unsettled.put((pending, settled))  # bounded: waits while Kafka lags
         finally:
             if not settler.done():
                 await self._unsettled.put(None)
             await settler
 
-    async def _send(self, routed: Routed[int]) -> None:
-        pending = [await self.producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in routed.records]
-        readings = len(routed.records) - len(routed.reasons)
+    async def _send(self, routed: Routed[int], pending: list[Awaitable[Delivery]], settled: list[Settled]) -> None:
+        for record in routed.records:
+            pending.append(await self.producer.send(record.topic, record.value, key=record.key, headers=record.headers))
         # A split HJ 212 message settles all its packets at once: the last one carries the counts.
         *first, last = routed.tokens
-        for seq in first:
-            await self._unsettled.put(([], (seq, 0, ())))
-        await self._unsettled.put((pending, (last, readings, routed.reasons)))
+        settled.extend((seq, 0, ()) for seq in first)
+        settled.append((last, len(routed.records) - len(routed.reasons), routed.reasons))
 
     async def _settle(self, writer: asyncio.StreamWriter) -> None:
         """Report messages in the order they were routed, once Kafka has all their records."""
-        done: list[Settled] = []
         while (item := await self._unsettled.get()) is not None:
             pending, settled = item
             for delivery in pending:
                 await delivery
-            done.append(settled)
-            if self._unsettled.empty():
-                write_frame(writer, done)
-                done = []
+            if settled:  # empty when the frame held only packets of incomplete split messages
+                write_frame(writer, settled)
                 await writer.drain()
-        if done:
-            write_frame(writer, done)
-            await writer.drain()
 
 
 async def serve(fd: int) -> None:
