@@ -273,8 +273,8 @@ class Bridge:
 
 def _discard(pending: list[Awaitable[Delivery]]) -> None:
     for awaitable in pending:
-        if isinstance(awaitable, asyncio.Future):
-            awaitable.cancel()
+        if cancel := getattr(awaitable, "cancel", None):
+            cancel()  # a future, or the Kafka bus's pending delivery
         elif close := getattr(awaitable, "close", None):
             close()  # an un-awaited coroutine
 

@@ -17,8 +17,9 @@ from riverguard.settings import MqttSettings
 #: session at disconnect, losing what arrives meanwhile).
 SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 #: MQTT 5 receive maximum: how many unacknowledged QoS 1 messages the broker may have in flight
-#: to us; acks wait for Kafka, so a wide window keeps the pipeline full.
-RECEIVE_MAXIMUM: Final = 1000
+#: to us; acks wait for Kafka, so a wide window keeps the pipeline full (and lets the bridge read
+#: many packets per wake-up). Mosquitto's ``max_inflight_messages`` matches it (deploy/mosquitto).
+RECEIVE_MAXIMUM: Final = 10_000
 
 
 def make_client(

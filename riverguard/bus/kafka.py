@@ -7,7 +7,7 @@ after its outputs were acknowledged. Kafka errors are translated to :class:`BusE
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -228,7 +228,7 @@ class KafkaProducer:
             future = await self._producer.send(topic, value, key=key, headers=list(headers) or None)
         except KafkaError as exc:
             raise BusError(f"cannot send to {topic!r}: {exc}") from exc
-        return _delivery(future, topic)
+        return _Delivery(future, topic)
 
     async def send_and_wait(
         self,
@@ -253,30 +253,30 @@ class KafkaProducer:
         await self.stop()
 
 
-def _delivery(future: asyncio.Future[Any], topic: str) -> asyncio.Future[Delivery]:
-    """aiokafka's record future as our :class:`Delivery`, chained by a callback: a task per
-    record would cost more than producing the record (the bridge sends thousands per second)."""
-    delivery: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+class _Delivery:
+    """aiokafka's record future seen as our :class:`Delivery`, converted only when awaited: no
+    task or callback per record (the bridge sends thousands per second and awaits them in batches).
+    """
 
-    def settle(done: asyncio.Future[Any]) -> None:
-        if delivery.done():
-            return
-        if done.cancelled():
-            delivery.cancel()
-            return
-        exc = done.exception()
-        if exc is None:
-            metadata = done.result()
-            delivery.set_result(Delivery(metadata.topic, metadata.partition, metadata.offset))
-        elif isinstance(exc, KafkaError):
-            error = BusError(f"Kafka did not acknowledge a record for {topic!r}: {exc}")
-            error.__cause__ = exc
-            delivery.set_exception(error)
+    __slots__ = ("_future", "_topic")
+
+    def __init__(self, future: asyncio.Future[Any], topic: str) -> None:
+        self._future = future
+        self._topic = topic
+
+    def __await__(self) -> Generator[Any, None, Delivery]:
+        try:
+            metadata = yield from self._future.__await__()
+        except KafkaError as exc:
+            raise BusError(f"Kafka did not acknowledge a record for {self._topic!r}: {exc}") from exc
+        return Delivery(metadata.topic, metadata.partition, metadata.offset)
+
+    def cancel(self) -> None:
+        """Given up on (the caller stops): do not report an unretrieved failure later."""
+        if self._future.done() and not self._future.cancelled():
+            self._future.exception()
         else:
-            delivery.set_exception(exc)
-
-    future.add_done_callback(settle)
-    return delivery
+            self._future.cancel()
 
 
 class KafkaConsumer:
