@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -27,13 +27,14 @@ import paho.mqtt.client as paho
 from ingest.mqtt import connect_options, failure, make_client
 from ingest.mqttloop import MqttLoop
 from ingest.pool import RoutingPool
-from ingest.routing import Message, Routed, Router
+from ingest.routing import Message, Router
 from ingest.worker import Settled
 from riverguard.bus.base import Bus, Delivery, Producer
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import BusError
 from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, HealthCheck
 from riverguard.settings import Settings
+from riverguard.stage import send_all
 from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -147,15 +148,15 @@ class Bridge:
         await pool.start()
         try:
             await self._await_connection(connect_result)
-            while not stop.is_set() and (failure := pool.failed()) is None:
+            while not stop.is_set() and (broken := pool.failed()) is None:
                 messages = await inbox.take(wait_s=0.5)
                 for message in messages:
                     pool.hand(message)
                 self.stats.received += len(messages)
                 self._messages_in.inc(len(messages))
                 await pool.flush()
-            if failure is not None:
-                raise failure
+            if broken is not None:
+                raise broken
         finally:
             # Every worker finishes what it was handed; what Kafka took is acknowledged to MQTT.
             await asyncio.wait_for(pool.stop(), timeout=30)
@@ -164,12 +165,7 @@ class Bridge:
         for (mid, qos), (_, readings, reasons) in settled:
             if qos > 0:
                 client.ack(mid, qos)
-            self.stats.readings += readings
-            self.stats.dead_letters += len(reasons)
-            self._readings_out.inc(readings)
-            for reason in reasons:
-                self._dlq_out.inc()
-                DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
+            self._count(readings, reasons)
         self.stats.acked += len(settled)
 
     def _client(self, inbox: _Inbox, connect_result: asyncio.Future[Any]) -> paho.Client:
@@ -216,7 +212,6 @@ class Bridge:
         self.connected.set()
 
     async def _pump(self, inbox: _Inbox, producer: Producer, stop: asyncio.Event, settler: asyncio.Task[None]) -> None:
-        last_expiry = datetime.now(UTC)
         while not stop.is_set():
             if settler.done():
                 settler.result()  # re-raise the Kafka failure that stopped settling
@@ -227,30 +222,21 @@ class Bridge:
             # One unit per batch taken: the records of all its messages, then their acks.
             pending: list[Awaitable[Delivery]] = []
             tokens: list[Token] = []
-            for message in messages:
-                for routed in self.router.route(message):
-                    await self._send(producer, routed, pending, tokens)
-            now = datetime.now(UTC)
-            if (now - last_expiry).total_seconds() >= 1.0:
-                last_expiry = now
-                for routed in self.router.expire(now):
-                    await self._send(producer, routed, pending, tokens)
+            for routed in self.router.route_all(messages, datetime.now(UTC)):
+                pending += await send_all(producer, routed.records)
+                tokens += routed.tokens
+                self._count(len(routed.records) - len(routed.reasons), routed.reasons)
             if tokens:
                 await self._unsettled.put((pending, tokens))  # bounded: waits while Kafka lags
 
-    async def _send(
-        self, producer: Producer, routed: Routed[Token], pending: list[Awaitable[Delivery]], tokens: list[Token]
-    ) -> None:
-        for record in routed.records:
-            pending.append(await producer.send(record.topic, record.value, key=record.key, headers=record.headers))
-        tokens.extend(routed.tokens)
-        readings = len(routed.records) - len(routed.reasons)
+    def _count(self, readings: int, reasons: Sequence[str]) -> None:
+        """Stats and metrics of records produced: readings, and dead letters by reason."""
+        self.stats.readings += readings
+        self.stats.dead_letters += len(reasons)
         self._readings_out.inc(readings)
-        for reason in routed.reasons:
+        for reason in reasons:
             self._dlq_out.inc()
             DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
-        self.stats.dead_letters += len(routed.reasons)
-        self.stats.readings += readings
 
     async def _settle(self, client: paho.Client) -> None:
         """Ack MQTT messages in arrival order once Kafka acknowledged their records."""
@@ -268,7 +254,6 @@ class Bridge:
                 if qos > 0:
                     client.ack(mid, qos)
             self.stats.acked += len(tokens)
-
 
 
 def _discard(pending: list[Awaitable[Delivery]]) -> None:

@@ -83,6 +83,12 @@ class TopicPattern:
     def format(self, river: str, station_id: str) -> str:
         return self.pattern.replace("{river}", river).replace("{station_id}", station_id)
 
+    def station_of(self, topic: str) -> str:
+        """The station id the topic names, or the whole topic when it does not match (a key for
+        partitioning what cannot be attributed to a station)."""
+        found = self.match(topic)
+        return found[1] if found else topic
+
 
 def check_topic(station: Station, topic: str, pattern: TopicPattern) -> None:
     """Reject a payload whose station is not the one the topic (and so the ACL) names.

@@ -66,10 +66,6 @@ class RoutingPool(Generic[T]):
                 raise BusError(f"routing worker {index} did not start (exit status {code}; its log says why)")
             self._readers.append(asyncio.create_task(self._collect(index, reader)))
 
-    @property
-    def unsettled(self) -> int:
-        return len(self._tokens)
-
     def failed(self) -> BaseException | None:
         """Why a worker stopped reporting, once one did (the bridge must stop then)."""
         for task in self._readers:
@@ -80,9 +76,7 @@ class RoutingPool(Generic[T]):
     def hand(self, message: Message[T]) -> None:
         self._seq += 1
         self._tokens[self._seq] = message.token
-        found = self._pattern.match(message.topic)
-        station = found[1] if found else message.topic
-        worker = zlib.crc32(station.encode()) % self.size
+        worker = zlib.crc32(self._pattern.station_of(message.topic).encode()) % self.size
         self._batches[worker].append((self._seq, message.topic, message.payload, message.received_at.timestamp()))
 
     async def flush(self) -> None:

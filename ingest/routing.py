@@ -21,9 +21,10 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from ingest.assembler import SplitAssembler
 from ingest.codecs import DEFAULT_TOPIC_PATTERN, Hj212Codec, JsonCodec, TopicPattern
@@ -36,6 +37,8 @@ from riverguard.stations import StationRegistry
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: How often :meth:`Router.route_all` looks for split messages that will not complete.
+EXPIRY_INTERVAL: Final = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +95,22 @@ class Router(Generic[T]):
         self.assembler = SplitAssembler[T](max_age=split_max_age, max_pending=split_max_pending)
         self._trace_prefix = uuid.uuid4().hex[:16]
         self._traced = 0
+        self._expired_at: datetime | None = None
 
     def route(self, message: Message[T]) -> list[Routed[T]]:
         """What to produce for ``message``; an empty list while a split message is incomplete."""
         return [self._routed(outcome) for outcome in self.decode(message)]
+
+    def route_all(self, messages: Iterable[Message[T]], now: datetime) -> list[Routed[T]]:
+        """What to produce for ``messages`` and, at most once per :data:`EXPIRY_INTERVAL` of
+        ``now``, for split messages given up on; call it also when nothing arrived."""
+        out = [routed for message in messages for routed in self.route(message)]
+        if self._expired_at is None:
+            self._expired_at = now
+        elif now - self._expired_at >= EXPIRY_INTERVAL:
+            self._expired_at = now
+            out += self.expire(now)
+        return out
 
     def expire(self, now: datetime) -> list[Routed[T]]:
         """Dead letters for split messages that did not complete in time (call periodically)."""
@@ -175,7 +190,6 @@ class Router(Generic[T]):
                 received_at=message.received_at,
                 payload_format=outcome.payload_format.value,
             )
-            found = self._pattern.match(message.topic)
-            key = (found[1] if found else message.topic).encode() or None
+            key = self._pattern.station_of(message.topic).encode() or None
             dead.append(Outgoing(self.dlq_topic, encode(letter, trace_id=self._trace_id()), key=key))
         return Routed(tuple(dead), tokens, tuple(outcome.error.code for _ in dead))

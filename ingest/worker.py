@@ -30,11 +30,12 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ingest.routing import Message, Routed, Router
+from ingest.routing import Message, Router
 from riverguard.bus.base import Delivery, Producer
 from riverguard.bus.kafka import KafkaBus
 from riverguard.observability import setup_logging
 from riverguard.settings import Settings
+from riverguard.stage import send_all
 from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -81,34 +82,26 @@ class Worker:
 
     async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         settler = asyncio.create_task(self._settle(writer))
-        last_expiry = datetime.now(UTC)
         try:
             while (batch := await read_frame(reader)) is not None and not settler.done():
                 # One unit per frame: the records of all its messages, then their reports.
                 pending: list[Awaitable[Delivery]] = []
                 settled: list[Settled] = []
-                for seq, topic, payload, received_at in batch:
-                    message = Message(topic, payload, datetime.fromtimestamp(received_at, UTC), seq)
-                    for routed in self.router.route(message):
-                        await self._send(routed, pending, settled)
-                now = datetime.now(UTC)
-                if (now - last_expiry).total_seconds() >= 1.0:
-                    last_expiry = now
-                    for routed in self.router.expire(now):
-                        await self._send(routed, pending, settled)
+                messages = [
+                    Message(topic, payload, datetime.fromtimestamp(received_at, UTC), seq)
+                    for seq, topic, payload, received_at in batch
+                ]
+                for routed in self.router.route_all(messages, datetime.now(UTC)):
+                    pending += await send_all(self.producer, routed.records)
+                    # A split HJ 212 message settles all its packets at once: the last carries the counts.
+                    *first, last = routed.tokens
+                    settled += [(seq, 0, ()) for seq in first]
+                    settled.append((last, len(routed.records) - len(routed.reasons), routed.reasons))
                 await self._unsettled.put((pending, settled))  # bounded: waits while Kafka lags
         finally:
             if not settler.done():
                 await self._unsettled.put(None)
             await settler
-
-    async def _send(self, routed: Routed[int], pending: list[Awaitable[Delivery]], settled: list[Settled]) -> None:
-        for record in routed.records:
-            pending.append(await self.producer.send(record.topic, record.value, key=record.key, headers=record.headers))
-        # A split HJ 212 message settles all its packets at once: the last one carries the counts.
-        *first, last = routed.tokens
-        settled.extend((seq, 0, ()) for seq in first)
-        settled.append((last, len(routed.records) - len(routed.reasons), routed.reasons))
 
     async def _settle(self, writer: asyncio.StreamWriter) -> None:
         """Report messages in the order they were routed, once Kafka has all their records."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from riverguard.bus.base import Bus, PartitionsCallback, Producer, Record, next_offsets
+from riverguard.bus.base import Bus, Delivery, PartitionsCallback, Producer, Record, next_offsets
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,23 @@ class Outgoing:
 Handler = Callable[[Sequence[Record]], Awaitable[Sequence[Outgoing]]]
 
 
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``stop``; True when it was set (the caller should finish)."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def send_all(producer: Producer, outputs: Iterable[Outgoing]) -> list[Awaitable[Delivery]]:
+    """Send every output without waiting; the deliveries say when the bus acknowledged each."""
+    return [await producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outputs]
+
+
 async def produce_all(producer: Producer, outputs: Sequence[Outgoing]) -> None:
     """Send every output and wait until the bus acknowledged all of them."""
-    pending = [await producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outputs]
-    for delivery in pending:
+    for delivery in await send_all(producer, outputs):
         await delivery
 
 

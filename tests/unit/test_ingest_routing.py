@@ -79,6 +79,17 @@ def test_incomplete_split_messages_expire_to_the_dlq_one_letter_per_packet() -> 
     assert all(x.source == TOPIC and "got packets [1, 2] of 3" in x.reason for x in letters)
 
 
+def test_route_all_looks_for_expired_split_messages_once_a_second_even_when_nothing_arrives() -> None:
+    first = build_frame(split_frame(frame_of(reading(pH=7.5, NH3N=0.4), STATION), 2)[0])
+    r = router(split_max_age=timedelta(minutes=1))
+    assert r.route_all([Message(TOPIC, first, NOW, token=1)], NOW) == []
+    assert r.route_all([], NOW + timedelta(seconds=59.5)) == []  # looked: not old enough yet
+    # Old enough now, but the last look was under a second ago.
+    assert r.route_all([], NOW + timedelta(seconds=60.2)) == []
+    [routed] = r.route_all([], NOW + timedelta(seconds=60.5))
+    assert (routed.tokens, routed.reasons) == ((1,), ("split_incomplete",))
+
+
 def test_open_split_messages_are_bounded() -> None:
     r = router(split_max_pending=2)
     frame = frame_of(reading(pH=7.5, NH3N=0.4), STATION)
