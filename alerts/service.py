@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -47,7 +46,7 @@ from riverguard.incidents import Incident, IntakeArrival, NotificationRecord, Ou
 from riverguard.models import DeadLetter, Detection, decode, encode
 from riverguard.observability import MESSAGES_IN, MESSAGES_OUT, NOTIFICATIONS
 from riverguard.settings import Settings
-from riverguard.stage import Outgoing, produce_all
+from riverguard.stage import Outgoing, produce_all, stopped_within
 from riverguard.stations import Station, load_registry
 
 log = logging.getLogger(__name__)
@@ -226,8 +225,7 @@ class AlertService:
                 self.reload_routing()
                 next_check = loop.time() + self.reload_s
             await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.tick_s)
+            await stopped_within(stop, self.tick_s)
 
     def reload_routing(self) -> bool:
         """Apply an edited routing file (e.g. a new maintenance window); a bad edit keeps the old one."""

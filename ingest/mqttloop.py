@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import paho.mqtt.client as paho
 
+from riverguard.stage import stopped_within
+
 log = logging.getLogger(__name__)
 
 #: Packets read per readable event before yielding to other tasks (Kafka I/O, acks).
@@ -57,12 +59,12 @@ class MqttLoop:
                     await asyncio.to_thread(self.client.reconnect)
                 except (OSError, ssl.SSLError) as exc:
                     log.warning("cannot reach the MQTT broker (%s); next attempt in %.0f s", exc, delay)
-                    await _wait(stop, delay)
+                    await stopped_within(stop, delay)
                     delay = min(delay * 2, self.max_delay_s)
                     continue
                 delay = self.min_delay_s
             self.client.loop_misc()
-            await _wait(stop, MISC_INTERVAL_S)
+            await stopped_within(stop, MISC_INTERVAL_S)
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -119,8 +121,3 @@ def _has_data(sock: socket.socket) -> bool:
         return True
     readable, _, _ = select.select([sock], [], [], 0)
     return bool(readable)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

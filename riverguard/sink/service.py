@@ -49,6 +49,7 @@ from riverguard.settings import Settings, TopicSettings
 from riverguard.sink.errors import InfluxRejected, InfluxUnavailable
 from riverguard.sink.influx import InfluxWriter
 from riverguard.sink.points import record_lines
+from riverguard.stage import stopped_within
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class Sink:
                     "write of %d points failed (attempt %d); consuming paused, retrying in %.1f s: %s",
                     len(lines), failures, delay, exc,
                 )
-                if await _stopped_within(stop, delay * random.uniform(0.8, 1.2)):
+                if await stopped_within(stop, delay * random.uniform(0.8, 1.2)):
                     return False
                 delay = min(delay * 2, self._settings.influx.max_retry_delay_s)
                 continue
@@ -202,14 +203,6 @@ class Sink:
         MESSAGES_IN.labels(stage=STAGE).inc(len(batch.records))
         MESSAGES_OUT.labels(stage=STAGE, topic="influxdb").inc(batch.points)
         PROCESSING_SECONDS.labels(stage=STAGE).observe(time.perf_counter() - batch.started)
-
-
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 async def serve_sink(
