@@ -207,14 +207,13 @@ def wrap(payload: T, *, trace_id: str | None = None) -> Envelope[T]:
     """Put ``payload`` in an envelope whose ``type`` is the payload's model name.
 
     Nothing is validated again: ``payload`` was validated when it was built (wire models are
-    frozen), and the other fields are ours. This runs once per record on every topic.
+    frozen), and the other fields are ours; ``model_construct`` still fills the field defaults
+    (schema version, produced-at, a new trace id). This runs once per record on every topic.
     """
-    return envelope_model(type(payload)).model_construct(
-        type=type(payload).__name__,
-        payload=payload,
-        produced_at=datetime.now(UTC),
-        trace_id=trace_id if trace_id is not None else uuid.uuid4().hex,
-    )
+    model = envelope_model(type(payload))
+    if trace_id is None:
+        return model.model_construct(type=type(payload).__name__, payload=payload)
+    return model.model_construct(type=type(payload).__name__, payload=payload, trace_id=trace_id)
 
 
 def encode(payload: BaseModel, *, trace_id: str | None = None) -> bytes:

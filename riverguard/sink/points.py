@@ -270,8 +270,8 @@ def record_lines(topic: str, value: bytes | None, topics: TopicSettings) -> list
     if value is not None and topic == topics.readings:
         try:
             return reading_lines(decode(value, Reading).payload)
-        except ValidationError as exc:
-            raise PayloadError("invalid_record", f"{topic}: {describe_validation_error(exc)}") from exc
+        except ValueError as exc:
+            raise _invalid(topic, exc) from exc
     return [point.to_line_protocol() for point in record_points(topic, value, topics)]
 
 
@@ -292,11 +292,15 @@ def record_points(topic: str, value: bytes | None, topics: TopicSettings) -> lis
             if topic == topics.incidents:
                 return [incident_point(payload)]
             return [notification_point(payload)]
-    except ValidationError as exc:
-        raise PayloadError("invalid_record", f"{topic}: {describe_validation_error(exc)}") from exc
     except ValueError as exc:
-        raise PayloadError("invalid_record", f"{topic}: {exc}") from exc
+        raise _invalid(topic, exc) from exc
     raise PayloadError("unknown_topic", f"the sink has no mapping for topic {topic!r}")
+
+
+def _invalid(topic: str, exc: ValueError) -> PayloadError:
+    """A record whose payload is not what its topic carries (pydantic errors name the field)."""
+    reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+    return PayloadError("invalid_record", f"{topic}: {reason}")
 
 
 def _payload(value: bytes) -> dict[str, Any]:
