@@ -2,6 +2,12 @@
 
 Sensor health is checked first; a value that fails here never feeds a baseline or the
 pollution logic. It becomes a ``maintenance`` or ``sensor_fault`` detection instead.
+
+>>> def plausible(parameter, value):
+...     low, high = PLAUSIBLE_RANGES.get(parameter, ANY_VALUE)
+...     return low <= value <= high
+>>> plausible("pH", 7.8), plausible("pH", 0.2), plausible("COD", -1.0), plausible("Redox", -250.0)
+(True, False, False, True)
 """
 
 from __future__ import annotations
@@ -32,19 +38,10 @@ PLAUSIBLE: Final[dict[str, tuple[float, float]]] = {
 }
 
 
-#: Where plausible values lie, per parameter (unknown signals: anywhere, :data:`ANY_VALUE`).
+#: Where plausible values lie, per parameter (unknown signals: anywhere, :data:`ANY_VALUE`); the
+#: detector looks a value's range up inline, once per value on its hottest path.
 PLAUSIBLE_RANGES: Final[dict[str, tuple[float, float]]] = {
     **{p.name: p.physical_range for p in PARAMETERS.values()},
     **PLAUSIBLE,
 }
 ANY_VALUE: Final = (-math.inf, math.inf)
-
-
-def plausible(parameter: str, value: float) -> bool:
-    """Whether a value can come from a working sensor in a river (unknown signals: any value).
-
-    >>> plausible("pH", 7.8), plausible("pH", 0.2), plausible("COD", -1.0), plausible("Redox", -250.0)
-    (True, False, False, True)
-    """
-    low, high = PLAUSIBLE_RANGES.get(parameter, ANY_VALUE)
-    return low <= value <= high
