@@ -166,8 +166,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         _yaml_file.reset(token)
 
 
-
-
 def _reject_unknown_env() -> None:
     """Fail on misspelt settings variables instead of silently using a default.
 

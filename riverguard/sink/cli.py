@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from riverguard.sink.history import HistoryPoint
 
 
-
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     run_app.command("sink")(run_sink)
     app.command("history")(history)
