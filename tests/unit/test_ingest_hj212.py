@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.codecs import Hj212Codec, encode_hj212
-from ingest.hj212 import Frame, build_frame, crc16, parse_frame
+from ingest.hj212 import Frame, build_frame, crc16, crc16_bytewise, parse_frame
 from riverguard.errors import PayloadError
 from riverguard.models import DataFlag, Measurement, Reading, SourceFormat
 from riverguard.parameters import PARAMETERS
@@ -176,3 +176,8 @@ def test_build_frame_round_trips_fields() -> None:
     original = Frame(cn="2011", mn="M1", qn="20240105103000123", st="21", pw="1", flag="5", pnum=2, pno=1,
                      cp=(("DataTime", "20240105103000"), ("w01001-Rtd", "7.1"), ("w01001-Flag", "N")))
     assert parse_frame(build_frame(original)) == original
+
+
+@given(st.binary(max_size=64))
+def test_crc_two_bytes_at_a_time_equals_the_bytewise_definition(data: bytes) -> None:
+    assert crc16(data) == crc16_bytewise(data)
