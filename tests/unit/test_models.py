@@ -31,6 +31,20 @@ def test_envelope_round_trip_keeps_payload_and_trace_id() -> None:
     assert envelope.schema_version == 1
 
 
+@pytest.mark.parametrize("trace_id", [None, "abc", 'quote " and \\ backslash', "超标"])
+def test_encoded_bytes_are_what_the_envelope_model_serialises(trace_id: str | None) -> None:
+    # encode() writes the envelope around the payload's JSON by hand, for speed.
+    raw = encode(reading(NH3N=0.4, pH=7.6), trace_id=trace_id)
+    envelope = decode(raw, Reading)
+    assert envelope.model_dump_json().encode() == raw
+    if trace_id is not None:
+        assert envelope.trace_id == trace_id
+    detection = Detection(detection_id="d", event_id="e", station_id="s1", river="tuo", time=T0,
+                          kind=DetectionKind.POLLUTION_SPIKE, detector="x", readings=(reading(TP=0.1),))
+    raw = encode(detection)
+    assert decode(raw, Detection).model_dump_json().encode() == raw
+
+
 def test_physical_range_violation_names_parameter_and_value() -> None:
     with pytest.raises(ValidationError) as info:
         reading(pH=15.0)
