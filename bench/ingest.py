@@ -6,6 +6,8 @@ HJ 212, as each station sends) are queued first in the broker for the bridge's p
 then the bridge starts and the clock runs from its connection to the MQTT ack of the last message
 (which the bridge sends only after Kafka acknowledged the record). The baseline sends the same
 number of already-encoded reading records with a bare producer (acks=all, idempotent, pipelined).
+CPU time per message (the bridge process, and its routing workers) is printed too: it moves
+less than the rates when other work shares the machine.
 
     .venv/bin/python bench/ingest.py [N] [--workers 0 2]      (with the stack up: deploy/stack.sh up)
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
 import time
 import uuid
@@ -52,7 +55,14 @@ def bench_settings() -> Settings:
     })
 
 
-async def bridge_rate(settings: Settings, n: int) -> tuple[float, float]:
+def children_cpu_s() -> float:
+    """CPU seconds of this process's ended children (the routing workers, once stopped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def bridge_rate(settings: Settings, n: int) -> tuple[float, float, float, float]:
+    """(readings/s, seconds, bridge-process CPU µs per message, routing-worker CPU µs per message)."""
     registry = load_registry()
     bus = KafkaBus(settings.kafka)
     session = Bridge(settings, registry, bus)
@@ -75,6 +85,7 @@ async def bridge_rate(settings: Settings, n: int) -> tuple[float, float]:
     task = asyncio.create_task(bridge.run(stop))
     await bridge.connected.wait()
     started = time.perf_counter()
+    cpu, workers_cpu = time.process_time(), children_cpu_s()
     while bridge.stats.acked < n:
         if task.done():
             task.result()
@@ -82,9 +93,10 @@ async def bridge_rate(settings: Settings, n: int) -> tuple[float, float]:
     elapsed = time.perf_counter() - started
     stop.set()
     await task
+    cpu, workers_cpu = time.process_time() - cpu, children_cpu_s() - workers_cpu
     if bridge.stats.dead_letters:
         print(f"warning: {bridge.stats.dead_letters} dead letters")
-    return n / elapsed, elapsed
+    return n / elapsed, elapsed, cpu / n * 1e6, workers_cpu / n * 1e6
 
 
 async def raw_producer_rate(settings: Settings, n: int) -> tuple[float, float]:
@@ -110,10 +122,12 @@ async def main(n: int, workers: list[int]) -> None:
     for count in workers:
         settings = bench_settings()  # a fresh session and topics per configuration
         settings = settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"routing_workers": count})})
-        bridged, bridged_s = await bridge_rate(settings, n)
+        bridged, bridged_s, cpu_us, workers_us = await bridge_rate(settings, n)
         label = f"bridge, {count} routing workers" if count else "bridge, routing in-process"
         print(f"{label:<29}: {bridged:>9,.0f} readings/s ({n} in {bridged_s:.2f} s), "
               f"ratio to raw {bridged / raw:.2f}   (goal ≥ 0.5 and ≥ 5,000 readings/s)")
+        in_workers = f" + routing workers {workers_us:.0f} µs" if count else ""
+        print(f"{'':<29}  CPU per message: bridge process {cpu_us:.0f} µs{in_workers}")
 
 
 if __name__ == "__main__":
