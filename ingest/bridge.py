@@ -34,7 +34,7 @@ from riverguard.bus.topics import topic_specs
 from riverguard.errors import BusError
 from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, HealthCheck
 from riverguard.settings import Settings
-from riverguard.stage import send_all
+from riverguard.stage import Outgoing, send_all
 from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Bridge:
         self._messages_in = MESSAGES_IN.labels(stage=STAGE)
         self._readings_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.readings)
         self._dlq_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.dlq)
-        self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], list[Token]] | None] = asyncio.Queue(
+        self._unsettled: asyncio.Queue[tuple[Awaitable[list[Delivery]], list[Token]] | None] = asyncio.Queue(
             MAX_UNSETTLED
         )
 
@@ -220,13 +220,14 @@ class Bridge:
             self.stats.received += len(messages)
             self._messages_in.inc(len(messages))
             # One unit per batch taken: the records of all its messages, then their acks.
-            pending: list[Awaitable[Delivery]] = []
+            records: list[Outgoing] = []
             tokens: list[Token] = []
             for routed in self.router.route_all(messages, datetime.now(UTC)):
-                pending += await send_all(producer, routed.records)
+                records += routed.records
                 tokens += routed.tokens
                 self._count(len(routed.records) - len(routed.reasons), routed.reasons)
             if tokens:
+                pending = await send_all(producer, records)
                 await self._unsettled.put((pending, tokens))  # bounded: waits while Kafka lags
 
     def _count(self, readings: int, reasons: Sequence[str]) -> None:
@@ -243,8 +244,7 @@ class Bridge:
         while (item := await self._unsettled.get()) is not None:
             pending, tokens = item
             try:
-                for delivery in pending:
-                    await delivery
+                await pending
             except BusError:
                 log.exception("Kafka did not take a record; stopping without acknowledging it to MQTT "
                               "(the broker delivers it again on the next start)")
@@ -256,12 +256,11 @@ class Bridge:
             self.stats.acked += len(tokens)
 
 
-def _discard(pending: list[Awaitable[Delivery]]) -> None:
-    for awaitable in pending:
-        if cancel := getattr(awaitable, "cancel", None):
-            cancel()  # a future, or the Kafka bus's pending delivery
-        elif close := getattr(awaitable, "close", None):
-            close()  # an un-awaited coroutine
+def _discard(pending: Awaitable[list[Delivery]]) -> None:
+    if cancel := getattr(pending, "cancel", None):
+        cancel()  # a future, or the Kafka bus's pending deliveries
+    elif close := getattr(pending, "close", None):
+        close()  # an un-awaited coroutine
 
 
 def mqtt_check(bridge: Bridge) -> HealthCheck:

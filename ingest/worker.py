@@ -35,7 +35,7 @@ from riverguard.bus.base import Delivery, Producer
 from riverguard.bus.kafka import KafkaBus
 from riverguard.observability import setup_logging
 from riverguard.settings import Settings
-from riverguard.stage import send_all
+from riverguard.stage import Outgoing, send_all
 from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Worker:
             topic_pattern=settings.mqtt.topic_pattern,
         )
         self.producer = producer
-        self._unsettled: asyncio.Queue[tuple[list[Awaitable[Delivery]], list[Settled]] | None] = asyncio.Queue(
+        self._unsettled: asyncio.Queue[tuple[Awaitable[list[Delivery]], list[Settled]] | None] = asyncio.Queue(
             MAX_UNSETTLED
         )
 
@@ -85,18 +85,19 @@ class Worker:
         try:
             while (batch := await read_frame(reader)) is not None and not settler.done():
                 # One unit per frame: the records of all its messages, then their reports.
-                pending: list[Awaitable[Delivery]] = []
+                records: list[Outgoing] = []
                 settled: list[Settled] = []
                 messages = [
                     Message(topic, payload, datetime.fromtimestamp(received_at, UTC), seq)
                     for seq, topic, payload, received_at in batch
                 ]
                 for routed in self.router.route_all(messages, datetime.now(UTC)):
-                    pending += await send_all(self.producer, routed.records)
+                    records += routed.records
                     # A split HJ 212 message settles all its packets at once: the last carries the counts.
                     *first, last = routed.tokens
                     settled += [(seq, 0, ()) for seq in first]
                     settled.append((last, len(routed.records) - len(routed.reasons), routed.reasons))
+                pending = await send_all(self.producer, records)
                 await self._unsettled.put((pending, settled))  # bounded: waits while Kafka lags
         finally:
             if not settler.done():
@@ -107,8 +108,7 @@ class Worker:
         """Report messages in the order they were routed, once Kafka has all their records."""
         while (item := await self._unsettled.get()) is not None:
             pending, settled = item
-            for delivery in pending:
-                await delivery
+            await pending
             if settled:  # empty when the frame held only packets of incomplete split messages
                 write_frame(writer, settled)
                 await writer.drain()

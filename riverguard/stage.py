@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 
-from riverguard.bus.base import Bus, Delivery, PartitionsCallback, Producer, Record, next_offsets
+from riverguard.bus.base import Bus, Delivery, Outgoing, PartitionsCallback, Producer, Record, next_offsets
+
+__all__ = ["Handler", "Outgoing", "produce_all", "run_stage", "send_all", "stopped_within"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 Handler = Callable[[Sequence[Record]], Awaitable[Sequence[Outgoing]]]
@@ -37,15 +30,15 @@ async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def send_all(producer: Producer, outputs: Iterable[Outgoing]) -> list[Awaitable[Delivery]]:
-    """Send every output without waiting; the deliveries say when the bus acknowledged each."""
-    return [await producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outputs]
+async def send_all(producer: Producer, outputs: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
+    """Send every output without waiting; the awaitable says when the bus acknowledged them all."""
+    return await producer.send_batch(outputs)
 
 
 async def produce_all(producer: Producer, outputs: Sequence[Outgoing]) -> None:
     """Send every output and wait until the bus acknowledged all of them."""
-    for delivery in await send_all(producer, outputs):
-        await delivery
+    if outputs:
+        await (await send_all(producer, outputs))
 
 
 async def run_stage(

@@ -48,6 +48,16 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record to produce."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """Where an acknowledged record landed."""
 
@@ -83,6 +93,12 @@ class Producer(Protocol):
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> Delivery: ...
+
+    async def send_batch(self, records: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
+        """Enqueue ``records`` in order, each on the partition :meth:`send` would choose (a key's
+        records keep their order); the awaitable resolves once the bus acknowledged every one,
+        to their deliveries in the same order. Cheaper per record than :meth:`send`."""
+        ...
 
     async def flush(self) -> None: ...
 

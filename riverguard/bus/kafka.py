@@ -7,6 +7,7 @@ after its outputs were acknowledged. Kafka errors are translated to :class:`BusE
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -15,8 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
-from riverguard.bus.base import Delivery, PartitionsCallback, Record, TopicPartition, TopicSpec
+from riverguard.bus.base import Delivery, Outgoing, PartitionsCallback, Record, TopicPartition, TopicSpec
 from riverguard.errors import BusError
 from riverguard.settings import KafkaSettings
 
@@ -205,6 +207,7 @@ class KafkaProducer:
     def __init__(self, producer: AIOKafkaProducer, servers: str) -> None:
         self._producer = producer
         self._servers = servers
+        self._key_partitions: dict[tuple[str, int, bytes], int] = {}
 
     async def start(self) -> None:
         try:
@@ -239,6 +242,65 @@ class KafkaProducer:
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> Delivery:
         return await (await self.send(topic, value, key=key, headers=headers))
+
+    async def send_batch(self, records: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
+        """Records grouped per partition into aiokafka record batches: a third of the CPU per
+        record of :meth:`send`, which partitions, checks metadata and makes a future per record.
+        Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key)."""
+        try:
+            groups: dict[tuple[str, int], list[int]] = {}
+            partitions: dict[str, list[int]] = {}
+            for index, record in enumerate(records):
+                if record.topic not in partitions:
+                    partitions[record.topic] = sorted(await self._producer.partitions_for(record.topic))
+                partition = self._partition(record.topic, partitions[record.topic], record.key)
+                groups.setdefault((record.topic, partition), []).append(index)
+            sent: list[tuple[asyncio.Future[Any], list[int]]] = []
+            for (topic, partition), indices in groups.items():
+                sent += await self._send_partition(topic, partition, records, indices)
+        except KafkaError as exc:
+            raise BusError(f"cannot send to Kafka: {exc}") from exc
+        return _BatchDelivery(sent, len(records))
+
+    def _partition(self, topic: str, partitions: list[int], key: bytes | None) -> int:
+        if key is None:
+            return random.choice(partitions)  # spreading load, not security
+        cached = (topic, len(partitions), key)
+        found = self._key_partitions.get(cached)
+        if found is None:
+            if len(self._key_partitions) > 100_000:
+                self._key_partitions.clear()
+            found = self._key_partitions[cached] = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+        return found
+
+    async def _send_partition(
+        self, topic: str, partition: int, records: Sequence[Outgoing], indices: list[int]
+    ) -> list[tuple[asyncio.Future[Any], list[int]]]:
+        """Full batches in order; a record too big for an empty batch goes alone through ``send``
+        (which rejects it with Kafka's size error if it is too big for the topic)."""
+        sent: list[tuple[asyncio.Future[Any], list[int]]] = []
+        batch, members = self._producer.create_batch(), []
+        for index in indices:
+            record = records[index]
+            headers = list(record.headers)
+            if batch.append(timestamp=None, key=record.key, value=record.value, headers=headers) is not None:
+                members.append(index)
+                continue
+            if members:
+                batch.close()
+                sent.append((await self._producer.send_batch(batch, topic, partition=partition), members))
+                batch, members = self._producer.create_batch(), []
+                if batch.append(timestamp=None, key=record.key, value=record.value, headers=headers) is not None:
+                    members.append(index)
+                    continue
+            future = await self._producer.send(
+                topic, record.value, key=record.key, partition=partition, headers=headers or None
+            )
+            sent.append((future, [index]))
+        if members:
+            batch.close()
+            sent.append((await self._producer.send_batch(batch, topic, partition=partition), members))
+        return sent
 
     async def flush(self) -> None:
         await self._producer.flush()
@@ -277,6 +339,37 @@ class _Delivery:
             self._future.exception()
         else:
             self._future.cancel()
+
+
+class _BatchDelivery:
+    """The futures of :meth:`KafkaProducer.send_batch` (one per record batch), awaited as the
+    deliveries of the records in the order they were given."""
+
+    __slots__ = ("_count", "_sent")
+
+    def __init__(self, sent: list[tuple[asyncio.Future[Any], list[int]]], count: int) -> None:
+        self._sent = sent  # (future, indices of the records in it)
+        self._count = count
+
+    def __await__(self) -> Generator[Any, None, list[Delivery]]:
+        landed: list[Delivery | None] = [None] * self._count
+        for future, indices in self._sent:
+            try:
+                metadata = yield from future.__await__()
+            except KafkaError as exc:
+                self.cancel()
+                raise BusError(f"Kafka did not acknowledge a record batch: {exc}") from exc
+            for position, index in enumerate(indices):  # a batch's offsets are consecutive
+                landed[index] = Delivery(metadata.topic, metadata.partition, metadata.offset + position)
+        return [delivery for delivery in landed if delivery is not None]
+
+    def cancel(self) -> None:
+        """Given up on (the caller stops): do not report unretrieved failures later."""
+        for future, _ in self._sent:
+            if future.done() and not future.cancelled():
+                future.exception()
+            else:
+                future.cancel()
 
 
 class KafkaConsumer:

@@ -19,7 +19,7 @@ from typing import Self
 
 from aiokafka.partitioner import murmur2
 
-from riverguard.bus.base import Delivery, PartitionsCallback, Record, TopicPartition, TopicSpec
+from riverguard.bus.base import Delivery, Outgoing, PartitionsCallback, Record, TopicPartition, TopicSpec
 from riverguard.errors import BusError
 
 
@@ -186,6 +186,15 @@ class MemoryProducer:
         delivery = self._bus._append(topic, key, value, headers)
         await self._bus._notify()
         return delivery
+
+    async def send_batch(self, records: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
+        if not self._started:
+            raise BusError("producer is not started")
+        deliveries = [self._bus._append(r.topic, r.key, r.value, r.headers) for r in records]
+        await self._bus._notify()
+        future: asyncio.Future[list[Delivery]] = asyncio.get_running_loop().create_future()
+        future.set_result(deliveries)
+        return future
 
     async def flush(self) -> None:
         return None

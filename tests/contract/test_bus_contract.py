@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from riverguard.bus import Bus, MemoryBus, Record, TopicPartition, TopicSpec, next_offsets
+from riverguard.bus.base import Outgoing
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
@@ -54,6 +55,31 @@ async def test_send_and_wait_returns_where_the_record_landed(bus: Bus, unique: s
     assert (await bus.end_offsets([TopicPartition(topic, first.partition)]))[
         TopicPartition(topic, first.partition)
     ] == second.offset + 1
+
+
+async def test_a_batch_lands_where_single_sends_would_in_order_with_its_deliveries(bus: Bus, unique: str) -> None:
+    topic, other = f"t-batch-{unique}", f"t-batch2-{unique}"
+    await bus.create_topics([TopicSpec(topic, partitions=3), TopicSpec(other, partitions=2)])
+    batch = [Outgoing(topic, f"{key}:{i}".encode(), key=key.encode(), headers=(("n", str(i).encode()),))
+             for i in range(400) for key in ("a", "b", "c", "d")]  # several record batches per partition
+    batch += [Outgoing(other, b"keyless"), Outgoing(other, b"x" * 20_000, key=b"big")]
+    async with bus.producer() as producer:
+        deliveries = await (await producer.send_batch(batch))
+        single = {key: await producer.send_and_wait(topic, b"after", key=key.encode()) for key in "abcd"}
+        assert await (await producer.send_batch([])) == []
+    assert [d.topic for d in deliveries] == [o.topic for o in batch]
+    for key in "abcd":
+        mine = [d for d, o in zip(deliveries, batch, strict=True) if o.key == key.encode()]
+        assert {d.partition for d in mine} == {single[key].partition}  # as send() places the key
+        assert [d.offset for d in mine] == sorted(d.offset for d in mine)
+    landed = {(d.topic, d.partition, d.offset) for d in deliveries}
+    assert len(landed) == len(batch)  # every record has its own place
+    async with bus.consumer([topic, other], group_id=f"g-{unique}") as consumer:
+        records = await _drain(consumer, len(batch) + 4)
+    by_place = {(r.topic, r.partition, r.offset): r for r in records}
+    for delivery, sent in zip(deliveries, batch, strict=True):
+        record = by_place[(delivery.topic, delivery.partition, delivery.offset)]
+        assert (record.key, record.value, record.headers) == (sent.key, sent.value, sent.headers)
 
 
 async def test_a_group_resumes_from_its_committed_offsets(bus: Bus, unique: str) -> None:
