@@ -62,7 +62,9 @@ async def test_a_batch_lands_where_single_sends_would_in_order_with_its_deliveri
     await bus.create_topics([TopicSpec(topic, partitions=3), TopicSpec(other, partitions=2)])
     batch = [Outgoing(topic, f"{key}:{i}".encode(), key=key.encode(), headers=(("n", str(i).encode()),))
              for i in range(400) for key in ("a", "b", "c", "d")]  # several record batches per partition
-    batch += [Outgoing(other, b"keyless"), Outgoing(other, b"x" * 20_000, key=b"big")]
+    # a few records of a partition, a keyless one, and a record larger than a batch among many
+    batch += [Outgoing(other, b"keyless"), Outgoing(other, b"small", key=b"few")]
+    batch += [Outgoing(other, b"x" * (20_000 if i == 20 else 100), key=b"big") for i in range(40)]
     async with bus.producer() as producer:
         deliveries = await (await producer.send_batch(batch))
         single = {key: await producer.send_and_wait(topic, b"after", key=key.encode()) for key in "abcd"}
