@@ -43,6 +43,10 @@ STAGE: Final = "ingest"
 #: Batches of messages whose Kafka records are sent but not yet acknowledged; beyond it intake
 #: waits (the broker's in-flight window usually binds first).
 MAX_UNSETTLED: Final = 1000
+#: Messages routed and sent to Kafka as one unit. Bounded so that, with thousands in flight,
+#: Kafka already has the first records while the rest are decoded and MQTT refills the window
+#: (taking the whole in-flight window at once made read, route and acknowledge take turns).
+PUMP_BATCH: Final = 500
 CONNECT_TIMEOUT_S: Final = 15.0
 
 Token = tuple[int, int]  # (MQTT message id, QoS)
@@ -67,12 +71,14 @@ class _Inbox:
         self._items.append(item)
         self._ready.set()
 
-    async def take(self, wait_s: float) -> list[Message[Token]]:
+    async def take(self, wait_s: float, limit: int) -> list[Message[Token]]:
+        """Up to ``limit`` messages, oldest first; waits up to ``wait_s`` for the first."""
         if not self._items:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), wait_s)
-        items, self._items = self._items, []
-        self._ready.clear()
+        items, self._items = self._items[:limit], self._items[limit:]
+        if not self._items:
+            self._ready.clear()
         return items
 
 
@@ -149,7 +155,7 @@ class Bridge:
         try:
             await self._await_connection(connect_result)
             while not stop.is_set() and (broken := pool.failed()) is None:
-                messages = await inbox.take(wait_s=0.5)
+                messages = await inbox.take(wait_s=0.5, limit=PUMP_BATCH)
                 for message in messages:
                     pool.hand(message)
                 self.stats.received += len(messages)
@@ -216,7 +222,7 @@ class Bridge:
             if settler.done():
                 settler.result()  # re-raise the Kafka failure that stopped settling
                 return
-            messages = await inbox.take(wait_s=0.5)
+            messages = await inbox.take(wait_s=0.5, limit=PUMP_BATCH)
             self.stats.received += len(messages)
             self._messages_in.inc(len(messages))
             # One unit per batch taken: the records of all its messages, then their acks.
