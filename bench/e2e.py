@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import pstats
 import statistics
 import sys
@@ -263,6 +264,13 @@ async def drain(pipeline: Pipeline, total: int, limit_s: float) -> dict[str, flo
     raise TimeoutError(f"the pipeline did not take {total} readings in {limit_s:g} s")
 
 
+def machine_cpu() -> dict[str, float]:
+    """Seconds of all CPUs so far by state, from /proc/stat (busy, idle, and stolen by the host)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) / os.sysconf("SC_CLK_TCK") for v in fields[:8])
+    return {"busy": user + nice + system + irq + softirq, "idle": idle + iowait, "stolen": steal}
+
+
 def broker_pids() -> dict[str, int]:
     run = REPO / ".stack" / "run"
     pids = {}
@@ -283,6 +291,7 @@ async def saturation(pipeline: Pipeline, count: int) -> float:
         before = await kafka.size(settings.topics.readings)
     pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids()
     cpu = {name: process_cpu_s(pid) for name, pid in pids.items()}
+    machine = machine_cpu()
     feed = StationFeed(settings, f"bench-burst-{settings.mqtt.client_id}")
     with feed:
         began = time.monotonic()
@@ -292,12 +301,15 @@ async def saturation(pipeline: Pipeline, count: int) -> float:
     done = await drain(pipeline, before + count, limit_s=300)
     elapsed = done["all"] - began
     used = {name: process_cpu_s(pid) - cpu[name] for name, pid in pids.items()}
+    machine = {state: seconds - machine[state] for state, seconds in machine_cpu().items()}
     print(f"saturation: {count} readings published in {published:.1f} s ({count / published:,.0f}/s), "
           f"through the pipeline in {elapsed:.1f} s")
     print(f"  sustained: {count / elapsed:,.0f} readings/s (ingest → Kafka → detect + sink committed)")
     print("  all in Kafka / committed by: " + ", ".join(
         f"{stage} {done[stage] - began:.1f} s" for stage in ("ingest", "detect", "sink")))
     print("  CPU seconds during it: " + ", ".join(f"{n} {s:.1f}" for n, s in sorted(used.items(), key=lambda x: -x[1])))
+    cores = ", ".join(f"{state} {seconds / elapsed:.2f}" for state, seconds in machine.items())
+    print(f"  machine, in cores over the run: {cores} (stolen: the hypervisor ran something else)")
     per_reading = 1000 * sum(used.values()) / count
     print(f"  CPU per reading, all processes: {per_reading:.2f} ms → ceiling on 2 cores ≈ {2000 / per_reading:,.0f}/s")
     return count / elapsed
