@@ -19,9 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
+from alerts import GROUP_ID
 from alerts.api import summary
-from alerts.playbook_source import RiverPlaybooks
-from alerts.service import GROUP_ID, AlertService
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.errors import RiverguardError
@@ -109,6 +108,9 @@ def run_alert(
     settings = settings_or_exit(config)
     bus = KafkaBus(settings.kafka)
     try:
+        from alerts.playbook_source import RiverPlaybooks  # the service's libraries (Apprise) only when run
+        from alerts.service import AlertService
+
         service = AlertService.from_settings(
             settings, bus, playbooks=RiverPlaybooks.from_settings(settings), group_id=group
         )

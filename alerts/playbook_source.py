@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from alerts.book import main_pollutant
-from playbooks import Playbook, PlaybookError, PlaybookMap, RiverNetwork, build_playbook, load_networks, render_map
+from playbooks import Playbook, PlaybookError, RiverNetwork, build_playbook, load_networks
+
+if TYPE_CHECKING:
+    from playbooks.geomap import PlaybookMap
 from playbooks import render_html as render_playbook_html
 from riverguard.models import Detection
 from riverguard.settings import Settings
@@ -160,5 +163,7 @@ class RiverPlaybooks:
             network = self._networks.get(playbook.river)
             if network is None:
                 return None
+            from playbooks.geomap import render_map  # matplotlib: loaded only when a map is drawn
+
             self._maps = {key: render_map(playbook, network)}  # one map in memory: the latest one asked for
         return self._maps[key]

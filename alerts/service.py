@@ -27,11 +27,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from apprise import AppriseAttachment
 from pydantic import ValidationError
 
+from alerts import GROUP_ID
 from alerts.api import IncidentApi
 from alerts.book import Context, Effects, IncidentBook
 from alerts.errors import AlertError
@@ -51,7 +52,6 @@ from riverguard.stations import Station, load_registry
 
 log = logging.getLogger(__name__)
 
-GROUP_ID: Final = "riverguard-alerts"
 Clock = Callable[[], datetime]
 
 

@@ -5,11 +5,16 @@ The pure core is :class:`StationDetector` (readings in, detections out) and :cla
 replay/backtest command (:mod:`detectors.replay`) drive the same core.
 """
 
-from detectors.config import DetectorConfig, Persistence
-from detectors.errors import DetectorError, ReplayError, StateError
-from detectors.events import EventLatch, event_id
-from detectors.stack import STATE_FORMAT, DetectorStack, EventClock
-from detectors.station import StationDetector
+from typing import TYPE_CHECKING
+
+from riverguard.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from detectors.config import DetectorConfig, Persistence
+    from detectors.errors import DetectorError, ReplayError, StateError
+    from detectors.events import EventLatch, event_id
+    from detectors.stack import STATE_FORMAT, DetectorStack, EventClock
+    from detectors.station import StationDetector
 
 __all__ = [
     "STATE_FORMAT",
@@ -24,3 +29,5 @@ __all__ = [
     "StationDetector",
     "event_id",
 ]
+
+__getattr__ = lazy_exports(__name__, __file__)

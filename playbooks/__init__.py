@@ -4,6 +4,7 @@ A pure library on top of the riverguard core (it imports nothing from ingest, de
 alerts): load a river network, build the playbook for an alert, render it.
 
 >>> from datetime import datetime, timedelta, timezone
+>>> from playbooks import build_playbook, load_network, render_sms
 >>> network = load_network("jialing")
 >>> pb = build_playbook(network, station_id="jialing-shangshipan", pollutant="Cd",
 ...                     at=datetime(2024, 7, 1, 8, 0, tzinfo=timezone(timedelta(hours=8))))
@@ -13,26 +14,31 @@ alerts): load a river network, build the playbook for an alert, render it.
 True
 """
 
-from playbooks.cards import CARDS, SAFETY_MARGIN, Card
-from playbooks.errors import NetworkError, PlaybookError, UnknownFeatureError
-from playbooks.export import FORMATS, playbook_stem, write_playbook
-from playbooks.geomap import PlaybookMap, render_map
-from playbooks.loader import SHIPPED_RIVERS, load_network, load_network_file, load_networks
-from playbooks.models import ActionStep, DepartmentContact, Playbook, ReceptorArrival, SuspectedSource
-from playbooks.network import (
-    Department,
-    Depot,
-    Intake,
-    InterceptionPoint,
-    Junction,
-    Reach,
-    RiskSource,
-    RiverNetwork,
-    StationSite,
-)
-from playbooks.playbook import DEFAULT_PULSE_H, build_playbook, plume_extent
-from playbooks.pollutants import Pollutant, pollutant
-from playbooks.render import playbook_json, render_html, render_markdown, render_sms
+from typing import TYPE_CHECKING
+
+from riverguard.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from playbooks.cards import CARDS, SAFETY_MARGIN, Card
+    from playbooks.errors import NetworkError, PlaybookError, UnknownFeatureError
+    from playbooks.export import FORMATS, playbook_stem, write_playbook
+    from playbooks.geomap import PlaybookMap, render_map
+    from playbooks.loader import SHIPPED_RIVERS, load_network, load_network_file, load_networks
+    from playbooks.models import ActionStep, DepartmentContact, Playbook, ReceptorArrival, SuspectedSource
+    from playbooks.network import (
+        Department,
+        Depot,
+        Intake,
+        InterceptionPoint,
+        Junction,
+        Reach,
+        RiskSource,
+        RiverNetwork,
+        StationSite,
+    )
+    from playbooks.playbook import DEFAULT_PULSE_H, build_playbook, plume_extent
+    from playbooks.pollutants import Pollutant, pollutant
+    from playbooks.render import playbook_json, render_html, render_markdown, render_sms
 
 __all__ = [
     "CARDS",
@@ -74,3 +80,5 @@ __all__ = [
     "render_sms",
     "write_playbook",
 ]
+
+__getattr__ = lazy_exports(__name__, __file__)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from playbooks.clock import local
 from playbooks.errors import PlaybookError
-from playbooks.geomap import PlaybookMap, render_map
 from playbooks.models import Playbook
 from playbooks.network import RiverNetwork
 from playbooks.render import Lang, playbook_json, render_html, render_markdown, render_sms
+
+if TYPE_CHECKING:
+    from playbooks.geomap import PlaybookMap
 
 FORMATS: Final = ("md", "html", "json", "sms", "png", "svg", "geojson")
 _MAP_FORMATS: Final = frozenset({"html", "png", "svg", "geojson"})
@@ -34,7 +36,11 @@ def write_playbook(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PlaybookError(f"unknown playbook formats {unknown}; choose from {', '.join(FORMATS)}")
-    chart: PlaybookMap | None = render_map(playbook, network) if _MAP_FORMATS & set(formats) else None
+    chart: PlaybookMap | None = None
+    if _MAP_FORMATS & set(formats):
+        from playbooks.geomap import render_map  # matplotlib: loaded only when a map is drawn
+
+        chart = render_map(playbook, network)
     contents: dict[str, str | bytes] = {}
     for fmt in formats:
         if fmt == "md":
