@@ -356,6 +356,8 @@ async def main(args: argparse.Namespace) -> None:
             pipeline.stop()
             close_bridge_session(settings)
             influx_statement(base.influx.url, f'DROP DATABASE "{database}"')
+            raw_topics = [f"bench-raw-{run}-500.0", f"bench-raw-{run}-max"]
+            await KafkaBus(base.kafka).delete_topics([*settings.topics.model_dump().values(), *raw_topics])
             receiver.stop()
             if args.profile and profile.exists():
                 print(f"cProfile of {args.profile} (top 20 by own time):")

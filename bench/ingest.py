@@ -135,13 +135,24 @@ async def raw_batch_rate(settings: Settings, n: int) -> float:
 async def main(n: int, workers: list[int]) -> None:
     base = bench_settings()
     raw_topic = base.topics.readings + "-raw"
-    await KafkaBus(base.kafka).create_topics([TopicSpec(raw_topic, base.kafka.partitions)])
+    bus = KafkaBus(base.kafka)
+    await bus.create_topics([TopicSpec(raw_topic, base.kafka.partitions)])
+    made = [raw_topic]
+    try:
+        await measure(base, n, workers, made)
+    finally:
+        await bus.delete_topics(made)
+
+
+async def measure(base: Settings, n: int, workers: list[int], made: list[str]) -> None:
+    """Print the baselines and each configuration's rate; ``made`` collects the topics created."""
     raw, raw_s = await raw_producer_rate(base, n)
     print(f"raw aiokafka producer        : {raw:>9,.0f} records/s  ({n} in {raw_s:.2f} s, send() per record)")
     raw_batched = await raw_batch_rate(base, n)
     print(f"raw, aiokafka record batches : {raw_batched:>9,.0f} records/s  (send_batch, as the bridge sends)")
     for count in workers:
         settings = bench_settings()  # a fresh session and topics per configuration
+        made += [settings.topics.readings, settings.topics.dlq]
         settings = settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"routing_workers": count})})
         bridged, bridged_s, cpu_us, workers_us = await bridge_rate(settings, n)
         label = f"bridge, {count} routing workers" if count else "bridge, routing in-process"

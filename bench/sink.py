@@ -128,6 +128,7 @@ async def main() -> None:
     finally:
         for db in (raw_db, sink_db):
             influx_query(settings.influx.url, f'DROP DATABASE "{db}"')
+        await bus.delete_topics(list(topics.model_dump().values()))
 
     points = len(lines)
     raw_rate, sink_rate = points / raw_s, points / sink_s

@@ -75,6 +75,21 @@ class KafkaBus:
             await admin.close()
         await self._wait_for_metadata([s.name for s in specs])
 
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete the topics that exist among ``names`` (benchmarks clean up after themselves: a
+        cluster with hundreds of stale topics makes every client's metadata refresh slower)."""
+        admin = AIOKafkaAdminClient(client_id=f"{self._settings.client_id}-admin", **self._options)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            doomed = [name for name in dict.fromkeys(names) if name in existing]
+            if doomed:
+                await admin.delete_topics(doomed)
+        except KafkaError as exc:
+            raise BusError(f"cannot delete topics on {self._settings.bootstrap_servers}: {exc}") from exc
+        finally:
+            await admin.close()
+
     async def _wait_for_metadata(self, topics: Sequence[str]) -> None:
         # A freshly created topic takes a moment to have leaders; producing earlier fails.
         for topic in topics:
