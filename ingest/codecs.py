@@ -14,6 +14,8 @@ Both codecs share one interface, :class:`Codec`, and reject with
 ``topic_mismatch`` the payload's station or river differs from the MQTT topic's
 ``out_of_range``   a value outside the parameter's physical range (pH 15)
 ``split_incomplete`` parts of a PNUM/PNO split packet never all arrived (see ``assembler``)
+``future_time``    dated more than an hour after it arrived: a station clock or time-zone fault
+                   (it would move the detectors' event time ahead for every station; see ``routing``)
 =================  ==========================================================================
 
 Values are converted from the station's reporting units (registry ``units``) to canonical units;

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: How often :meth:`Router.route_all` looks for split messages that will not complete.
 EXPIRY_INTERVAL: Final = timedelta(seconds=1)
+#: How far a reading may be dated after its arrival. Clocks of data loggers drift by minutes; a
+#: reading hours ahead is a clock or time-zone fault (Beijing time sent as UTC is 8 h ahead), and
+#: the detectors take event time from the readings: one such reading would make every other
+#: station of its partition look silent.
+FUTURE_TOLERANCE: Final = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,9 @@ class Router(Generic[T]):
     def decode(self, message: Message[T]) -> list[Decoded[T]]:
         """The readings in ``message`` or why it was rejected (several outcomes when it completes
         a split message and an older one expires at the same time)."""
+        return [_dated_in_time(outcome, message.received_at) for outcome in self._decode(message)]
+
+    def _decode(self, message: Message[T]) -> list[Decoded[T]]:
         payload_format = sniff_format(message.payload)
         try:
             if payload_format is SourceFormat.JSON:
@@ -193,3 +201,18 @@ class Router(Generic[T]):
             key = self._pattern.station_of(message.topic).encode() or None
             dead.append(Outgoing(self.dlq_topic, encode(letter, trace_id=self._trace_id()), key=key))
         return Routed(tuple(dead), tokens, tuple(outcome.error.code for _ in dead))
+
+
+def _dated_in_time(outcome: Decoded[T], received_at: datetime) -> Decoded[T]:
+    """``outcome``, or its rejection when a reading is dated beyond :data:`FUTURE_TOLERANCE`."""
+    latest = received_at + FUTURE_TOLERANCE
+    for reading in outcome.readings:
+        if reading.time > latest:
+            ahead = reading.time - received_at
+            error = PayloadError(
+                "future_time",
+                f"time={reading.time.isoformat()} is {ahead} after the message arrived "
+                f"({received_at.isoformat(timespec='seconds')}); is the station clock or its time zone wrong?",
+            )
+            return Decoded((), outcome.messages, outcome.payload_format, error)
+    return outcome

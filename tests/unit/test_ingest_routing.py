@@ -54,6 +54,21 @@ def test_a_rejected_payload_becomes_a_dead_letter_with_raw_bytes_topic_reason_an
     assert "pH=15" in letter.reason
 
 
+def test_a_reading_dated_hours_after_its_arrival_is_a_clock_fault_sent_to_the_dlq() -> None:
+    # HJ 212 times are Beijing time: a data logger set to UTC+16 (or sending Beijing time as UTC)
+    # dates its readings 8 h ahead. Minutes of drift are accepted.
+    r = router()
+    ahead = reading(pH=7.5).model_copy(update={"time": NOW + timedelta(hours=8)})
+    [routed] = r.route(Message(TOPIC, build_frame(frame_of(ahead, STATION)), NOW, token=4))
+    letter = dead_letter(routed)
+    assert (routed.records[0].topic, routed.tokens, letter.reason_code) == ("dlq", (4,), "future_time")
+    assert letter.reason.startswith("time=2024-01-05T19:00:00+08:00 is 8:00:00 after the message arrived "
+                                    "(2024-01-05T03:00:00+00:00)")
+    drifting = reading(pH=7.5).model_copy(update={"time": NOW + timedelta(minutes=50)})
+    [routed] = r.route(Message(TOPIC, encode_json(drifting, STATION), NOW, token=5))
+    assert (routed.records[0].topic, routed.reasons) == ("readings", ())
+
+
 def test_split_packets_are_held_then_reassembled_and_all_their_messages_settled() -> None:
     parts = [build_frame(f) for f in split_frame(frame_of(reading(pH=7.5, NH3N=0.4, DO=8.0), STATION), 3)]
     r = router()
