@@ -318,11 +318,16 @@ start_kafka() {
 		"s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" "s#@KAFKA_DATA_DIR@#$dir/data#g"
 	if [[ ! -f "$dir/data/meta.properties" ]]; then
 		local cluster_id
-		# Kafka cluster ids are 16 random bytes, url-safe base64 without padding
-		cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+		# Kafka cluster ids are 16 random bytes, url-safe base64 without padding. Like Kafka's own
+		# Uuid.randomUuid, draw again when it starts with '-': the storage tool's argument parser
+		# takes "-t -Xthu..." for a missing value (one stack in 64 failed to format before).
+		cluster_id="-"
+		while [[ "$cluster_id" == -* ]]; do
+			cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+		done
 		say "kafka: formatting $dir/data (cluster id $cluster_id)"
 		kafka_java -Xmx256m -XX:TieredStopAtLevel=1 kafka.tools.StorageTool format \
-			-t "$cluster_id" -c "$dir/server.properties" >>"$LOGS/kafka-format.log" 2>&1 \
+			--cluster-id="$cluster_id" -c "$dir/server.properties" >>"$LOGS/kafka-format.log" 2>&1 \
 			|| { tail -n 20 "$LOGS/kafka-format.log" >&2; die "kafka: storage format failed (log: $LOGS/kafka-format.log)"; }
 	fi
 	local f
