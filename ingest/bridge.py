@@ -34,7 +34,7 @@ from riverguard.bus.topics import topic_specs
 from riverguard.errors import BusError
 from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, HealthCheck
 from riverguard.settings import Settings
-from riverguard.stage import Outgoing, send_all
+from riverguard.stage import Outgoing
 from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ class Bridge:
                 tokens += routed.tokens
                 self._count(len(routed.records) - len(routed.reasons), routed.reasons)
             if tokens:
-                pending = await send_all(producer, records)
+                pending = await producer.send_batch(records)
                 await self._unsettled.put((pending, tokens))  # bounded: waits while Kafka lags
 
     def _count(self, readings: int, reasons: Sequence[str]) -> None:

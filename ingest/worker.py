@@ -35,7 +35,7 @@ from riverguard.bus.base import Delivery, Producer
 from riverguard.bus.kafka import KafkaBus
 from riverguard.observability import setup_logging
 from riverguard.settings import Settings
-from riverguard.stage import Outgoing, send_all
+from riverguard.stage import Outgoing
 from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Worker:
                     *first, last = routed.tokens
                     settled += [(seq, 0, ()) for seq in first]
                     settled.append((last, len(routed.records) - len(routed.reasons), routed.reasons))
-                pending = await send_all(self.producer, records)
+                pending = await self.producer.send_batch(records)
                 await self._unsettled.put((pending, settled))  # bounded: waits while Kafka lags
         finally:
             if not settler.done():

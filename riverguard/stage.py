@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from riverguard.bus.base import Bus, Delivery, Outgoing, PartitionsCallback, Producer, Record, next_offsets
+from riverguard.bus.base import Bus, Outgoing, PartitionsCallback, Producer, Record, next_offsets
 
-__all__ = ["Handler", "Outgoing", "produce_all", "run_stage", "send_all", "stopped_within"]
+__all__ = ["Handler", "Outgoing", "produce_all", "run_stage", "stopped_within"]
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,10 @@ async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def send_all(producer: Producer, outputs: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
-    """Send every output without waiting; the awaitable says when the bus acknowledged them all."""
-    return await producer.send_batch(outputs)
-
-
 async def produce_all(producer: Producer, outputs: Sequence[Outgoing]) -> None:
     """Send every output and wait until the bus acknowledged all of them."""
     if outputs:
-        await (await send_all(producer, outputs))
+        await (await producer.send_batch(outputs))
 
 
 async def run_stage(
