@@ -301,15 +301,9 @@ class KafkaProducer:
         A few records go through ``send``, into the batch aiokafka keeps open for the partition:
         aiokafka sends one batch per partition per request, so many small batches of our own
         would cost a request each (measured: 10-record batches took twice the CPU of ``send``)."""
-        sent: list[tuple[asyncio.Future[Any], list[int]]] = []
         if len(indices) < MIN_RECORD_BATCH:
-            for index in indices:
-                record = records[index]
-                future = await self._producer.send(
-                    topic, record.value, key=record.key, partition=partition, headers=list(record.headers) or None
-                )
-                sent.append((future, [index]))
-            return sent
+            return [(await self._send_one(topic, partition, records[index]), [index]) for index in indices]
+        sent: list[tuple[asyncio.Future[Any], list[int]]] = []
         batch, members = self._producer.create_batch(), []
         for index in indices:
             record = records[index]
@@ -318,20 +312,27 @@ class KafkaProducer:
                 members.append(index)
                 continue
             if members:
-                batch.close()
-                sent.append((await self._producer.send_batch(batch, topic, partition=partition), members))
+                sent.append((await self._submit(batch, topic, partition), members))
                 batch, members = self._producer.create_batch(), []
                 if batch.append(timestamp=None, key=record.key, value=record.value, headers=headers) is not None:
                     members.append(index)
                     continue
-            future = await self._producer.send(
-                topic, record.value, key=record.key, partition=partition, headers=headers or None
-            )
-            sent.append((future, [index]))
+            sent.append((await self._send_one(topic, partition, record), [index]))
         if members:
-            batch.close()
-            sent.append((await self._producer.send_batch(batch, topic, partition=partition), members))
+            sent.append((await self._submit(batch, topic, partition), members))
         return sent
+
+    async def _submit(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        batch.close()
+        future: asyncio.Future[Any] = await self._producer.send_batch(batch, topic, partition=partition)
+        return future
+
+    async def _send_one(self, topic: str, partition: int, record: Outgoing) -> asyncio.Future[Any]:
+        headers = list(record.headers) or None
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, record.value, key=record.key, partition=partition, headers=headers
+        )
+        return future
 
     async def flush(self) -> None:
         await self._producer.flush()
@@ -366,10 +367,7 @@ class _Delivery:
 
     def cancel(self) -> None:
         """Given up on (the caller stops): do not report an unretrieved failure later."""
-        if self._future.done() and not self._future.cancelled():
-            self._future.exception()
-        else:
-            self._future.cancel()
+        _give_up(self._future)
 
 
 class _BatchDelivery:
@@ -397,10 +395,15 @@ class _BatchDelivery:
     def cancel(self) -> None:
         """Given up on (the caller stops): do not report unretrieved failures later."""
         for future, _ in self._sent:
-            if future.done() and not future.cancelled():
-                future.exception()
-            else:
-                future.cancel()
+            _give_up(future)
+
+
+def _give_up(future: asyncio.Future[Any]) -> None:
+    """Cancel ``future``, or retrieve its failure if it already has one (so asyncio does not log it)."""
+    if future.done() and not future.cancelled():
+        future.exception()
+    else:
+        future.cancel()
 
 
 class KafkaConsumer:
