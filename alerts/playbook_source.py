@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from alerts.book import main_pollutant
 from playbooks import Playbook, PlaybookError, RiverNetwork, build_playbook, load_networks
-
-if TYPE_CHECKING:
-    from playbooks.geomap import PlaybookMap
 from playbooks import render_html as render_playbook_html
 from riverguard.models import Detection
 from riverguard.settings import Settings
+
+if TYPE_CHECKING:
+    from playbooks.geomap import PlaybookMap
 
 log = logging.getLogger(__name__)
 

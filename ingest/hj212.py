@@ -67,7 +67,8 @@ def crc16(data: bytes) -> int:
         return 0xFFFF
     # Two bytes per step (this runs for every byte ingest receives), the last byte by the full table.
     body = len(data) - 1
-    pairs = memoryview(data[: body & ~1]).cast("H").tolist() if sys.byteorder == "little" else _pairs(data[: body & ~1])
+    even = data[: body & ~1]
+    pairs = memoryview(even).cast("H").tolist() if sys.byteorder == "little" else _pairs(even)
     high = 0xFF
     table = _PAIR_TABLE
     for pair in pairs:
