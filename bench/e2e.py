@@ -148,6 +148,7 @@ async def raw_round_trip(settings: Settings, run: str, rate: float | None, count
         await forwarding
     relay.disconnect()
     relay.loop_stop()
+    await bus.delete_topics([topic])
     return latencies, count / elapsed
 
 
@@ -169,12 +170,12 @@ def spiked_stream(start: datetime, steps: int) -> tuple[list[Reading], dict[tupl
         until=start + timedelta(minutes=steps)))
     spikes: dict[tuple[str, str], int] = {}
     per_step = len(REGISTRY.stations)
+    # Spikes start after every detector's warm-up, plus a margin: all 20 simulated stations start
+    # together, so they all end their warm-up on the same reading, where each builds its
+    # HalfSpaceTrees (~10 ms per station) — a one-off stall of the whole stage that real stations,
+    # coming online at different times, do not line up for.
+    first_step = DetectorConfig().warmup_readings + 30
     for n, (station_id, parameter) in enumerate(keys.values()):
-        # After every detector's warm-up, plus a margin: all 20 simulated stations start together,
-        # so they all end their warm-up on the same reading, where each builds its HalfSpaceTrees
-        # (~10 ms per station) — a one-off stall of the whole stage that real stations, coming
-        # online at different times, do not line up for.
-        first_step = DetectorConfig().warmup_readings + 30
         step = first_step + (steps - first_step - 60) * n // max(1, len(keys))
         first = step * per_step + [s.station_id for s in REGISTRY.stations].index(station_id)
         limit = gb3838_limit(parameter, REGISTRY.by_id[station_id].target_class) or 1.0
@@ -205,11 +206,13 @@ async def fixed_load(pipeline: Pipeline, receiver: Receiver, rate: float, second
     await drain(pipeline, len(messages), limit_s=120)
     await asyncio.sleep(3)  # the last notifications
     bus = KafkaBus(settings.kafka)
-    incident_records = [r for r in await read_topic(bus, settings.topics.incidents) if r.value]
-    incidents = {i.incident_id: i for i in (decode(r.value or b"", Incident).payload for r in incident_records)}
+    incidents: dict[str, Incident] = {}
     opened: dict[str, float] = {}  # incident id -> Kafka time of its first record (the alert stage persisted it)
-    for record in incident_records:
-        opened.setdefault(decode(record.value or b"", Incident).payload.incident_id, record.timestamp_ms / 1000)
+    for record in await read_topic(bus, settings.topics.incidents):
+        if record.value:
+            incident = decode(record.value, Incident).payload
+            incidents[incident.incident_id] = incident
+            opened.setdefault(incident.incident_id, record.timestamp_ms / 1000)
     detect: list[float] = []
     detected: dict[int, float] = {}  # spike index -> its first publish→detection
     first_arrival: dict[str, float] = {}
@@ -356,8 +359,7 @@ async def main(args: argparse.Namespace) -> None:
             pipeline.stop()
             close_bridge_session(settings)
             influx_statement(base.influx.url, f'DROP DATABASE "{database}"')
-            raw_topics = [f"bench-raw-{run}-500.0", f"bench-raw-{run}-max"]
-            await KafkaBus(base.kafka).delete_topics([*settings.topics.model_dump().values(), *raw_topics])
+            await KafkaBus(base.kafka).delete_topics(list(settings.topics.model_dump().values()))
             receiver.stop()
             if args.profile and profile.exists():
                 print(f"cProfile of {args.profile} (top 20 by own time):")

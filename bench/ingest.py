@@ -101,14 +101,23 @@ async def bridge_rate(settings: Settings, n: int) -> tuple[float, float, float, 
     return n / elapsed, elapsed, cpu / n * 1e6, workers_cpu / n * 1e6
 
 
+def raw_topic(settings: Settings) -> str:
+    return settings.topics.readings + "-raw"
+
+
+def raw_records(settings: Settings, n: int) -> list[Outgoing]:
+    """The baselines' records: n simulated readings, already encoded, for the raw topic."""
+    sim = Simulator(load_registry(), seed=7, start=datetime(2024, 7, 1, tzinfo=UTC)).readings()
+    topic = raw_topic(settings)
+    return [Outgoing(topic, encode(r), key=r.station_id.encode()) for r in (next(sim) for _ in range(n))]
+
+
 async def raw_producer_rate(settings: Settings, n: int) -> tuple[float, float]:
-    registry = load_registry()
-    sim = Simulator(registry, seed=7, start=datetime(2024, 7, 1, tzinfo=UTC)).readings()
-    records = [(r.station_id.encode(), encode(r)) for r in (next(sim) for _ in range(n))]
+    records = raw_records(settings, n)
     bus = KafkaBus(settings.kafka)
     async with bus.producer(client_id="bench-raw") as producer:
         started = time.perf_counter()
-        pending = [await producer.send(settings.topics.readings + "-raw", value, key=key) for key, value in records]
+        pending = [await producer.send(r.topic, r.value, key=r.key) for r in records]
         for delivery in pending:
             await delivery
         elapsed = time.perf_counter() - started
@@ -118,10 +127,7 @@ async def raw_producer_rate(settings: Settings, n: int) -> tuple[float, float]:
 async def raw_batch_rate(settings: Settings, n: int) -> float:
     """The same records through ``send_batch`` (aiokafka record batches), the bridge's own call,
     in chunks of 500 as the bridge takes them from MQTT."""
-    registry = load_registry()
-    sim = Simulator(registry, seed=7, start=datetime(2024, 7, 1, tzinfo=UTC)).readings()
-    topic = settings.topics.readings + "-raw"
-    records = [Outgoing(topic, encode(r), key=r.station_id.encode()) for r in (next(sim) for _ in range(n))]
+    records = raw_records(settings, n)
     bus = KafkaBus(settings.kafka)
     async with bus.producer(client_id="bench-raw-batch") as producer:
         started = time.perf_counter()
@@ -134,10 +140,9 @@ async def raw_batch_rate(settings: Settings, n: int) -> float:
 
 async def main(n: int, workers: list[int]) -> None:
     base = bench_settings()
-    raw_topic = base.topics.readings + "-raw"
     bus = KafkaBus(base.kafka)
-    await bus.create_topics([TopicSpec(raw_topic, base.kafka.partitions)])
-    made = [raw_topic]
+    await bus.create_topics([TopicSpec(raw_topic(base), base.kafka.partitions)])
+    made = [raw_topic(base)]
     try:
         await measure(base, n, workers, made)
     finally:
