@@ -2,13 +2,15 @@
 #   make test    venv + local stack up + ruff + mypy + pytest, stack stopped again afterwards
 #   make demo    venv + `riverguard demo`
 #   make up / down / status / logs / env   the native local stack (deploy/stack.sh)
-#   make lint    ruff + mypy, no services needed
+#   make lint    ruff + mypy (+ rustfmt and clippy for native/), no services needed
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
+# cargo builds the ingest fast path (native/) during the install; rustup puts it here
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
@@ -18,8 +20,9 @@ PYTEST_ARGS ?=
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
 
-# (Re)install only when pyproject.toml changed since the last install; an existing .venv is reused.
-$(STAMP): pyproject.toml
+# (Re)install only when pyproject.toml or the native fast path changed since the last install; an
+# existing .venv is reused.
+$(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	@touch $@
@@ -39,6 +42,8 @@ demo: venv sysdeps
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	cargo fmt --manifest-path native/Cargo.toml --check
+	cargo clippy --quiet --release --manifest-path native/Cargo.toml -- -D warnings
 
 up:
 	deploy/stack.sh up

@@ -58,6 +58,8 @@ step() {
 
 step ruff "$VENV/bin/ruff" check .
 step mypy "$VENV/bin/mypy"
+step rustfmt cargo fmt --manifest-path native/Cargo.toml --check
+step clippy cargo clippy --quiet --release --manifest-path native/Cargo.toml -- -D warnings
 step pytest "$VENV/bin/pytest" "$@"
 
 exit "$status"

@@ -1,0 +1,133 @@
+//! riverguard's ingest fast path (`ingest._fastpath`).
+//!
+//! The bridge routes every MQTT message through here first. A payload the Python codecs would
+//! accept as it is — one JSON reading or one single-packet HJ 212-2017 data frame of a registered
+//! station on its own topic, every value valid, dated in time — becomes its Kafka record directly,
+//! byte for byte what `Router` would produce. Everything else returns None and takes the Python
+//! path, which stays the definition: it decides rejections and their reasons, split packets, lists
+//! and rarer forms. Tests hold the two paths to the same output for what the fast path accepts.
+
+mod civil;
+mod hj212;
+mod json;
+mod record;
+mod rules;
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use rules::{Rules, Station};
+
+/// (station_id, mn, river, topic or None, unit factors, payload head JSON, payload tail JSON)
+type StationSpec = (
+    String,
+    String,
+    String,
+    Option<String>,
+    HashMap<String, f64>,
+    Vec<u8>,
+    Vec<u8>,
+);
+
+#[pyclass(module = "ingest._fastpath")]
+struct FastRouter {
+    rules: Rules,
+    trace_prefix: String,
+    traced: u64,
+}
+
+#[pymethods]
+impl FastRouter {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        stations: Vec<StationSpec>,
+        ranges: HashMap<String, (f64, f64)>,
+        names: HashMap<String, String>,
+        commands: HashMap<String, String>,
+        flags: &str,
+        evidence: &str,
+        future_tolerance_s: f64,
+        trace_prefix: String,
+    ) -> Self {
+        let mut by_id = HashMap::new();
+        let mut by_mn = HashMap::new();
+        let mut specs = Vec::with_capacity(stations.len());
+        for (index, (station_id, mn, river, topic, factors, head, tail)) in stations.into_iter().enumerate() {
+            by_id.insert(station_id.clone(), index);
+            by_mn.insert(mn, index);
+            specs.push(Station {
+                id: station_id,
+                river,
+                topic,
+                factors,
+                head,
+                tail,
+            });
+        }
+        let rules = Rules {
+            stations: specs,
+            by_id,
+            by_mn,
+            ranges,
+            names,
+            commands,
+            flags: flags.as_bytes().to_vec(),
+            evidence: evidence.as_bytes().to_vec(),
+            future_tolerance_us: (future_tolerance_s * 1e6) as i64,
+        };
+        FastRouter {
+            rules,
+            trace_prefix,
+            traced: 0,
+        }
+    }
+
+    /// `(key, record)` for the readings topic, or None to leave the payload to the Python path.
+    /// `received_at` is the arrival as POSIX seconds.
+    fn route<'py>(
+        &mut self,
+        py: Python<'py>,
+        payload: &[u8],
+        topic: &str,
+        received_at: f64,
+    ) -> Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let received_us = (received_at * 1e6).round() as i64;
+        let document;
+        let reading = if payload.trim_ascii_start().starts_with(b"##") {
+            hj212::reading(payload, topic, &self.rules)?
+        } else {
+            document = serde_json::from_slice::<serde_json::Value>(payload).ok()?;
+            json::reading(document.as_object()?, topic, &self.rules)?
+        };
+        let reading = self.rules.checked(reading, received_us)?;
+        self.traced += 1;
+        let trace_id = format!("{}{:016x}", self.trace_prefix, self.traced);
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let record = record::reading_record(&self.rules, &reading, &civil::utc_text(now_us), &trace_id);
+        let key = self.rules.stations[reading.station].id.as_bytes();
+        Some((PyBytes::new(py, key), PyBytes::new(py, &record)))
+    }
+}
+
+/// The float text of a record value (for tests against pydantic's serialiser).
+#[pyfunction]
+fn float_text(value: f64) -> Option<String> {
+    let mut out = Vec::new();
+    value.is_finite().then(|| {
+        record::push_float(&mut out, value);
+        String::from_utf8(out).unwrap_or_default()
+    })
+}
+
+#[pymodule]
+fn _fastpath(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<FastRouter>()?;
+    module.add_function(wrap_pyfunction!(float_text, module)?)?;
+    Ok(())
+}
