@@ -158,6 +158,9 @@ def _parse_segment(text: str) -> Frame:
     for required in ("CN", "MN"):
         if not fields.get(required):
             raise PayloadError("hj212_frame", f"data segment has no {required}")
+    pnum, pno = _int_field(fields, "PNUM"), _int_field(fields, "PNO")
+    if pnum is not None and pnum > 1 and pno is None:
+        raise PayloadError("hj212_frame", f"packet of a split message (PNUM={pnum}) has no PNO")
     return Frame(
         cn=fields["CN"],
         mn=fields["MN"],
@@ -166,8 +169,8 @@ def _parse_segment(text: str) -> Frame:
         st=fields.get("ST"),
         pw=fields.get("PW"),
         flag=fields.get("Flag"),
-        pnum=_int_field(fields, "PNUM"),
-        pno=_int_field(fields, "PNO"),
+        pnum=pnum,
+        pno=pno,
     )
 
 

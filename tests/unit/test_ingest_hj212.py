@@ -110,6 +110,7 @@ def test_metal_units_per_station_are_normalised_to_mg_per_l() -> None:
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Max=x&&", "schema"),
         (f"ST=21;CN=2011;MN={STATION.mn};CP=&&w01001-Rtd=7&&", "hj212_frame"),  # no time at all
+        (f"QN=1;CN=2011;PNUM=2;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7&&", "hj212_frame"),  # no PNO
     ],
 )
 def test_frame_content_rejections(data: str, code: str) -> None:
