@@ -100,7 +100,10 @@ pub fn number(digits: &[u8]) -> Option<u32> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    // Checked: PNUM/PNO have no length limit, and a wrapped count would change a frame's meaning.
+    digits
+        .iter()
+        .try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
 }
 
 /// HJ 212 `yyyyMMddHHmmss[zzz]`, Beijing time.

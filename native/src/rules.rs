@@ -74,7 +74,7 @@ impl Rules {
     /// The reading when every value passes the model's checks and its time is not beyond the
     /// future tolerance of its arrival; None leaves the payload to the Python path.
     pub fn checked<'a>(&self, reading: Reading<'a>, received_us: i64) -> Option<Reading<'a>> {
-        if reading.values.is_empty() || reading.time.epoch_us > received_us + self.future_tolerance_us {
+        if reading.values.is_empty() || reading.time.epoch_us > received_us.saturating_add(self.future_tolerance_us) {
             return None;
         }
         for (index, item) in reading.values.iter().enumerate() {

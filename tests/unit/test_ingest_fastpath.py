@@ -115,6 +115,7 @@ def test_the_fast_record_is_a_valid_enveloped_reading_with_unique_trace_ids() ->
         b'{"station_id": "tuo-sanhuangmiao", "time": "2024-01-05T10:30:00+08:00", "values": {}}',
         b'{"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00+08:00", "values": {"pH": 7}}',  # topic
         frame(f"QN=1;ST=21;CN=2011;PNUM=2;PNO=1;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7&&"),
+        frame(f"QN=1;CN=2011;PNUM=4294967297;PNO=1;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7&&"),
         frame(f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7_0&&"),
         frame(f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105193000;w01001-Rtd=7&&"),  # future
         crc_off_by_one(frame(f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7&&")),
@@ -214,7 +215,8 @@ def json_payloads(draw: st.DrawFn) -> tuple[bytes, str, datetime]:
 
 
 _odd_head = st.sampled_from(["CN=2051", "CN=9014", "CN=", "MN=x", "MN=", "PNUM=1", "PNUM=3", "PNO=1", "PNO=0",
-                             "PNUM=x", "", "bad", "QN=", "CP=1", "Flag=5"])
+                             "PNUM=x", "", "bad", "QN=", "CP=1", "Flag=5", "PNUM=01", "PNO=4294967296",
+                             "PNUM=4294967297"])  # 2**32 + 1: a split packet, not PNUM=1 wrapped around
 _odd_cp = st.sampled_from([
     "DataTime=20240105103000123", "DataTime=20240230103000", "DataTime=", "DataTime=2024-01-05T10:30:00",
     "w01001-Rtd=1e1", "w01001-Rtd=-.5", "w01001-Rtd=7.", "w01001-Rtd= 7", "w01001-Rtd=inf", "w01001-Rtd=1_0",
