@@ -96,23 +96,35 @@ impl FastRouter {
         received_at: f64,
     ) -> Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         let received_us = (received_at * 1e6).round() as i64;
-        let document;
-        let reading = if payload.trim_ascii_start().starts_with(b"##") {
-            hj212::reading(payload, topic, &self.rules)?
-        } else {
-            document = serde_json::from_slice::<serde_json::Value>(payload).ok()?;
-            json::reading(document.as_object()?, topic, &self.rules)?
-        };
-        let reading = self.rules.checked(reading, received_us)?;
-        self.traced += 1;
-        let trace_id = format!("{}{:016x}", self.trace_prefix, self.traced);
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let record = record::reading_record(&self.rules, &reading, &civil::utc_text(now_us), &trace_id);
-        let key = self.rules.stations[reading.station].id.as_bytes();
+        let traced = self.traced + 1;
+        let trace_id = format!("{}{:016x}", self.trace_prefix, traced);
+        // A bug here must not become an exception in the bridge: a panic declines the payload,
+        // and the Python path (the definition) routes it.
+        let routed = std::panic::catch_unwind(|| record_of(&self.rules, payload, topic, received_us, &trace_id));
+        let (station, record) = routed.ok().flatten()?;
+        self.traced = traced;
+        let key = self.rules.stations[station].id.as_bytes();
         Some((PyBytes::new(py, key), PyBytes::new(py, &record)))
     }
+}
+
+/// The station and record of a payload the fast path is sure of.
+fn record_of(rules: &Rules, payload: &[u8], topic: &str, received_us: i64, trace_id: &str) -> Option<(usize, Vec<u8>)> {
+    let document;
+    let reading = if payload.trim_ascii_start().starts_with(b"##") {
+        hj212::reading(payload, topic, rules)?
+    } else {
+        document = serde_json::from_slice::<serde_json::Value>(payload).ok()?;
+        json::reading(document.as_object()?, topic, rules)?
+    };
+    let reading = rules.checked(reading, received_us)?;
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    Some((
+        reading.station,
+        record::reading_record(rules, &reading, &civil::utc_text(now_us), trace_id),
+    ))
 }
 
 /// The float text of a record value (for tests against pydantic's serialiser).
