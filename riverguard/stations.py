@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from riverguard.errors import ConfigError, describe_validation_error
+from riverguard.models import RiverId, StationId
 from riverguard.parameters import PARAMETERS, UNIT_TO_MG_PER_L, WaterClass
 
 DEFAULT_STATIONS = "stations.yaml"
@@ -30,9 +31,10 @@ DEFAULT_STATIONS = "stations.yaml"
 class Station(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    station_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    # The wire models' own types: a registered station's id and river are valid in every reading.
+    station_id: StationId
     mn: Annotated[str, Field(min_length=1, max_length=24)]
-    river: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    river: RiverId
     section: str
     city: str
     target_class: WaterClass = WaterClass.III
