@@ -9,6 +9,8 @@ class FastRouter:
         commands: dict[str, str],
         flags: str,
         evidence: str,
+        json_keys: list[str],
+        formats: list[str],
         future_tolerance_s: float,
         trace_prefix: str,
     ) -> None: ...

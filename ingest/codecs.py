@@ -50,6 +50,8 @@ _VALUE_SUFFIXES: Final = ("Rtd", "Avg", "Min", "Max", "Cou")
 _FLAGS: Final = {flag.value for flag in DataFlag}
 _NORMAL: Final = DataFlag.NORMAL.value
 _FACTOR_FIELDS: Final = frozenset({*_VALUE_SUFFIXES, "Flag"})
+#: The keys a JSON reading may have.
+JSON_KEYS: Final = frozenset({"station_id", "river", "time", "values", "source_format", "section"})
 
 
 class Codec(Protocol):
@@ -157,7 +159,6 @@ class JsonCodec:
     """
 
     format = SourceFormat.JSON
-    _KEYS: Final = frozenset({"station_id", "river", "time", "values", "source_format", "section"})
 
     def __init__(self, topic_pattern: str = DEFAULT_TOPIC_PATTERN) -> None:
         self._pattern = TopicPattern(topic_pattern)
@@ -176,9 +177,9 @@ class JsonCodec:
         where = f"[{index}]." if index else ""
         if not isinstance(item, dict):
             raise PayloadError("schema", f"{where or 'payload'} must be a JSON object, got {type(item).__name__}")
-        unknown = sorted(set(item) - self._KEYS)
+        unknown = sorted(set(item) - JSON_KEYS)
         if unknown:
-            raise PayloadError("schema", f"{where}unknown keys {unknown}; allowed: {', '.join(sorted(self._KEYS))}")
+            raise PayloadError("schema", f"{where}unknown keys {unknown}; allowed: {', '.join(sorted(JSON_KEYS))}")
         station_id = item.get("station_id")
         if not isinstance(station_id, str):
             raise PayloadError("schema", f"{where}station_id={station_id!r}: a station id string is required")

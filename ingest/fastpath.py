@@ -18,8 +18,8 @@ from __future__ import annotations
 from pydantic_core import to_json
 
 from ingest._fastpath import FastRouter
-from ingest.codecs import DATA_COMMANDS, TopicPattern
-from riverguard.models import DataFlag
+from ingest.codecs import DATA_COMMANDS, JSON_KEYS, TopicPattern
+from riverguard.models import DataFlag, SourceFormat
 from riverguard.parameters import BY_HJ212_CODE, PARAMETERS
 from riverguard.stations import Station, StationRegistry
 
@@ -37,6 +37,8 @@ def fast_router(
         commands=dict(DATA_COMMANDS),
         flags="".join(flag.value for flag in DataFlag),
         evidence="".join(flag.value for flag in DataFlag if flag.is_water_evidence),
+        json_keys=sorted(JSON_KEYS),
+        formats=[source.value for source in SourceFormat],
         future_tolerance_s=future_tolerance_s,
         trace_prefix=trace_prefix,
     )

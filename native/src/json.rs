@@ -6,8 +6,6 @@ use serde_json::{Map, Value as Json};
 use crate::civil;
 use crate::rules::{Reading, Rules, Value};
 
-const KEYS: [&str; 6] = ["station_id", "river", "time", "values", "source_format", "section"];
-const FORMATS: [&str; 4] = ["json", "hj212", "csv", "simulator"];
 /// Integers beyond 2**53 are not all floats; the Python path converts them.
 const EXACT: f64 = 9_007_199_254_740_992.0;
 
@@ -43,8 +41,8 @@ fn value<'a>(rules: &Rules, station: usize, name: &'a str, sent: &Json) -> Optio
     })
 }
 
-pub fn reading<'a>(document: &'a Map<String, Json>, topic: &str, rules: &Rules) -> Option<Reading<'a>> {
-    if document.keys().any(|key| !KEYS.contains(&key.as_str())) {
+pub fn reading<'a>(document: &'a Map<String, Json>, topic: &str, rules: &'a Rules) -> Option<Reading<'a>> {
+    if document.keys().any(|key| !rules.json_keys.contains(key)) {
         return None;
     }
     let station = *rules.by_id.get(document.get("station_id")?.as_str()?)?;
@@ -62,8 +60,12 @@ pub fn reading<'a>(document: &'a Map<String, Json>, topic: &str, rules: &Rules) 
     }
     let time = civil::iso_time(time_text)?;
     let format = match document.get("source_format") {
-        None => "json",
-        Some(sent) => *FORMATS.iter().find(|known| Some(**known) == sent.as_str())?,
+        None => "json", // JsonCodec's default
+        Some(sent) => rules
+            .formats
+            .iter()
+            .find(|known| Some(known.as_str()) == sent.as_str())?
+            .as_str(),
     };
     let values = document.get("values")?.as_object()?;
     let values = values

@@ -50,6 +50,8 @@ impl FastRouter {
         commands: HashMap<String, String>,
         flags: &str,
         evidence: &str,
+        json_keys: Vec<String>,
+        formats: Vec<String>,
         future_tolerance_s: f64,
         trace_prefix: String,
     ) -> Self {
@@ -77,6 +79,8 @@ impl FastRouter {
             commands,
             flags: flags.as_bytes().to_vec(),
             evidence: evidence.as_bytes().to_vec(),
+            json_keys,
+            formats,
             future_tolerance_us: (future_tolerance_s * 1e6) as i64,
         };
         FastRouter {

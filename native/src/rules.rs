@@ -31,6 +31,10 @@ pub struct Rules {
     pub flags: Vec<u8>,
     /// Flags whose values are evidence of the water (checked against the physical range).
     pub evidence: Vec<u8>,
+    /// The keys a JSON reading may have.
+    pub json_keys: Vec<String>,
+    /// The source formats a reading may name.
+    pub formats: Vec<String>,
     pub future_tolerance_us: i64,
 }
 
