@@ -56,6 +56,20 @@ pub struct Wall {
 }
 
 impl Wall {
+    /// Year (4 digits), month, day, hour, minute and second (2 digits each) starting at `at`.
+    fn of_digits(text: &[u8], at: [usize; 6]) -> Option<Wall> {
+        let two = |start: usize| number(&text[start..start + 2]);
+        Some(Wall {
+            year: i64::from(number(&text[at[0]..at[0] + 4])?),
+            month: two(at[1])?,
+            day: two(at[2])?,
+            hour: two(at[3])?,
+            minute: two(at[4])?,
+            second: two(at[5])?,
+            micro: 0,
+        })
+    }
+
     fn valid(&self) -> bool {
         (1..=9999).contains(&self.year)
             && (1..=12).contains(&self.month)
@@ -112,15 +126,10 @@ pub fn hj212_time(text: &str) -> Option<Time> {
     if !(b.len() == 14 || b.len() == 17) || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let wall = Wall {
-        year: i64::from(number(&b[0..4])?),
-        month: number(&b[4..6])?,
-        day: number(&b[6..8])?,
-        hour: number(&b[8..10])?,
-        minute: number(&b[10..12])?,
-        second: number(&b[12..14])?,
-        micro: if b.len() == 17 { number(&b[14..17])? * 1000 } else { 0 },
-    };
+    let mut wall = Wall::of_digits(b, [0, 4, 6, 8, 10, 12])?;
+    if b.len() == 17 {
+        wall.micro = number(&b[14..17])? * 1000;
+    }
     wall.at(BEIJING_OFFSET_MIN)
 }
 
@@ -131,15 +140,7 @@ pub fn iso_time(text: &str) -> Option<Time> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let mut wall = Wall {
-        year: i64::from(number(&b[0..4])?),
-        month: number(&b[5..7])?,
-        day: number(&b[8..10])?,
-        hour: number(&b[11..13])?,
-        minute: number(&b[14..16])?,
-        second: number(&b[17..19])?,
-        micro: 0,
-    };
+    let mut wall = Wall::of_digits(b, [0, 5, 8, 11, 14, 17])?;
     let mut rest = &b[19..];
     if rest.first() == Some(&b'.') {
         let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();

@@ -100,20 +100,26 @@ impl FastRouter {
         received_at: f64,
     ) -> Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         let received_us = (received_at * 1e6).round() as i64;
-        let traced = self.traced + 1;
-        let trace_id = format!("{}{:016x}", self.trace_prefix, traced);
+        let trace = (self.trace_prefix.as_str(), self.traced + 1);
         // A bug here must not become an exception in the bridge: a panic declines the payload,
         // and the Python path (the definition) routes it.
-        let routed = std::panic::catch_unwind(|| record_of(&self.rules, payload, topic, received_us, &trace_id));
+        let routed = std::panic::catch_unwind(|| record_of(&self.rules, payload, topic, received_us, trace));
         let (station, record) = routed.ok().flatten()?;
-        self.traced = traced;
+        self.traced = trace.1;
         let key = self.rules.stations[station].id.as_bytes();
         Some((PyBytes::new(py, key), PyBytes::new(py, &record)))
     }
 }
 
 /// The station and record of a payload the fast path is sure of.
-fn record_of(rules: &Rules, payload: &[u8], topic: &str, received_us: i64, trace_id: &str) -> Option<(usize, Vec<u8>)> {
+/// `trace` is the prefix and counter of the trace id, written only into a record that is made.
+fn record_of(
+    rules: &Rules,
+    payload: &[u8],
+    topic: &str,
+    received_us: i64,
+    trace: (&str, u64),
+) -> Option<(usize, Vec<u8>)> {
     let document;
     let reading = if payload.trim_ascii_start().starts_with(b"##") {
         hj212::reading(payload, topic, rules)?
@@ -127,7 +133,12 @@ fn record_of(rules: &Rules, payload: &[u8], topic: &str, received_us: i64, trace
         .map_or(0, |d| d.as_micros() as i64);
     Some((
         reading.station,
-        record::reading_record(rules, &reading, &civil::utc_text(now_us), trace_id),
+        record::reading_record(
+            rules,
+            &reading,
+            &civil::utc_text(now_us),
+            &format!("{}{:016x}", trace.0, trace.1),
+        ),
     ))
 }
 
