@@ -66,6 +66,14 @@ class SuspectedSource(_Model):
     pollutants: tuple[str, ...]
 
 
+class PlumeSpan(_Model):
+    """Where the plume is ``hours`` after the alert: river-km above 10 % of its highest concentration."""
+
+    hours: float
+    from_km: float
+    to_km: float
+
+
 class DepartmentContact(_Model):
     name: str
     city: str
@@ -99,6 +107,8 @@ class Playbook(_Model):
     actions: list[ActionStep] = Field(default_factory=list)
     suspected_sources: list[SuspectedSource] = Field(default_factory=list)
     departments: list[DepartmentContact] = Field(default_factory=list)
+    #: The plume on the map: now and later (hours after the alert), while it is on the network.
+    plume: list[PlumeSpan] = Field(default_factory=list)
     data_quality: str = ""
 
     @property

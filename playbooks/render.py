@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 
 from playbooks.clock import clock, stamp
 from playbooks.models import ActionStep, Playbook, ReceptorArrival
-from playbooks.traveltime import BAND_FRACTION, EDGE_FRACTION
+from playbooks.transport import BAND_FRACTION, EDGE_FRACTION
 
 Lang = Literal["zh", "en"]
 #: Two concatenated SMS segments: 67 UCS-2 characters each (Chinese), 153 GSM-7 characters each.
@@ -117,7 +117,7 @@ def render_markdown(playbook: Playbook, lang: Lang = "zh") -> str:
         lines.append(t("no_sources"))
     lines += ["", f"## {t('departments')}", ""]
     lines += [f"- {d.city} {d.name}（{', '.join(d.apprise_tags)}）" for d in playbook.departments]
-    lines += ["", f"## {t('method')}", "", t("method_text", edge=f"{EDGE_FRACTION:.0%}", band=f"{BAND_FRACTION:.0%}")]
+    lines += ["", f"## {t('method')}", "", _method(playbook, lang)]
     if playbook.data_quality:
         lines += ["", f"{t('data')}: {playbook.data_quality}"]
     return "\n".join(lines) + "\n"
@@ -172,7 +172,7 @@ def render_html(playbook: Playbook, lang: Lang = "zh", map_svg: str | None = Non
         f"<li>{e(d.city)} {e(d.name)} <code>{e(', '.join(d.apprise_tags))}</code></li>" for d in playbook.departments
     ]
     out.append(f"</ul><h2>{e(t('method'))}</h2>")
-    out.append(f"<p>{e(t('method_text', edge=f'{EDGE_FRACTION:.0%}', band=f'{BAND_FRACTION:.0%}'))}</p>")
+    out.append(f"<p>{e(_method(playbook, lang))}</p>")
     if playbook.data_quality:
         out.append(f'<p class="note">{e(t("data"))}: {e(playbook.data_quality)}</p>')
     out += ["</body>", "</html>"]
@@ -256,6 +256,11 @@ def _source_rows(playbook: Playbook, lang: Lang) -> list[str]:
     return rows
 
 
+def _method(playbook: Playbook, lang: Lang) -> str:
+    edge, band = f"{EDGE_FRACTION:.0%}", f"{BAND_FRACTION:.0%}"
+    return _Text(lang)("method_text", edge=edge, band=band, pulse=f"{playbook.pulse_h:g}")
+
+
 def _step_at(steps: list[ActionStep], where: str) -> ActionStep | None:
     return next((s for s in steps if s.where == where), None)
 
@@ -287,9 +292,10 @@ class _Text:
         "beyond": "预测时段 {h} h 之后才到达：{names}。",
         "no_sources": "名录中无与该污染物匹配、且在时段内可到达的上游风险源；请沿上游排查排口。",
         "method_text": (
-            "一维对流—弥散模型（Fischer 纵向弥散系数，逐河段累加流经时间与方差）。前锋/尾部为浓度达到峰值 "
-            "{edge} 的时刻；快/慢为流速 ±{band} 时的前锋到达时间；截止时间为快速前锋到达前 1 小时。"
-            "峰值浓度按预警断面实测值估算污染物总量（假定污染团历时 2 小时），未计入本底。*为估计位置。"
+            "一维对流—弥散方程数值解（按流经时间等分网格，对流精确、弥散 Crank–Nicolson；Fischer 纵向弥散系数；"
+            "支流按汇入流量稀释；按污染物一级衰减）。前锋/尾部为浓度达到峰值 {edge} 的时刻；快/慢为流速 ±{band} "
+            "时的前锋到达时间；截止时间为快速前锋到达前 1 小时。峰值浓度按预警断面实测值推算（假定污染团历时 "
+            "{pulse} 小时），未计入本底。*为估计位置。"
         ),
     }
     _EN: Final = {
@@ -312,10 +318,11 @@ class _Text:
         "beyond": "Reached only after the {h} h horizon: {names}.",
         "no_sources": "No registered upstream source matches within the travel window; walk the outfalls upstream.",
         "method_text": (
-            "1D advection-dispersion (Fischer dispersion; travel time and variance accumulated reach by reach). "
-            "Leading/trailing edge: concentration at {edge} of the peak; fast/slow: leading edge with velocities "
-            "±{band}; deadlines: one hour before the fast leading edge. Peak concentrations estimate the load from "
-            "the observed value (assumed 2 h plume passage), background not included. * = estimated position."
+            "1D advection-dispersion equation solved numerically (cells of equal travel time: exact advection, "
+            "Crank-Nicolson dispersion; Fischer dispersion; dilution by tributary inflows; first-order decay per "
+            "pollutant). Leading/trailing edge: concentration at {edge} of the peak; fast/slow: leading edge with "
+            "velocities ±{band}; deadlines: one hour before the fast leading edge. Peak concentrations follow the "
+            "observed value (assumed {pulse} h plume passage), background not included. * = estimated position."
         ),
     }
 
