@@ -7,9 +7,10 @@ stretch beyond the end, so the model's outlet lets water out instead of reflecti
   ``discharge_m3s`` from its river-km on (clean water: concentrations below it are diluted by
   Q_above / Q_below). Where the next reach begins, its own discharge takes over: the difference
   from what arrives is ungauged inflow (clean water, dilution) or a withdrawal (irrigation,
-  diversions: water and load leave together, no dilution). :func:`flow_balance` lists these
-  differences; ``playbook-network check`` refuses a file where one exceeds
-  :data:`BALANCE_TOLERANCE` of the flow (a tributary discharge that breaks the mass balance).
+  diversions: water and load leave together, no dilution).
+  :func:`playbooks.network.flow_balance` lists these differences; a network file where one exceeds
+  :data:`~playbooks.network.BALANCE_TOLERANCE` of the flow does not load (a tributary discharge
+  that breaks the mass balance).
 - Velocity, width, depth: the reach's typical values, scaled with the local flow by the
   at-a-station hydraulic geometry of Leopold & Maddock (1953): W ∝ Q^0.26, H ∝ Q^0.40,
   U ∝ Q^0.34 (exponents sum to 1, so Q = U·W·H holds); in a reservoir pool width and depth are
@@ -34,16 +35,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from playbooks.network import Junction, Reach, RiverNetwork
+from playbooks.network import Reach, RiverNetwork, inflows
 
 G: Final = 9.81
 #: Leopold & Maddock (1953) mean at-a-station exponents: W ∝ Q^b, H ∝ Q^f, U ∝ Q^m.
 WIDTH_EXPONENT: Final = 0.26
 DEPTH_EXPONENT: Final = 0.40
 VELOCITY_EXPONENT: Final = 0.34
-#: A reach boundary whose flow differs from what arrives (upstream reach + its junctions) by more
-#: than this share of the larger of the two is a contradiction in the file, not an ungauged inflow.
-BALANCE_TOLERANCE: Final = 0.2
 #: How far the model continues beyond the network's end with the last reach's hydraulics.
 OUTLET_EXTENSION_KM: Final = 20.0
 
@@ -113,48 +111,6 @@ class Piece:
         return (self.to_km - self.from_km) * 1000.0 / self.velocity_ms
 
 
-@dataclass(frozen=True, slots=True)
-class BoundaryFlow:
-    """The flow arriving at the top of ``reach_id`` against the reach's own discharge."""
-
-    reach_id: str
-    river_km: float
-    arriving_m3s: float
-    reach_m3s: float
-
-    @property
-    def residual_m3s(self) -> float:
-        """Ungauged inflow (> 0) or withdrawal (< 0) where the reach begins."""
-        return self.reach_m3s - self.arriving_m3s
-
-    @property
-    def balanced(self) -> bool:
-        return abs(self.residual_m3s) <= BALANCE_TOLERANCE * max(self.arriving_m3s, self.reach_m3s)
-
-
-def _inflows(network: RiverNetwork, reach: Reach) -> list[Junction]:
-    """Junctions adding water to ``reach``: below its start, down to and including its end."""
-    return [
-        j
-        for j in network.junctions
-        if j.discharge_m3s and reach.from_km < j.river_km <= reach.to_km
-    ]
-
-
-def flow_balance(network: RiverNetwork) -> list[BoundaryFlow]:
-    """For each reach below the first: what arrives from above (reach + junctions) and its own flow.
-
-    >>> from playbooks.loader import load_network
-    >>> [f"{b.reach_id} {b.arriving_m3s:g}→{b.reach_m3s:g}" for b in flow_balance(load_network("jialing"))][:2]
-    ['jialing-r2 300→320', 'jialing-r3 570→600']
-    """
-    out = []
-    for upper, lower in itertools.pairwise(network.chain):
-        arriving = upper.discharge_m3s + sum(j.discharge_m3s or 0.0 for j in _inflows(network, upper))
-        out.append(BoundaryFlow(lower.id, lower.from_km, arriving, lower.discharge_m3s))
-    return out
-
-
 def channel(
     network: RiverNetwork,
     *,
@@ -166,10 +122,10 @@ def channel(
     pieces: list[Piece] = []
     for reach in network.chain:
         vel_factor, disp_factor = (factors or {}).get(reach.id, (1.0, 1.0))
-        cuts = sorted({reach.from_km, reach.to_km, *(j.river_km for j in _inflows(network, reach))})
+        cuts = sorted({reach.from_km, reach.to_km, *(j.river_km for j in inflows(network.junctions, reach))})
         added = 0.0
         for start, end in itertools.pairwise(cuts):
-            added += sum(j.discharge_m3s or 0.0 for j in _inflows(network, reach) if j.river_km == start)
+            added += sum(j.discharge_m3s or 0.0 for j in inflows(network.junctions, reach) if j.river_km == start)
             ratio = flow_ratio * (reach.discharge_m3s + added) / reach.discharge_m3s
             h = reach_hydraulics(reach, ratio, velocity_factor * vel_factor)
             pieces.append(
@@ -188,7 +144,7 @@ def travel_time_s(pieces: tuple[Piece, ...], from_km: float, to_km: float) -> fl
 
     >>> from playbooks.loader import load_network
     >>> round(travel_time_s(channel(load_network("tuo")), 0.0, 60.0) / 3600, 1)
-    22.3
+    21.9
     """
     total = 0.0
     for piece in pieces:

@@ -77,7 +77,7 @@ def build_playbook(
     reach = [km for km in sorted({float(c["river_km"]) for c in candidates})
              if _reachable(bands["fast"], site.river_km, km, sigma, 1.5 * horizon_s)]
     runs = {"fast": _run(bands["fast"], site.river_km, reach, sigma, spec)}
-    inside = [km for km in reach if (runs["fast"].arrivals[km].leading_s or math.inf) <= horizon_s]
+    inside = [km for km in reach if _leads_within(runs["fast"].arrivals[km], horizon_s)]
     runs["nominal"] = _run(bands["nominal"], site.river_km, inside, sigma, spec, MAP_HOURS)
     runs["slow"] = _run(bands["slow"], site.river_km, inside, sigma, spec)
     scale = concentration if concentration is not None and spec.is_load else None
@@ -200,6 +200,10 @@ def _receptor(
             "exceeds_limit": None if peak is None or limit is None else peak > limit,
         }
     )
+
+
+def _leads_within(band: Arrival, horizon_s: float) -> bool:
+    return band.leading_s is not None and band.leading_s <= horizon_s
 
 
 def _reachable(pieces: tuple[Piece, ...], origin_km: float, km: float, sigma: float, within_s: float) -> bool:

@@ -66,7 +66,9 @@ def render_sms(playbook: Playbook, lang: Lang = "zh") -> str:
             optional.append(f"{_arrives_zh(intake, at)}{intake.name}{people_zh}，{ask}。")
         else:
             verb = "close" if verb_zh == "关闭" else "treat"
-            optional.append(f"{_arrives_en(intake, at)} {intake.name}; {verb} by {when or 'now'}. ")
+            # a deadline already past is "now", never "by now"
+            ask_en = f"{verb} by {when}" if when else f"{verb} now"
+            optional.append(f"{_arrives_en(intake, at)} {intake.name}; {ask_en}. ")
     elif playbook.receptors:
         first = playbook.receptors[0]
         optional.append(f"{_arrives_zh(first, at)}{first.name}。" if zh else f"{_arrives_en(first, at)} {first.name}. ")
@@ -192,12 +194,14 @@ def _summary(playbook: Playbook, lang: Lang) -> list[tuple[str, str]]:
     value = f"{playbook.concentration:g} {playbook.unit}".strip() if playbook.concentration is not None else "—"
     name = playbook.pollutant_name_zh if lang == "zh" else playbook.pollutant_name_en
     flow = f"{playbook.discharge_m3s:g} m³/s" if playbook.discharge_m3s is not None else t("typical_flow")
+    cls = playbook.pollutant_class
+    kind = cls.label_zh if lang == "zh" else cls.label_en
     return [
         (
             t("station"),
             f"{playbook.station_name}（{playbook.station_id}，{playbook.station_city}，km {playbook.station_km:g}）",
         ),
-        (t("pollutant"), f"{name}（{playbook.pollutant}）{value}，{t('class')} {playbook.pollutant_class.value}"),
+        (t("pollutant"), f"{name}（{playbook.pollutant}）{value}，{t('class')} {kind}"),
         (t("time"), f"{stamp(playbook.at)}（UTC+8）"),
         (t("flow"), flow),
         (t("horizon"), f"{playbook.horizon_h:g} h"),

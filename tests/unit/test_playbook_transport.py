@@ -12,13 +12,12 @@ from playbooks.hydraulics import (
     Piece,
     channel,
     fischer_dispersion,
-    flow_balance,
     reach_hydraulics,
     shear_velocity,
     spread_s,
     travel_time_s,
 )
-from playbooks.network import Reach, RiverNetwork
+from playbooks.network import Reach, RiverNetwork, flow_balance
 from playbooks.transport import (
     EDGE_FRACTION,
     Channel,
@@ -73,8 +72,11 @@ def test_a_junction_adds_its_discharge_from_its_km_on() -> None:
     pieces = channel(_network(100.0))
     assert [(p.from_km, p.to_km, p.discharge_m3s) for p in pieces[:3]] == [(0, 25, 200), (25, 40, 300), (40, 80, 300)]
     assert pieces[-1].from_km == 80  # the outlet extension keeps the last reach's hydraulics
-    assert flow_balance(_network(100.0))[0].balanced
-    assert not flow_balance(_network(100.0, lower_m3s=150.0))[0].balanced
+    balanced = _network(100.0)
+    assert flow_balance(balanced.chain, balanced.junctions)[0].residual_m3s == 0.0
+    # a tributary that breaks the mass balance: the file does not load, naming the reach and flows
+    with pytest.raises(ValueError, match=r"'r2' carries 150 m³/s, but 300 m³/s arrive from above"):
+        _network(100.0, lower_m3s=150.0)
 
 
 @pytest.mark.parametrize("tributary", [0.0, 700.0, 5000.0])
