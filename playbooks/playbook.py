@@ -27,8 +27,9 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from playbooks.cards import action_steps, departments_for
+from playbooks.correction import fit_stretches, place, reach_factors, station_checks
 from playbooks.hydraulics import Piece, channel, spread_s, travel_time_s
-from playbooks.models import Playbook, PlumeSpan, ReceptorArrival, SuspectedSource
+from playbooks.models import Playbook, PlumeSpan, ReceptorArrival, StationObservation, SuspectedSource
 from playbooks.network import RiverNetwork, StationSite
 from playbooks.pollutants import Pollutant
 from playbooks.pollutants import pollutant as lookup_pollutant
@@ -51,8 +52,14 @@ def build_playbook(
     discharge_m3s: float | None = None,
     horizon_h: float = 48.0,
     pulse_h: float = DEFAULT_PULSE_H,
+    observations: Sequence[StationObservation] = (),
 ) -> Playbook:
-    """Build the playbook for an alert at ``station_id`` at time ``at`` (must be timezone-aware)."""
+    """Build the playbook for an alert at ``station_id`` at time ``at`` (must be timezone-aware).
+
+    ``observations``: what stations saw of this plume so far (this one and others). Two or more
+    stations that saw it correct the model between them and below (:mod:`playbooks.correction`),
+    and the playbook lists predicted against observed arrival for each station below the first.
+    """
     if at.tzinfo is None:
         raise ValueError(f"at must be timezone-aware, got {at.isoformat()}")
     for name, value in (("concentration", concentration), ("discharge_m3s", discharge_m3s)):
@@ -66,19 +73,31 @@ def build_playbook(
     spec = lookup_pollutant(pollutant)
     flow_ratio = _flow_ratio(network, site, discharge_m3s)
     candidates = _downstream_features(network, site)
+    sigma = pulse_sigma(pulse_h * 3600.0)
+    seen = place(network, observations, spec.drinking_limit())
+    fits = fit_stretches(network, seen, flow_ratio=flow_ratio, decay_per_s=spec.decay_per_s, default_sigma_s=sigma)
+    # What this station saw of the plume, if told: its peak is the plume's centre, its duration the spread.
+    own = next((x for x in seen if x.observation.station_id == site.station_id), None)
+    offset_s = 0.0
+    if own is not None:
+        offset_s = (own.observation.centre - at).total_seconds()
+        sigma = own.sigma_s(sigma)
+        if concentration is None:
+            concentration = own.observation.peak_concentration
+    factors = reach_factors(network, fits)
     bands = {
-        name: channel(network, flow_ratio=flow_ratio, velocity_factor=factor)
+        name: channel(network, flow_ratio=flow_ratio, velocity_factor=factor, factors=factors)
         for name, factor in (("nominal", 1.0), ("fast", 1.0 + BAND_FRACTION), ("slow", 1.0 - BAND_FRACTION))
     }
-    sigma = pulse_sigma(pulse_h * 3600.0)
     horizon_s = horizon_h * 3600.0
     # The fast band runs for the receptors it could reach near the horizon (a generous frozen-cloud
     # estimate) and decides which are within it; the nominal and slow bands run for those only.
     reach = [km for km in sorted({float(c["river_km"]) for c in candidates})
              if _reachable(bands["fast"], site.river_km, km, sigma, 1.5 * horizon_s)]
     runs = {"fast": _run(bands["fast"], site.river_km, reach, sigma, spec)}
-    inside = [km for km in reach if _leads_within(runs["fast"].arrivals[km], horizon_s)]
-    runs["nominal"] = _run(bands["nominal"], site.river_km, inside, sigma, spec, MAP_HOURS)
+    inside = [km for km in reach if _leads_within(runs["fast"].arrivals[km], horizon_s - offset_s)]
+    map_hours = tuple(h - offset_s / 3600.0 for h in MAP_HOURS if h >= offset_s / 3600.0)
+    runs["nominal"] = _run(bands["nominal"], site.river_km, inside, sigma, spec, map_hours)
     runs["slow"] = _run(bands["slow"], site.river_km, inside, sigma, spec)
     scale = concentration if concentration is not None and spec.is_load else None
     receptors: list[ReceptorArrival] = []
@@ -89,7 +108,7 @@ def build_playbook(
             beyond.append(str(candidate["name"]))
             continue
         nominal, fast, slow = (runs[b].arrivals[km] for b in ("nominal", "fast", "slow"))
-        receptors.append(_receptor(candidate, site, at, nominal, fast, slow, spec, scale))
+        receptors.append(_receptor(candidate, site, at, offset_s, (nominal, fast, slow), spec, scale))
 
     draft = Playbook(
         river=network.river,
@@ -111,7 +130,10 @@ def build_playbook(
         receptors=receptors,
         beyond_horizon=beyond,
         suspected_sources=_suspected_sources(network, site, spec, flow_ratio, horizon_h),
-        plume=_plume(runs["nominal"], network),
+        plume=_plume(runs["nominal"], network, offset_s / 3600.0),
+        station_checks=station_checks(network, seen, flow_ratio=flow_ratio, decay_per_s=spec.decay_per_s,
+                                      default_sigma_s=sigma),
+        corrections=fits,
         data_quality=network.data_quality,
     )
     return draft.model_copy(
@@ -176,12 +198,13 @@ def _receptor(
     candidate: dict[str, Any],
     site: StationSite,
     at: datetime,
-    nominal: Arrival,
-    fast: Arrival,
-    slow: Arrival,
+    offset_s: float,
+    bands: tuple[Arrival, Arrival, Arrival],
     spec: Pollutant,
     scale: float | None,
 ) -> ReceptorArrival:
+    """``bands``: nominal, fast, slow; their times count from ``offset_s`` after ``at`` (the plume's centre)."""
+    nominal, fast, slow = bands
     limit = spec.drinking_limit()
     peak = None if scale is None else scale * nominal.peak_concentration
     leading = nominal.leading_s or 0.0
@@ -191,11 +214,11 @@ def _receptor(
         {
             **candidate,
             "distance_km": round(float(candidate["river_km"]) - site.river_km, 3),
-            "leading_edge_at": _at(at, leading, "down"),
-            "peak_at": _at(at, _or_later(nominal.peak_s, leading), "nearest"),
-            "trailing_edge_at": _at(at, _or_later(nominal.trailing_s, nominal.peak_s or leading), "up"),
-            "leading_edge_fast_at": _at(at, fast.leading_s or 0.0, "down"),
-            "leading_edge_slow_at": _at(at, slow_leading, "down"),
+            "leading_edge_at": _at(at, offset_s + leading, "down"),
+            "peak_at": _at(at, offset_s + _or_later(nominal.peak_s, leading), "nearest"),
+            "trailing_edge_at": _at(at, offset_s + _or_later(nominal.trailing_s, nominal.peak_s or leading), "up"),
+            "leading_edge_fast_at": _at(at, offset_s + (fast.leading_s or 0.0), "down"),
+            "leading_edge_slow_at": _at(at, offset_s + slow_leading, "down"),
             "peak_concentration": None if peak is None else float(f"{peak:.4g}"),
             "exceeds_limit": None if peak is None or limit is None else peak > limit,
         }
@@ -277,12 +300,13 @@ def _suspected_sources(
     return sorted(found, key=lambda s: (s.match != "pollutant", s.distance_km))
 
 
-def _plume(nominal: Forecast, network: RiverNetwork) -> list[PlumeSpan]:
+def _plume(nominal: Forecast, network: RiverNetwork, offset_h: float) -> list[PlumeSpan]:
+    """The map's spans, at hours after the alert (the run counts from the plume's centre)."""
     spans = []
     for hours, extent in nominal.extents.items():
         if extent is None or extent[0] > network.end_km:
             continue
-        spans.append(PlumeSpan(hours=hours, from_km=round(max(extent[0], network.start_km), 2),
+        spans.append(PlumeSpan(hours=round(hours + offset_h, 6), from_km=round(max(extent[0], network.start_km), 2),
                                to_km=round(min(extent[1], network.end_km), 2)))
     return spans
 

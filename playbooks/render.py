@@ -109,6 +109,12 @@ def render_markdown(playbook: Playbook, lang: Lang = "zh") -> str:
         lines.append(t("no_receptors", h=f"{playbook.horizon_h:g}"))
     if playbook.beyond_horizon:
         lines += ["", t("beyond", h=f"{playbook.horizon_h:g}", names="、".join(playbook.beyond_horizon))]
+    if playbook.station_checks:
+        header, rows = _checks(playbook, lang)
+        lines += ["", f"### {t('checks')}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    if playbook.corrections:
+        lines += ["", _corrections(playbook, lang)]
     lines += ["", f"## {t('actions')}", ""]
     for step in playbook.actions:
         lines.append(f"{step.order}. {_step_text(step, at, lang)}")
@@ -162,6 +168,14 @@ def render_html(playbook: Playbook, lang: Lang = "zh", map_svg: str | None = Non
         out.append(f"<p>{e(t('no_receptors', h=f'{playbook.horizon_h:g}'))}</p>")
     if playbook.beyond_horizon:
         out.append(f"<p>{e(t('beyond', h=f'{playbook.horizon_h:g}', names='、'.join(playbook.beyond_horizon)))}</p>")
+    if playbook.station_checks:
+        header, rows = _checks(playbook, lang)
+        out.append(f"<h3>{e(t('checks'))}</h3><table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header))
+        out.append("</tr></thead><tbody>")
+        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        out.append("</tbody></table>")
+    if playbook.corrections:
+        out.append(f"<p>{e(_corrections(playbook, lang))}</p>")
     out.append(f"<h2>{e(t('actions'))}</h2><ol>")
     out += [f"<li>{e(_step_text(step, at, lang))}</li>" for step in playbook.actions]
     out.append(f"</ol><h2>{e(t('sources'))}</h2>")
@@ -260,6 +274,41 @@ def _source_rows(playbook: Playbook, lang: Lang) -> list[str]:
     return rows
 
 
+def _checks(playbook: Playbook, lang: Lang) -> tuple[list[str], list[list[str]]]:
+    """Predicted (before the plume came) against observed, per station below the first that saw it."""
+    at = playbook.at
+    header = (
+        ["断面", "距离(km)", "预测到达", "实测超标", "偏差(h)", "预测峰值", "实测峰值"]
+        if lang == "zh"
+        else ["Station", "km", "Predicted arrival", "First exceeded", "Error (h)", "Predicted peak", "Observed peak"]
+    )
+    rows = []
+    for c in playbook.station_checks:
+        error = c.arrival_error_h
+        rows.append([
+            c.name,
+            f"{c.river_km:g}",
+            clock(c.predicted_arrival_at, at) if c.predicted_arrival_at else "—",
+            clock(c.observed_first_exceeded_at, at) if c.observed_first_exceeded_at else "—",
+            "—" if error is None else f"{error:+.1f}",
+            clock(c.predicted_peak_at, at) if c.predicted_peak_at else "—",
+            clock(c.observed_peak_at, at) if c.observed_peak_at else "—",
+        ])
+    return header, rows
+
+
+def _corrections(playbook: Playbook, lang: Lang) -> str:
+    parts = [
+        (f"{f.from_station}→{f.to_station} 流速×{f.velocity_factor:g}、弥散×{f.dispersion_factor:g}" if lang == "zh"
+         else f"{f.from_station}→{f.to_station}: velocity ×{f.velocity_factor:g}, dispersion ×{f.dispersion_factor:g}")
+        for f in playbook.corrections
+    ]
+    if lang == "zh":
+        return "实时校正（按断面实测拟合，下游河段沿用最后一段）：" + "；".join(parts) + "。"
+    lead = "Live correction (fitted to what the stations saw; reaches below use the last one): "
+    return lead + "; ".join(parts) + "."
+
+
 def _method(playbook: Playbook, lang: Lang) -> str:
     edge, band = f"{EDGE_FRACTION:.0%}", f"{BAND_FRACTION:.0%}"
     return _Text(lang)("method_text", edge=edge, band=band, pulse=f"{playbook.pulse_h:g}")
@@ -288,6 +337,7 @@ class _Text:
         "receptors": "一、下游受体与预计到达时间",
         "actions": "二、处置措施（一策）",
         "sources": "三、疑似污染源",
+        "checks": "监测断面：预测与实测",
         "departments": "四、责任单位与通知对象",
         "method": "五、计算方法",
         "map": "一图",
@@ -314,6 +364,7 @@ class _Text:
         "receptors": "1. Downstream receptors and arrival times",
         "actions": "2. Actions",
         "sources": "3. Suspected sources",
+        "checks": "Stations: predicted against observed",
         "departments": "4. Departments to notify",
         "method": "5. Method",
         "map": "Map",

@@ -312,10 +312,24 @@ _DT_BOUNDS: Final = (30.0, 600.0)
 @dataclass(frozen=True, slots=True)
 class Forecast:
     """What a plume centred on ``origin_km`` at t = 0 does at each probe, and where it is at given
-    hours. Arrivals are per unit peak concentration at the origin: scale by the observed one."""
+    hours. Arrivals and curves (one sample per ``dt`` from t = 0) are per unit peak concentration
+    at the origin: scale by the observed one."""
 
     arrivals: dict[float, Arrival]
     extents: dict[float, tuple[float, float] | None]
+    curves: dict[float, Array]
+    dt: float
+
+    def crossings(self, km: float, level: float) -> tuple[float | None, float | None]:
+        """When the curve at ``km`` first rises to ``level`` and last falls below it (s), if it does."""
+        curve = self.curves[km]
+        above = np.flatnonzero(curve >= level)
+        if len(above) == 0:
+            return (None, None)
+        first, final = int(above[0]), int(above[-1])
+        rise = 0.0 if first == 0 else _crossing(curve, first - 1, level, self.dt)
+        fall = None if final == len(curve) - 1 else _crossing(curve, final, level, self.dt)
+        return (rise, fall)
 
 
 def forecast(
@@ -347,5 +361,6 @@ def forecast(
         [float(channel.tau(km)) for km in probes_km],
         [n for n in snapshots.values() if n <= max_steps],
     )
-    arrivals = {km: arrival(run.curves[:, j], dt) for j, km in enumerate(probes_km)}
-    return Forecast(arrivals, {h: run.extents.get(n) for h, n in snapshots.items()})
+    curves = {km: run.curves[:, j] for j, km in enumerate(probes_km)}
+    arrivals = {km: arrival(curve, dt) for km, curve in curves.items()}
+    return Forecast(arrivals, {h: run.extents.get(n) for h, n in snapshots.items()}, curves, dt)
