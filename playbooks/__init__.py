@@ -20,6 +20,7 @@ from riverguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from playbooks.cards import SAFETY_MARGIN
+    from playbooks.correction import RevisedEta, revised_etas
     from playbooks.errors import NetworkError, PlaybookError, UnknownFeatureError
     from playbooks.export import FORMATS, playbook_stem, write_playbook
     from playbooks.geomap import PlaybookMap, render_map
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
         Playbook,
         PlumeSpan,
         ReceptorArrival,
+        StationCheck,
+        StationObservation,
+        StretchFit,
         SuspectedSource,
     )
     from playbooks.network import (
@@ -68,9 +72,13 @@ __all__ = [
     "Pollutant",
     "Reach",
     "ReceptorArrival",
+    "RevisedEta",
     "RiskSource",
     "RiverNetwork",
+    "StationCheck",
+    "StationObservation",
     "StationSite",
+    "StretchFit",
     "SuspectedSource",
     "UnknownFeatureError",
     "build_playbook",
@@ -84,6 +92,7 @@ __all__ = [
     "render_map",
     "render_markdown",
     "render_sms",
+    "revised_etas",
     "write_playbook",
 ]
 
