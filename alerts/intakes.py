@@ -153,12 +153,10 @@ def follow_front(
         if new.river_km < front_km:
             continue  # behind the front
         old = widened.get(new.name)
-        widened[new.name] = new if old is None else old.model_copy(
-            update={
-                "leading_edge_at": min(old.leading_edge_at, new.leading_edge_at),
-                "leading_edge_fast_at": min(old.leading_edge_fast_at, new.leading_edge_fast_at),
-                "trailing_edge_at": max(old.trailing_edge_at, new.trailing_edge_at),
-            }
+        widened[new.name] = new if old is None else old.evolve(
+            leading_edge_at=min(old.leading_edge_at, new.leading_edge_at),
+            leading_edge_fast_at=min(old.leading_edge_fast_at, new.leading_edge_fast_at),
+            trailing_edge_at=max(old.trailing_edge_at, new.trailing_edge_at),
         )
     return _downstream_order(widened.values()), front_km
 

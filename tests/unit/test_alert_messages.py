@@ -10,8 +10,10 @@ from alerts.messages import SMS_LIMIT, MessageContext, render
 from riverguard.incidents import (
     Channel,
     Incident,
+    MaintenanceKey,
     NotificationReason,
     OutboxEntry,
+    PollutionKey,
     Reason,
     Route,
     WarningLevel,
@@ -24,7 +26,7 @@ T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
 def incident(**overrides: object) -> Incident:
     fields: dict[str, object] = {
         "incident_id": "RG-7B409F93",
-        "key": "pollution|tuo|tuo-r5|NH3N|water",
+        "key": PollutionKey(river="tuo", reach="tuo-r5", pollutant="NH3N"),
         "route": Route.POLLUTION,
         "river": "tuo",
         "reach": "tuo-r5",
@@ -120,7 +122,8 @@ def test_reason_shows_in_the_prefix(reason: NotificationReason, stage: int, pref
 
 
 def test_maintenance_messages_say_maintenance_not_pollution() -> None:
-    fault = incident(route=Route.MAINTENANCE, kind=DetectionKind.SENSOR_FAULT, level=WarningLevel.BLUE,
+    key = MaintenanceKey(station="tuo-jiaoxiancun", kind=DetectionKind.SENSOR_FAULT)
+    fault = incident(key=key, route=Route.MAINTENANCE, kind=DetectionKind.SENSOR_FAULT, level=WarningLevel.BLUE,
                      peak_multiple=None, nearest_intake="", intake_arrival_at=None)
     text = render(fault, entry(Channel.SMS), CTX, T0).body
     assert text.startswith("【运维】")
