@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+from alerts.catalogue import both
 from alerts.intakes import IntakeOutlook, follow_front, incident_time, outlook
 from alerts.outbox import Outbox
 from alerts.routing import RoutingConfig
@@ -67,9 +68,7 @@ from riverguard.parameters import PARAMETERS, PollutantClass
 from .errors import IncidentStateError, UnknownIncidentError
 
 _MAINTENANCE_KINDS: Final = frozenset({DetectionKind.SENSOR_FAULT, DetectionKind.MAINTENANCE, DetectionKind.DATA_GAP})
-_MAINTENANCE_REASON: Final = Reason(
-    zh="设备故障/运维 → 运维通道", en="instrument fault/maintenance → maintenance route"
-)
+_MAINTENANCE_REASON: Final = both("reason.maintenance")
 
 
 @dataclass(frozen=True, slots=True)

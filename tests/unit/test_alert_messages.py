@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+import playbooks.networks
+from alerts.catalogue import Language
 from alerts.messages import SMS_LIMIT, MessageContext, render
+from alerts.rivers import river_names
+from playbooks import load_networks
 from riverguard.incidents import (
     Channel,
     Incident,
@@ -155,3 +160,18 @@ def test_an_arrival_minutes_away_is_never_zero_hours() -> None:
     text = render(incident(intake_arrival_at=T0 + timedelta(minutes=2)), entry(Channel.SMS), CTX, T0).body
     assert "约0.1小时" in text
     assert "0.0小时" not in text
+
+
+def test_a_river_added_with_a_network_file_is_named_in_every_message() -> None:
+    example = Path(playbooks.networks.__file__).parent / "example.yaml"
+    networks = load_networks([example])
+    fu = incident(key=PollutionKey(river="fu-example", reach="fu-r1", pollutant="NH3N"), river="fu-example")
+    names: tuple[tuple[Language, str], ...] = (("zh", "涪江（示例）"), ("en", "Fu River (example)"))
+    for language, name in names:
+        ctx = MessageContext(language=language, rivers=river_names(networks))
+        for channel in (Channel.SMS, Channel.IM, Channel.EMAIL):
+            message = render(fu, entry(channel), ctx, T0)
+            assert name in message.title + message.body, (language, channel)
+            assert "fu-example" not in message.title + message.body
+    # without its network the id is all a message can say
+    assert "fu-example" in render(fu, entry(Channel.SMS), MessageContext(), T0).body
