@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import typer
 
-from alerts.api import summary
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.cli import ConfigOption, settings_or_exit
@@ -110,6 +109,8 @@ def list_incidents(
     try:
         items: list[dict[str, Any]] = _call(settings, url, "GET", f"/incidents?status={status}")
     except ApiUnreachableError as exc:
+        from alerts.api import summary  # the HTTP server's module: aiohttp only when it is needed
+
         found = _from_topic(settings, exc)
         if status == "active":
             found = [i for i in found if i.is_active]

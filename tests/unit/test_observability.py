@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 
 from riverguard.bus.base import TopicSpec
 from riverguard.bus.memory import MemoryBus
@@ -101,3 +103,9 @@ def test_json_logs_carry_the_service_and_extra_fields() -> None:
     assert line["service"] == "sink"
     assert line["station"] == "tuo-sanhuangmiao"
     assert line["level"] == "WARNING"
+
+
+def test_the_http_server_library_loads_only_in_a_service_that_serves() -> None:
+    probe = "import sys, riverguard.cli, riverguard.observability; print('aiohttp' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "False"
