@@ -18,9 +18,11 @@ Both codecs share one interface, :class:`Codec`, and reject with
                    (it would move the detectors' event time ahead for every station; see ``routing``)
 =================  ==========================================================================
 
-Values are converted from the station's reporting units (registry ``units``) to canonical units;
-this holds for JSON payloads as for HJ 212 frames, so the registry is the one place that says
-what a station's instruments report in.
+Values are converted from the station's reporting units to canonical units. The registry's
+``units`` say what a station's instruments report in, for JSON payloads and HJ 212 frames alike;
+where it says nothing, JSON values are in the canonical unit and an HJ 212 value is in the unit
+its factor code has in the standard's code table (:mod:`ingest.codetable`: heavy metals in µg/L,
+w00000 in L/s, HJ/T 212-2005 codes in mg/L).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from typing import Any, Final, Protocol
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from ingest.codetable import station_factors, value_name
 from ingest.hj212 import Frame, build_frame, parse_frame
 from riverguard.errors import PayloadError, describe_validation_error
 from riverguard.models import DataFlag, Reading, SourceFormat
-from riverguard.parameters import BY_HJ212_CODE, PARAMETERS
+from riverguard.parameters import PARAMETERS
 from riverguard.settings import MqttSettings
 from riverguard.stations import Station, StationRegistry
 
@@ -244,6 +247,7 @@ class Hj212Codec:
 
     def __init__(self, topic_pattern: str = DEFAULT_TOPIC_PATTERN) -> None:
         self._pattern = TopicPattern(topic_pattern)
+        self._factors = _CodeFactors()
 
     def decode(self, payload: bytes, *, topic: str, registry: StationRegistry) -> list[Reading]:
         frame = parse_frame(payload)
@@ -271,7 +275,7 @@ class Hj212Codec:
                     "station_id": station.station_id,
                     "river": station.river,
                     "time": parse_local_time(time_text, "DataTime"),
-                    "values": _factor_values(frame.cp, kept, station),
+                    "values": _factor_values(frame.cp, kept, self._factors.of(station)),
                     "source_format": SourceFormat.HJ212,
                     "section": station.section,
                 }
@@ -279,7 +283,22 @@ class Hj212Codec:
         ]
 
 
-def _factor_values(cp: tuple[tuple[str, str], ...], kept: str, station: Station) -> dict[str, dict[str, object]]:
+class _CodeFactors:
+    """:func:`ingest.codetable.station_factors` per station, computed once (looked up per value)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[Station, dict[str, float]]] = {}
+
+    def of(self, station: Station) -> dict[str, float]:
+        known = self._known.get(station.station_id)
+        if known is None or known[0] is not station:
+            known = self._known[station.station_id] = (station, station_factors(station))
+        return known[1]
+
+
+def _factor_values(
+    cp: tuple[tuple[str, str], ...], kept: str, factors: dict[str, float]
+) -> dict[str, dict[str, object]]:
     by_code: dict[str, dict[str, str]] = {}
     for key, value in cp:
         code, dash, suffix = key.partition("-")
@@ -289,6 +308,7 @@ def _factor_values(cp: tuple[tuple[str, str], ...], kept: str, station: Station)
                 fields = by_code[code] = {}
             fields[suffix] = value
     values: dict[str, dict[str, object]] = {}
+    codes: dict[str, str] = {}
     for code, fields in by_code.items():
         chosen = kept if kept in fields else "Rtd" if "Rtd" in fields else "Avg" if "Avg" in fields else None
         if chosen is None:
@@ -297,10 +317,14 @@ def _factor_values(cp: tuple[tuple[str, str], ...], kept: str, station: Station)
         flag = fields.get("Flag", _NORMAL)
         if flag not in _FLAGS:
             raise PayloadError("schema", f"CP {code}-Flag={flag!r} is not one of {''.join(sorted(_FLAGS))}")
-        spec = BY_HJ212_CODE.get(code)
         # Factors we have no canonical name for keep their code, so their data is not lost.
-        name = spec.name if spec else code
-        values[name] = {"value": station.to_canonical(name, numbers[chosen]), "flag": flag}
+        name = value_name(code)
+        if name is None:
+            raise PayloadError("schema", f"CP factor code {code!r} cannot name a value (letters, digits, '_.-')")
+        if name in codes:
+            raise PayloadError("schema", f"CP {codes[name]} and {code} both report {name}; which one is meant?")
+        codes[name] = code
+        values[name] = {"value": numbers[chosen] * factors.get(code, 1.0), "flag": flag}
     if not values:
         raise PayloadError("schema", f"CP has no factor with a value (looked for {kept}, Rtd, Avg)")
     return values
@@ -336,14 +360,16 @@ def encode_hj212(reading: Reading, station: Station, *, cn: str = "2011", pw: st
 
 
 def frame_of(reading: Reading, station: Station, *, cn: str = "2011", pw: str = "123456") -> Frame:
-    """The (unsplit) frame ``encode_hj212`` sends; ``hj212.split_frame`` cuts it into packets."""
+    """The (unsplit) frame ``encode_hj212`` sends; ``hj212.split_frame`` cuts it into packets.
+    Values are written in the unit their code has for the station (:mod:`ingest.codetable`)."""
     suffix = DATA_COMMANDS.get(cn, "Rtd")
     local = reading.time.astimezone(BEIJING)
+    factors = station_factors(station)
     cp: list[tuple[str, str]] = [("DataTime", local.strftime("%Y%m%d%H%M%S"))]
     for name, measurement in reading.values.items():
         spec = PARAMETERS.get(name)
         code = spec.hj212_code if spec and spec.hj212_code else name
-        cp.append((f"{code}-{suffix}", f"{_reported(station, name, measurement.value):.10g}"))
+        cp.append((f"{code}-{suffix}", f"{measurement.value / factors.get(code, 1.0):.10g}"))
         cp.append((f"{code}-Flag", measurement.flag.value))
     qn = local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}"
     return Frame(cn=cn, mn=station.mn, cp=tuple(cp), qn=qn, st="21", pw=pw, flag="4")

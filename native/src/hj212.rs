@@ -132,7 +132,7 @@ pub fn reading<'a>(raw: &'a [u8], topic: &str, rules: &'a Rules) -> Option<Readi
         let name = rules.names.get(*code).map_or(*code, String::as_str);
         values.push(Value {
             name,
-            value: rules.canonical(station, name, numbers[chosen]),
+            value: rules.canonical_of_code(station, code, numbers[chosen]),
             flag,
         });
     }

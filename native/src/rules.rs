@@ -10,8 +10,10 @@ pub struct Station {
     pub river: String,
     /// The one MQTT topic this station's payloads are accepted on (None: never on the fast path).
     pub topic: Option<String>,
-    /// Reported → canonical unit multipliers.
+    /// Reported → canonical unit multipliers of JSON values, by parameter name.
     pub factors: HashMap<String, f64>,
+    /// The same for HJ 212 values, by factor code (the code fixes the unit; see ingest.codetable).
+    pub code_factors: HashMap<String, f64>,
     /// `{"station_id":…,"river":…,"time":` as pydantic writes it.
     pub head: Vec<u8>,
     /// `,"section":…}` as pydantic writes it.
@@ -24,7 +26,7 @@ pub struct Rules {
     pub by_mn: HashMap<String, usize>,
     /// Physical range of each known parameter.
     pub ranges: HashMap<String, (f64, f64)>,
-    /// HJ 212 factor code → canonical parameter name.
+    /// HJ 212 factor code → the name its values get (ingest.codetable.value_name).
     pub names: HashMap<String, String>,
     /// HJ 212 CN of a data upload → the CP suffix whose value a reading keeps.
     pub commands: HashMap<String, String>,
@@ -72,6 +74,13 @@ impl Rules {
         self.stations[station]
             .factors
             .get(name)
+            .map_or(value, |factor| value * factor)
+    }
+
+    pub fn canonical_of_code(&self, station: usize, code: &str, value: f64) -> f64 {
+        self.stations[station]
+            .code_factors
+            .get(code)
             .map_or(value, |factor| value * factor)
     }
 

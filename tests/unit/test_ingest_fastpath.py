@@ -223,6 +223,9 @@ _odd_cp = st.sampled_from([
     "w01001-Rtd=+7", "w01001-Rtd=0x1", "w01001-Rtd=", "w01001-Flag=X", "w01001-Flag=", "w01001-Flag=NN",
     "w21003-Avg=0.4", "w21003-Rtd=1e999", "w21003-Min=0.1", "w21003-Max=zz", "w99999-Rtd=3", "-Rtd=1", "x=1", "=1",
     "w01009-Cou=3", "w01001-Rtd=15", "w20115-Rtd=900", "w01001-ZsRtd=1", "pH-Rtd=7",
+    # codes of the table: µg/L metals, their surface-water aliases, HJ/T 212-2005 codes, a code outside it
+    "w20143-Rtd=5", "w20120-Rtd=4", "w20144-Rtd=0.05", "w20140-Rtd=0.01", "060-Rtd=0.4", "022-Rtd=0.001",
+    "B01-Rtd=30", "w00000-Rtd=30", "003-Rtd=12", "831-Rtd=1", "w01012-Rtd=5",
 ])
 
 
