@@ -51,6 +51,8 @@ DEFAULT_TOPIC_PATTERN: Final = MqttSettings().topic_pattern
 DATA_COMMANDS: Final = {"2011": "Rtd", "2051": "Avg", "2061": "Avg", "2031": "Avg", "2041": "Avg"}
 _VALUE_SUFFIXES: Final = ("Rtd", "Avg", "Min", "Max", "Cou")
 _FLAGS: Final = {flag.value for flag in DataFlag}
+#: A data flag: the standard's table is extensible, so any upper-case letter (see DataFlag).
+_FLAG: Final = re.compile(r"[A-Z]")
 _NORMAL: Final = DataFlag.NORMAL.value
 _FACTOR_FIELDS: Final = frozenset({*_VALUE_SUFFIXES, "Flag"})
 #: The keys a JSON reading may have.
@@ -315,8 +317,11 @@ def _factor_values(
             continue  # Min/Max/Cou alone (e.g. a daily total) carry no value for a reading
         numbers = {field: _number(code, field, text) for field, text in fields.items() if field != "Flag"}
         flag = fields.get("Flag", _NORMAL)
-        if flag not in _FLAGS:
-            raise PayloadError("schema", f"CP {code}-Flag={flag!r} is not one of {''.join(sorted(_FLAGS))}")
+        if flag not in _FLAGS and not _FLAG.fullmatch(flag):
+            raise PayloadError(
+                "schema", f"CP {code}-Flag={flag!r} is not a data flag (one upper-case letter: N, F, M, S, D, C, T, B "
+                "or an extension of the standard's table)"
+            )
         # Factors we have no canonical name for keep their code, so their data is not lost.
         name = value_name(code)
         if name is None:

@@ -34,6 +34,16 @@ def test_numbers_and_measurements_with_flags() -> None:
     assert reading.time == datetime(2024, 1, 5, 2, 30, tzinfo=UTC)
 
 
+def test_an_extension_flag_keeps_its_value_and_a_malformed_flag_is_rejected() -> None:
+    [reading] = decode({"station_id": "tuo-hongyuan", "time": "2024-01-05T02:30:00Z",
+                        "values": {"pH": {"value": 7.4, "flag": "P"}}})
+    assert reading.values["pH"] == Measurement(value=7.4, flag=DataFlag("P"))
+    assert not reading.values["pH"].flag.is_water_evidence
+    error = rejection({"station_id": "tuo-hongyuan", "time": "2024-01-05T02:30:00Z",
+                       "values": {"pH": {"value": 7.4, "flag": "PP"}}})
+    assert error.code == "schema"
+
+
 def test_time_without_zone_is_beijing_time() -> None:
     [reading] = decode({"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00", "values": {"pH": 7.4}})
     assert reading.time == datetime(2024, 1, 5, 2, 30, tzinfo=UTC)

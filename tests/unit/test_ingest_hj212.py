@@ -87,6 +87,19 @@ def test_cp_items_rtd_avg_min_max_flag() -> None:
     assert reading.section == "三皇庙"
 
 
+def test_a_flag_outside_the_standards_table_keeps_the_value_as_not_evidence_of_the_water() -> None:
+    raw = frame(f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;"
+                "w01001-Rtd=7.2,w01001-Flag=P;w21003-Rtd=0.4,w21003-Flag=H;w01009-Rtd=40,w01009-Flag=H&&")
+    [reading] = Hj212Codec().decode(raw, topic="", registry=REGISTRY)
+    assert reading.values["pH"].value == 7.2
+    assert reading.values["pH"].flag == DataFlag("P")
+    assert not reading.values["pH"].flag.is_standard
+    assert reading.values["DO"].value == 40  # beyond DO's physical range, but no claim about the water
+    assert reading.normal_values() == {}
+    assert Reading.model_validate_json(reading.model_dump_json()) == reading
+    assert b'"flag":"H"' in reading.model_dump_json().encode()
+
+
 def test_metal_units_per_station_are_normalised_to_mg_per_l() -> None:
     pengshan = REGISTRY.by_id["min-pengshan"]
     assert pengshan.units["Cd"] == "ug/L"
@@ -102,7 +115,8 @@ def test_metal_units_per_station_are_normalised_to_mg_per_l() -> None:
         (f"QN=1;ST=21;CN=9014;MN={STATION.mn};CP=&&&&", "hj212_command"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=15&&", "out_of_range"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=abc&&", "schema"),
-        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Flag=Q&&", "schema"),
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Flag=NN&&", "schema"),
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Flag=n&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=2024010510;w01001-Rtd=7&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20241305103000;w01001-Rtd=7&&", "schema"),  # month 13
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=NaN&&", "schema"),
