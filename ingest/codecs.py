@@ -211,20 +211,35 @@ class JsonCodec:
 
 
 def _canonical_values(station: Station, values: dict[str, object]) -> dict[str, object]:
-    """Bare numbers become measurements; values in a station unit are converted. Everything else
-    is passed on as sent, for the model to accept or reject by name."""
+    """Bare numbers become measurements; numbers are read as floats (numbers sent as text by the
+    same grammar as HJ 212 values) and converted from the station's unit. Everything else is
+    passed on as sent, for the model to accept or reject by name."""
     factors = station.unit_factors
     out: dict[str, object] = {}
     for name, sent in values.items():
+        measurement = sent if isinstance(sent, dict) else {"value": sent}
+        number = measurement.get("value")
+        if isinstance(number, str | int) and not isinstance(number, bool):
+            measurement = {**measurement, "value": _json_number(name, number)}
         factor = factors.get(name)
-        if isinstance(sent, dict):
-            number = sent.get("value")
-            convert = factor is not None and isinstance(number, int | float) and not isinstance(number, bool)
-            out[name] = {**sent, "value": number * factor} if convert else sent  # type: ignore[operator]
-        else:
-            convert = factor is not None and isinstance(sent, int | float) and not isinstance(sent, bool)
-            out[name] = {"value": sent * factor if convert else sent}  # type: ignore[operator]
+        if factor is not None and isinstance(value := measurement.get("value"), float):
+            measurement = {**measurement, "value": value * factor}
+        out[name] = measurement
     return out
+
+
+def _json_number(name: str, sent: str | int) -> float:
+    if isinstance(sent, int):
+        try:
+            return float(sent)
+        except OverflowError:
+            raise PayloadError(
+                "out_of_range", f"values.{name}: an integer of {len(str(sent))} digits is beyond the range of a number"
+            ) from None
+    number = finite_number(sent)
+    if number is None:
+        raise PayloadError("schema", f"values.{name}={sent[:40]!r} is not a number")
+    return number
 
 
 def encode_json(reading: Reading, station: Station) -> bytes:
@@ -336,13 +351,28 @@ def _factor_values(
 
 
 def _number(code: str, suffix: str, text: str) -> float:
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise PayloadError("schema", f"CP {code}-{suffix}={text!r} is not a number")
+    number = finite_number(text)
+    if number is None:
+        raise PayloadError("schema", f"CP {code}-{suffix}={text[:40]!r} is not a number")
     return number
+
+
+#: A decimal number as frames write it: float() also takes '_' between digits ('0_5' is 5.0),
+#: surrounding spaces, 'inf' and 'nan', which are no station's numbers. The fast path (native/)
+#: reads the same grammar.
+_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def finite_number(text: str) -> float | None:
+    """``text`` as a finite float when it is a plain decimal number, else None.
+
+    >>> finite_number("-.5"), finite_number("1e3"), finite_number("0_5"), finite_number(" 7"), finite_number("1e999")
+    (-0.5, 1000.0, None, None, None)
+    """
+    if not _NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 def encode_hj212(reading: Reading, station: Station, *, cn: str = "2011", pw: str = "123456") -> bytes:

@@ -120,6 +120,8 @@ def test_metal_units_per_station_are_normalised_to_mg_per_l() -> None:
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=2024010510;w01001-Rtd=7&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20241305103000;w01001-Rtd=7&&", "schema"),  # month 13
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=NaN&&", "schema"),
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=0_5&&", "schema"),  # not 5
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd= 7&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w21003-Rtd=1e999&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Max=x&&", "schema"),
