@@ -29,6 +29,9 @@ from typing import Final
 from riverguard.errors import PayloadError
 
 MAX_DATA_LENGTH: Final = 9999  # four decimal digits
+#: PNUM and PNO are numbers of 4 digits (HJ 212-2017 §6.3.2, Table 3: "PNUM=" and "PNO=" fields of
+#: 9 and 8 characters). Longer ones are refused before int(), which gives up beyond 4300 digits.
+PACKET_DIGITS: Final = 4
 _TERMINATORS: Final = (b"\r\n", b"\n", b"")
 _HEX: Final = re.compile(rb"^[0-9A-Fa-f]{4}$")
 _DIGITS: Final = re.compile(rb"^[0-9]{4}$")
@@ -178,8 +181,9 @@ def _int_field(fields: dict[str, str], key: str) -> int | None:
     value = fields.get(key)
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise PayloadError("hj212_frame", f"{key}={value!r} is not a positive integer")
+    if not (value.isascii() and value.isdigit() and len(value) <= PACKET_DIGITS) or int(value) < 1:
+        shown = value if len(value) <= 20 else f"{value[:20]}… ({len(value)} characters)"
+        raise PayloadError("hj212_frame", f"{key}={shown!r} is not a positive number of at most {PACKET_DIGITS} digits")
     return int(value)
 
 

@@ -31,8 +31,11 @@ fn hex4(text: &[u8]) -> Option<u16> {
     u16::from_str_radix(std::str::from_utf8(text).ok()?, 16).ok()
 }
 
-/// `PNUM` / `PNO`: a positive integer.
+/// `PNUM` / `PNO`: a positive integer of at most 4 digits (`ingest.hj212.PACKET_DIGITS`).
 fn positive(text: &str) -> Option<u32> {
+    if text.len() > 4 {
+        return None;
+    }
     civil::number(text.as_bytes()).filter(|&n| n >= 1)
 }
 

@@ -216,7 +216,8 @@ def json_payloads(draw: st.DrawFn) -> tuple[bytes, str, datetime]:
 
 _odd_head = st.sampled_from(["CN=2051", "CN=9014", "CN=", "MN=x", "MN=", "PNUM=1", "PNUM=3", "PNO=1", "PNO=0",
                              "PNUM=x", "", "bad", "QN=", "CP=1", "Flag=5", "PNUM=01", "PNO=4294967296",
-                             "PNUM=4294967297"])  # 2**32 + 1: a split packet, not PNUM=1 wrapped around
+                             "PNUM=4294967297",  # 2**32 + 1: a split packet, not PNUM=1 wrapped around
+                             "PNUM=00001", "PNO=00001", "PNUM=" + "1" * 5000])  # at most 4 digits
 _odd_cp = st.sampled_from([
     "DataTime=20240105103000123", "DataTime=20240230103000", "DataTime=", "DataTime=2024-01-05T10:30:00",
     "w01001-Rtd=1e1", "w01001-Rtd=-.5", "w01001-Rtd=7.", "w01001-Rtd= 7", "w01001-Rtd=inf", "w01001-Rtd=1_0",

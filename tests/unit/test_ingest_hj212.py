@@ -64,6 +64,8 @@ def test_lenient_lower_case_crc_missing_terminator_qn_and_flag() -> None:
         (frame("QN=1;ST=21;MN=ABC;CP=&&x=1&&"), "hj212_frame"),  # no CN
         (frame("QN=1;ST=21;CN=2011;MN=ABC;CP=&&x=1"), "hj212_frame"),  # CP not closed
         (frame("QN=1;ST=21;CN=2011;MN=ABC;PNUM=x;PNO=1;CP=&&x=1&&"), "hj212_frame"),
+        (frame("QN=1;ST=21;CN=2011;MN=ABC;PNUM=" + "1" * 5000 + ";PNO=1;CP=&&x=1&&"), "hj212_frame"),  # int() limit
+        (frame("QN=1;ST=21;CN=2011;MN=ABC;PNUM=2;PNO=00001;CP=&&x=1&&"), "hj212_frame"),
         (b"", "hj212_frame"),
     ],
 )
