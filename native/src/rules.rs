@@ -1,7 +1,7 @@
 //! What the fast path knows: the station registry and the parameter catalogue as the Python side
 //! hands them over, and the checks the `Reading` model makes of a reading's values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::civil::Time;
 
@@ -90,11 +90,13 @@ impl Rules {
         if reading.values.is_empty() || reading.time.epoch_us > received_us.saturating_add(self.future_tolerance_us) {
             return None;
         }
-        for (index, item) in reading.values.iter().enumerate() {
+        // A set, not a scan of the earlier names: payloads of tens of thousands of values reach here.
+        let mut names = HashSet::with_capacity(reading.values.len());
+        for item in &reading.values {
             if !item.value.is_finite() || !valid_name(item.name) || !self.flags.contains(&item.flag) {
                 return None;
             }
-            if reading.values[..index].iter().any(|earlier| earlier.name == item.name) {
+            if !names.insert(item.name) {
                 return None;
             }
             if let Some(&(low, high)) = self.ranges.get(item.name) {

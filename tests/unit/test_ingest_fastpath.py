@@ -287,6 +287,32 @@ def test_corrupted_station_payloads_have_the_same_outcome_on_both_paths(kind: st
     assert_same(payload, f"stations/{METALS.river}/{METALS.station_id}/telemetry")
 
 
+@pytest.mark.parametrize("last", ["", ";w20143-Rtd=0.9", ";pH-Rtd=7.1", ";x0007-Rtd=1"])
+def test_hundreds_of_factors_with_a_repeated_name_anywhere(last: str) -> None:
+    # The duplicate-name check of both paths on a frame near the length limit (a set in Rust, no
+    # longer a scan of the earlier names per value): w20143 and w20115 are both Cd, "pH" is w01001;
+    # a code sent again is one factor whose later field wins, on both paths.
+    codes = ";".join(f"x{index:04d}-Rtd={index}" for index in range(600))
+    payload = frame(f"QN=1;CN=2011;MN={METALS.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7;w20115-Rtd=0.8;"
+                    f"{codes}{last}&&")
+    topic = f"stations/{METALS.river}/{METALS.station_id}/telemetry"
+    [(records, _, reasons)] = assert_same(payload, topic)
+    accepted = last in ("", ";x0007-Rtd=1")
+    assert takes_fast_path(payload, topic) is accepted
+    assert reasons == (() if accepted else ("schema",))
+    assert len(records) == 1
+
+
+def test_a_json_reading_of_twenty_thousand_values() -> None:
+    values = {f"x{index:05d}": index / 7 for index in range(20_000)} | {"pH": 7.5}
+    payload = json.dumps({"station_id": STATION.station_id, "time": "2024-01-05T10:30:00+08:00",
+                          "values": values}).encode()
+    assert takes_fast_path(payload)
+    [(records, _, reasons)] = assert_same(payload)
+    assert reasons == ()
+    assert records[0][2].count(b'"flag":"N"') == 20_001
+
+
 def test_split_packets_and_their_reassembly_stay_on_the_python_path() -> None:
     reading = Reading(station_id=STATION.station_id, river="tuo", time=NOW, source_format=SourceFormat.HJ212,
                       values={"pH": Measurement(value=7.5), "DO": Measurement(value=8.0)})
