@@ -19,7 +19,7 @@ from riverguard.settings import load_settings
 
 #: Modules that add commands. Each has ``register(app: typer.Typer, run: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "ingest.cli", "riverguard.sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli", "pipeline.cli",
+    "ingest.cli", "riverguard.sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli", "pipeline.cli", "console.cli",
 )
 
 app = typer.Typer(
