@@ -20,7 +20,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -108,6 +108,7 @@ class Console:
         )
         self._templates.filters.update(clock=clock, stamp=stamp, iso=lambda d: d.isoformat())
         self._templates.globals["catalogue"] = CATALOGUE
+        self._templates.globals["sections"] = {s.station_id: s.section for s in board.registry.stations}
         self._warming: set[asyncio.Task[None]] = set()
         self.feed.on_change.append(self._warm)
 
@@ -135,6 +136,7 @@ class Console:
 
     async def _running(self, _: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(self.feed.run())
+        self._warm_up(asyncio.to_thread(self.playbooks.prepare))
         yield
         self.feed.closed.set()
         await task
@@ -145,7 +147,10 @@ class Console:
         self.feed.closed.set()  # ends the event streams, so stopping does not wait for them
 
     def _warm(self, incident: Incident) -> None:
-        task = asyncio.get_running_loop().create_task(self.playbooks.warm(incident))
+        self._warm_up(self.playbooks.warm(incident))
+
+    def _warm_up(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._warming.add(task)
         task.add_done_callback(self._warming.discard)
 
@@ -281,7 +286,7 @@ class Console:
 
     async def _map(self, request: web.Request) -> web.Response:
         incident = self.desk.incident(request.match_info["id"])
-        svg = await asyncio.to_thread(self.playbooks.map_svg, incident)
+        svg = await self.playbooks.map_svg(incident)
         if svg is None:
             raise web.HTTPNotFound
         return web.Response(text=svg, content_type="image/svg+xml",

@@ -29,6 +29,7 @@ class PlaybookPanel:
         self._networks = dict(networks)
         self._playbooks: OrderedDict[str, Playbook | None] = OrderedDict()
         self._maps: OrderedDict[str, str | None] = OrderedDict()
+        self._drawing: dict[str, asyncio.Task[str | None]] = {}
 
     def playbook(self, incident: Incident) -> Playbook | None:
         detection = incident.latest_detection
@@ -40,24 +41,44 @@ class PlaybookPanel:
             _keep(self._playbooks, key, found if isinstance(found, Playbook) else None)
         return self._playbooks[key]
 
-    def map_svg(self, incident: Incident) -> str | None:
+    async def map_svg(self, incident: Incident) -> str | None:
+        """The map, drawn in a thread once per playbook: a page asking while the feed's warm-up
+        draws it waits for that drawing instead of starting a second one."""
         playbook = self.playbook(incident)
         network = self._networks.get(playbook.river) if playbook else None
         if playbook is None or network is None:
             return None
         key = f"{playbook.station_id}/{playbook.pollutant}/{playbook.at.isoformat()}"
-        if key not in self._maps:
-            from playbooks.geomap import render_map  # matplotlib: loaded only when a map is drawn
+        if key in self._maps:
+            return self._maps[key]
+        drawing = self._drawing.get(key)
+        if drawing is None:
+            drawing = asyncio.create_task(asyncio.to_thread(_draw, playbook, network))
+            self._drawing[key] = drawing
+        try:
+            svg = await asyncio.shield(drawing)
+        finally:
+            self._drawing.pop(key, None)
+        _keep(self._maps, key, svg)
+        return svg
 
-            _keep(self._maps, key, render_map(playbook, network).svg)
-        return self._maps[key]
+    @staticmethod
+    def prepare() -> None:
+        """Load the map renderer (matplotlib, ~1 s) before the first map is asked for."""
+        import playbooks.geomap  # noqa: F401 - imported for its side effect: loaded once
 
     async def warm(self, incident: Incident) -> None:
         """Draw the incident's map in a thread, ahead of anyone opening its page."""
         try:
-            await asyncio.to_thread(self.map_svg, incident)
+            await self.map_svg(incident)
         except Exception:  # a map that cannot be drawn must not stop the feed; the page says so
             log.exception("cannot draw the map of incident %s", incident.incident_id)
+
+
+def _draw(playbook: Playbook, network: RiverNetwork) -> str:
+    from playbooks.geomap import render_map  # matplotlib: loaded only when a map is drawn
+
+    return render_map(playbook, network).svg
 
 
 def _keep(cache: OrderedDict[str, V], key: str, value: V) -> None:

@@ -210,11 +210,17 @@ class Browser:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await self.run(self.driver.save_screenshot, str(SCREENSHOTS / f"{name}.png"))
 
-    async def navigation_ms(self) -> float:
-        """Load time of the current page from the browser's Navigation Timing (start → load event end)."""
+    async def navigation_ms(self) -> dict[str, float]:
+        """The current page's Navigation Timing: ``load`` (start → load event end, images included),
+        ``html`` (start → response end) and the slowest resource (``slowest`` and its name)."""
         script = ("const n = performance.getEntriesByType('navigation')[0];"
-                  "return n.loadEventEnd > 0 ? n.loadEventEnd - n.startTime : -1;")
-        return float(await self.run(self.driver.execute_script, script))
+                  "const r = performance.getEntriesByType('resource').sort((a, b) => b.duration - a.duration)[0];"
+                  "return [n.loadEventEnd - n.startTime, n.responseEnd - n.startTime, r ? r.duration : 0,"
+                  " r ? r.name : ''];")
+        load, html, slowest, name = await self.run(self.driver.execute_script, script)
+        print(f"\n{self.name}: {self.driver.current_url}: load {load:.0f} ms, html {html:.0f} ms, "
+              f"slowest resource {slowest:.0f} ms {name}")
+        return {"load": float(load), "html": float(html), "slowest": float(slowest)}
 
 
 def chromium(profile: Path) -> WebDriver:
