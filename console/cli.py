@@ -7,6 +7,8 @@ A password is read from the terminal (twice) or, for scripts, from standard inpu
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +21,16 @@ users_app = typer.Typer(help="Users of the duty-officer console (值班员 duty,
 
 FileOption = Annotated[Path, typer.Option("--file", help="The console users file (console.users_file).")]
 DEFAULT_FILE = Path("console-users.yaml")
+
+
+@contextmanager
+def _exit_on_error() -> Iterator[None]:
+    """A bad users file or request: ``error: ...`` and exit status 2."""
+    try:
+        yield
+    except UserFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @users_app.command("add")
@@ -36,13 +48,10 @@ def add(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
-    try:
+    with _exit_on_error():
         book = load_users(file)
         replaced = book.get(name) is not None
         save_users(book.with_user(name, password, role, display), file)
-    except UserFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     typer.echo(f"{'updated' if replaced else 'added'} {name} ({role.value}) in {file}")
 
 
@@ -51,11 +60,8 @@ def list_users(file: FileOption = DEFAULT_FILE) -> None:
     """Names, display names and roles (never the hashes)."""
     from console.users import load_users
 
-    try:
+    with _exit_on_error():
         book = load_users(file)
-    except UserFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     for user in book.users:
         typer.echo(f"{user.name}\t{user.role.value}\t{user.display}")
 
@@ -65,11 +71,8 @@ def remove(name: str, file: FileOption = DEFAULT_FILE) -> None:
     """Remove a user (their sessions end at their next request)."""
     from console.users import load_users, save_users
 
-    try:
+    with _exit_on_error():
         save_users(load_users(file).without(name), file)
-    except UserFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     typer.echo(f"removed {name} from {file}")
 
 
