@@ -76,5 +76,5 @@ def remove(name: str, file: FileOption = DEFAULT_FILE) -> None:
     typer.echo(f"removed {name} from {file}")
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:  # noqa: ARG001 - the shared signature
+def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="console-user")

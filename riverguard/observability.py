@@ -2,7 +2,7 @@
 
 Metric names are shared by all stages (label ``stage``) so one dashboard covers the pipeline.
 
-How a service uses this module (the sink, ``riverguard.sink.service``, is a complete example)::
+How a service uses this module (the sink, ``sink.service``, is a complete example)::
 
     setup_logging(settings.observability, service="detect")   # text or one JSON object per line
     checks = {"kafka": bus_check(bus, [settings.topics.readings])}

@@ -33,6 +33,7 @@ from console.app import Console
 from console.settings import ConsoleSettings
 from console.stationboard import StationBoard
 from console.users import Role, UserBook, save_users
+from pipeline.stages import alert_stage
 from playbooks import load_networks
 from riverguard.bus.base import Bus
 from riverguard.bus.memory import MemoryBus
@@ -134,12 +135,14 @@ async def stack(tmp_path: Path, settings: Settings, unique: str) -> AsyncIterato
     console_settings = ConsoleSettings(users_file=users, audit_file=tmp_path / "audit.jsonl", login_failures=3)
     bus = MemoryBus(default_partitions=2)
     clock = ManualClock(T0)
-    playbooks = RiverPlaybooks.from_settings(cfg)
-    service = AlertService.from_settings(cfg, bus, playbooks=playbooks, clock=clock, tick_s=0.05, serve_api=False)
+    registry = load_registry(cfg.stations_file)
+    runtime, service = alert_stage(cfg, registry, bus, group_id=f"console-{unique}",
+                                   playbooks=RiverPlaybooks.from_settings(cfg), clock=clock, tick_s=0.05,
+                                   serve_api=False)
     stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
+    task = asyncio.create_task(runtime.run(stop))
     await eventually(service.ready.is_set, "the alert service did not start")
-    board = StationBoard(load_registry(cfg.stations_file), cfg.influx,
+    board = StationBoard(registry, cfg.influx,
                          silent_after=timedelta(minutes=console_settings.silent_station_min))
     console = Console(service, console_settings, networks=load_networks(), board=board, feed_period_s=0.1)
     api = IncidentApi(service, cfg.alerts, console=console.application())

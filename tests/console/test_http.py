@@ -15,7 +15,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from typer.testing import CliRunner
 
 from console.users import load_users
-from riverguard.cli import app
+from pipeline.cli import app
 from tests.console.conftest import ConsoleStack, eventually, spill
 
 pytestmark = pytest.mark.integration

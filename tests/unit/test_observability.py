@@ -96,7 +96,7 @@ async def test_bus_check_and_lag_on_the_memory_bus(memory_bus: MemoryBus) -> Non
 
 
 def test_json_logs_carry_the_service_and_extra_fields() -> None:
-    record = logging.LogRecord("riverguard.sink", logging.WARNING, __file__, 1, "held %d points", (5,), None)
+    record = logging.LogRecord("sink", logging.WARNING, __file__, 1, "held %d points", (5,), None)
     record.fields = {"station": "tuo-sanhuangmiao"}
     line = json.loads(JsonFormatter("sink").format(record))
     assert line["message"] == "held 5 points"
