@@ -144,7 +144,7 @@ class SuspectedSource(_Model):
 
 
 class ReleaseEstimate(_Model):
-    """Where and when the release most likely was (90 % intervals), and how much was released."""
+    """Where and when the release most likely was (92 % intervals), and how much was released."""
 
     km_low: float
     km_high: float

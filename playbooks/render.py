@@ -265,10 +265,10 @@ def _source_rows(playbook: Playbook, lang: Lang) -> list[str]:
         if lang == "zh":
             rows.append(f"溯源估计：排放位置 km {release.km_low:g}–{release.km_high:g}"
                         f"（最可能 km {release.km_best:g}），开始于 {span}，"
-                        f"排放量约 {release.mass_kg:g} kg（90% 区间）")
+                        f"排放量约 {release.mass_kg:g} kg（92% 区间）")
         else:
             rows.append(f"Traced release: km {release.km_low:g}–{release.km_high:g} (most likely km "
-                        f"{release.km_best:g}), starting {span}, about {release.mass_kg:g} kg (90 % intervals)")
+                        f"{release.km_best:g}), starting {span}, about {release.mass_kg:g} kg (92 % intervals)")
     for s in playbook.suspected_sources:
         chance = "" if s.probability is None else f"{s.probability:.0%} "
         if lang == "zh":

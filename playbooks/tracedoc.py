@@ -77,5 +77,5 @@ def trace_markdown(result: Trace, network: RiverNetwork, pollutant: str) -> str:
     if result.unregistered:
         low, high = result.unregistered
         lines += ["", f"名录中的排口与风险源解释不足：可能为 km {low:g}–{high:g} 河段的未登记排放，请沿岸排查。"]
-    lines += ["", "方法：以一维对流—弥散模型为正演的贝叶斯反演（区间为 90%），流速不确定性 ±30%。"]
+    lines += ["", "方法：以一维对流—弥散模型为正演的贝叶斯反演（区间为 92%），流速不确定性 ±30%。"]
     return "\n".join(lines) + "\n"
