@@ -416,13 +416,14 @@ def _summarise(
     start_low, start_high = _quantiles(starts[:, :, :cells].ravel(), along.ravel(), INTERVAL)
     (mass_g,) = _quantiles(masses[:, :, :cells].ravel(), along.ravel(), (0.5,))
     points_km = np.concatenate((cell_km, [s.river_km for s in sources]))
-    # the most probable place: the likeliest registered source, unless an unregistered discharge is
-    # likelier than it — then the likeliest cell
-    best = cells + int(np.argmax(posterior[cells:])) if len(sources) else 0
-    if not sources or posterior[:cells].sum() > posterior[best]:
-        best = int(np.argmax(posterior[:cells]))
+    # the best single place: the likeliest registered source, unless an unregistered discharge is
+    # likelier than it — then the median of where it would be (the place with the least expected
+    # distance to the truth; a flat posterior has no meaningful mode)
+    best_km = float(points_km[cells + int(np.argmax(posterior[cells:]))]) if sources else 0.0
+    if not sources or posterior[:cells].sum() > posterior[cells:].max():
+        (best_km,) = _quantiles(cell_km, posterior[:cells], (0.5,))
     release = Release(
-        km_low=round(float(km_low), 1), km_high=round(float(km_high), 1), km_best=round(float(points_km[best]), 1),
+        km_low=round(float(km_low), 1), km_high=round(float(km_high), 1), km_best=round(best_km, 1),
         start_low=_minute(reference + timedelta(seconds=float(start_low))),
         start_high=_minute(reference + timedelta(seconds=float(start_high))), mass_kg=float(f"{mass_g / 1000.0:.3g}"),
     )
