@@ -107,9 +107,11 @@ class SeverityRule(BaseModel):
 
 
 def _intake_reason(hours: float, intake: IntakeOutlook | None, step: IntakeRaise) -> Reason:
+    """Says when (``at``) it was assessed, so the hours read right whenever the reason is read."""
     if intake is None:
         return both("reason.intake.unnamed", hours=hours, within=step.within_h, up=step.levels_up)
-    named = {"intake": intake_text(intake.name), "up": step.levels_up}
+    times = {"intake": intake_text(intake.name), "earliest": clock(intake.earliest_at),
+             "expected": clock(intake.arrival_at), "at": clock(intake.at), "up": step.levels_up}
     if intake.arrived:
-        return both("reason.intake.arrived", **named, clock=clock(intake.at))
-    return both("reason.intake.ahead", **named, clock=clock(intake.arrival_at), hours=hours, within=step.within_h)
+        return both("reason.intake.arrived", **times)
+    return both("reason.intake.ahead", **times, hours=hours, within=step.within_h)

@@ -8,8 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from alerts.catalogue import CATALOGUE, LANGUAGES, alert_label, level_name, reason_tag, say, status_name
-from riverguard.incidents import IncidentStatus, NotificationReason, WarningLevel
+from alerts.catalogue import (
+    CATALOGUE,
+    LANGUAGES,
+    alert_label,
+    kind_name,
+    level_name,
+    reason_tag,
+    route_name,
+    say,
+    status_name,
+)
+from riverguard.incidents import IncidentStatus, NotificationReason, Route, WarningLevel
+from riverguard.models import DetectionKind
 
 ALERTS = Path(__file__).resolve().parents[2] / "alerts"
 # ids built from an enum's value (f"level.{level.value}"); each family must cover its enum exactly
@@ -18,6 +29,8 @@ FAMILIES = {
     "alert": (WarningLevel, alert_label),
     "tag": (NotificationReason, reason_tag),
     "status": (IncidentStatus, status_name),
+    "route": (Route, route_name),
+    "kind": (DetectionKind, kind_name),
 }
 
 
