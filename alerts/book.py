@@ -520,7 +520,9 @@ class IncidentBook:
         after = self.routing.lifecycle.resolve_after
         normal_since = incident.normal_since
         cleared = normal_since is not None and not incident.active_events and now - normal_since >= after
-        silent = now - incident.last_active_at >= 2 * after
+        # A broken probe can stay broken for days without a new detection: an instrument's incident
+        # ends when all its faults cleared (or by hand), so it stays in view (and in the digest).
+        silent = incident.route is Route.POLLUTION and now - incident.last_active_at >= 2 * after
         if not (cleared or silent):
             return None
         why = "back to normal" if cleared else "no detections"

@@ -101,7 +101,7 @@ CATALOGUE: Final[Mapping[str, Text]] = MappingProxyType({
     "summary.held_back": _t("限流期间{count}条通知未发送：", "{count} notifications held back by the rate limit: "),
     "summary.item": _t("{incident} {level} {river}{station} {subject}（{held}条）",
                        "{incident} {level} {river} {station} {subject} ({held})"),
-    "digest.title": _t("{day} {count}个站点", "{day}, {count} stations"),
+    "digest.title": _t("{count}个站点有仪器事件", "{count} stations with instrument trouble"),
     "digest.item": _t("{station}站 {kinds}：{subject}（{status}，{opened}起）",
                       "station {station}: {kinds} ({subject}; {status}, since {opened})"),
     # the next drinking-water intake: one notion of arrival — the earliest and the expected time

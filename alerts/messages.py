@@ -144,8 +144,7 @@ def _late(incident: Incident, ctx: MessageContext) -> str:
 
 def _together_title(entry: OutboxEntry, lang: Language) -> str:
     if entry.reason is NotificationReason.DIGEST:
-        day = clock(entry.created_at)[:5]
-        return say(lang, "digest.title", day=day, count=len({c.station for c in entry.covers}))
+        return say(lang, "digest.title", count=len({c.station for c in entry.covers}))
     return say(lang, "summary.count", count=sum(c.held for c in entry.covers), incidents=len(entry.covers))
 
 
