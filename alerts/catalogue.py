@@ -8,7 +8,8 @@ A test checks that every id has both languages with the same fields, and that ev
 
 >>> say("zh", "sms.exceedance", river="沱江", station="大磨子", pollutant="氨氮", multiple=12.34)
 '沱江 大磨子站 氨氮超标12.3倍'
->>> say("en", "reason.multiple", multiple=4.2, threshold=3, level=level_name(WarningLevel.ORANGE))
+>>> from riverguard.incidents import WarningLevel
+>>> say("en", "reason.multiple", multiple=4.2, threshold=3, level=named("level", WarningLevel.ORANGE))
 '4.2× over the limit ≥ 3× → orange'
 >>> both("reason.maintenance")
 Reason(zh='设备故障/运维 → 运维通道', en='instrument fault/maintenance → maintenance route')
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
-from riverguard.incidents import IncidentStatus, NotificationReason, Reason, Route, WarningLevel
-from riverguard.models import DetectionKind
+from riverguard.incidents import Reason
 
 Language = Literal["zh", "en"]
 LANGUAGES: Final[tuple[Language, ...]] = get_args(Language)
@@ -172,25 +173,8 @@ def pick(language: Language, zh: str, en: str) -> str:
     return Text(zh, en or zh)(language)
 
 
-def level_name(level: WarningLevel) -> Text:
-    return CATALOGUE[f"level.{level.value}"]
-
-
-def alert_label(level: WarningLevel) -> Text:
-    return CATALOGUE[f"alert.{level.value}"]
-
-
-def reason_tag(reason: NotificationReason) -> Text:
-    return CATALOGUE[f"tag.{reason.value}"]
-
-
-def status_name(status: IncidentStatus) -> Text:
-    return CATALOGUE[f"status.{status.value}"]
-
-
-def route_name(route: Route) -> Text:
-    return CATALOGUE[f"route.{route.value}"]
-
-
-def kind_name(kind: DetectionKind) -> Text:
-    return CATALOGUE[f"kind.{kind.value}"]
+def named(family: str, member: StrEnum) -> Text:
+    """The entry ``family.value`` of an enum member: ``named("level", WarningLevel.RED)`` is 红色 / red.
+    Families: ``level``, ``alert`` (a message's level label), ``tag`` (why a message is sent),
+    ``status``, ``route``, ``kind`` (a detection kind)."""
+    return CATALOGUE[f"{family}.{member.value}"]

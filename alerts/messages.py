@@ -23,14 +23,9 @@ from typing import Final
 from alerts.catalogue import (
     Language,
     Text,
-    alert_label,
-    kind_name,
-    level_name,
+    named,
     pick,
-    reason_tag,
-    route_name,
     say,
-    status_name,
 )
 from alerts.intakes import CHINA, IntakeOutlook, clock, incident_outlook, intake_text
 from alerts.playbook_source import PlaybookView
@@ -111,12 +106,12 @@ def _prefix(incident: Incident, entry: OutboxEntry, lang: Language) -> str:
     if entry.reason is NotificationReason.DIGEST:
         level: str | Text = clock(entry.created_at)[:5]
     elif incident.route is Route.MAINTENANCE:
-        level = route_name(Route.MAINTENANCE)
+        level = named("route", Route.MAINTENANCE)
     elif entry.reason is NotificationReason.SUMMARY:  # the carrier is the most severe incident held back
-        level = say(lang, "summary.level", route=route_name(Route.POLLUTION), level=level_name(incident.level))
+        level = say(lang, "summary.level", route=named("route", Route.POLLUTION), level=named("level", incident.level))
     else:
-        level = alert_label(incident.level)
-    return say(lang, "message.prefix", reason=reason_tag(entry.reason).format(lang, stage=entry.stage), level=level)
+        level = named("alert", incident.level)
+    return say(lang, "message.prefix", reason=named("tag", entry.reason).format(lang, stage=entry.stage), level=level)
 
 
 def _joined(lang: Language, items: list[str]) -> str:
@@ -126,7 +121,7 @@ def _joined(lang: Language, items: list[str]) -> str:
 def _maintenance(incident: Incident, ctx: MessageContext) -> str:
     """``宏缘站 仪器故障、仪器维护：氨氮、总磷`` — what is wrong with one station's instruments."""
     lang = ctx.language
-    kinds = _joined(lang, [kind_name(k)(lang) for k in incident.kinds or (incident.kind,)])
+    kinds = _joined(lang, [named("kind", k)(lang) for k in incident.kinds or (incident.kind,)])
     parameters = _joined(lang, [pollutant_name(p, lang) for p in incident.parameters])
     station = ctx.station(incident.first_station)
     if not parameters:
@@ -170,12 +165,12 @@ def covered_lines(entry: OutboxEntry, ctx: MessageContext) -> list[str]:
     for c in entry.covers:
         subject = _joined(lang, [pollutant_name(p, lang) for p in c.subject])
         if entry.reason is NotificationReason.DIGEST:
-            kinds = _joined(lang, [kind_name(k)(lang) for k in c.kinds])
+            kinds = _joined(lang, [named("kind", k)(lang) for k in c.kinds])
             lines.append(say(lang, "digest.item", station=ctx.station(c.station), kinds=kinds, subject=subject,
-                             status=status_name(c.status), opened=clock(c.opened_at)))
+                             status=named("status", c.status), opened=clock(c.opened_at)))
         else:
-            kinds = _joined(lang, [kind_name(k)(lang) for k in c.kinds])
-            level = level_name(c.level)(lang) if c.route is Route.POLLUTION else kinds
+            kinds = _joined(lang, [named("kind", k)(lang) for k in c.kinds])
+            level = named("level", c.level)(lang) if c.route is Route.POLLUTION else kinds
             lines.append(say(lang, "summary.item", incident=c.incident_id, level=level, river=ctx.river(c.river),
                              station=ctx.station(c.station), subject=subject, held=c.held))
     return lines
@@ -223,8 +218,9 @@ def sms(incident: Incident, entry: OutboxEntry, ctx: MessageContext, now: dateti
 def _facts(incident: Incident, ctx: MessageContext, now: datetime) -> list[tuple[str, str]]:
     lang = ctx.language
     stations = " → ".join(ctx.station(s) for s in incident.stations) or ctx.station(incident.first_station)
+    status = named("status", incident.status)(lang)
     facts = [
-        (say(lang, "fact.incident"), f"{incident.incident_id} ({status_name(incident.status)(lang)})"),
+        (say(lang, "fact.incident"), f"{incident.incident_id} ({status})"),
         (say(lang, "fact.river"), ctx.river(incident.river)),
         (say(lang, "fact.stations"), stations),
     ]
@@ -244,7 +240,7 @@ def _facts(incident: Incident, ctx: MessageContext, now: datetime) -> list[tuple
         within = say(lang, "arrival.in", hours=max(hours, 0.1)) if not ahead.arrived else ""
         facts.append((say(lang, "fact.intake"), arrival(ahead, lang, now) + within))
     why = say(lang, "list.separator").join(pick(lang, r.zh, r.en) for r in incident.level_reasons)
-    facts.append((say(lang, "fact.why", level=level_name(incident.level)), why))
+    facts.append((say(lang, "fact.why", level=named("level", incident.level)), why))
     facts.append((say(lang, "fact.opened"), clock(incident.opened_at)))
     if incident.reading_at is not None:
         facts.append((say(lang, "fact.reading"), _reading(incident.reading_at, incident.lag, ctx)))
@@ -322,7 +318,7 @@ def template_fields(incident: Incident, entry: OutboxEntry, ctx: MessageContext,
         return {"level": level, "river": ctx.river(incident.river), "station": "-", "event": event, "outlook": "-",
                 "incident": ids}
     if incident.route is Route.MAINTENANCE:
-        kinds = _joined(lang, [kind_name(k)(lang) for k in incident.kinds or (incident.kind,)])
+        kinds = _joined(lang, [named("kind", k)(lang) for k in incident.kinds or (incident.kind,)])
         event = kinds + (":" + _joined(lang, [pollutant_name(p, lang) for p in incident.parameters])
                          if incident.parameters else "")
     elif incident.peak_multiple is not None:

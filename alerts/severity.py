@@ -21,7 +21,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerts.catalogue import Text, both, level_name
+from alerts.catalogue import Text, both, named
 from alerts.intakes import IntakeOutlook, clock, intake_text
 from riverguard.incidents import Reason, WarningLevel
 from riverguard.parameters import PollutantClass
@@ -90,7 +90,8 @@ class SeverityRule(BaseModel):
             if crossed:
                 level, threshold = max(crossed, key=lambda kv: kv[0].rank)
                 rank = level.rank
-                reasons.append(both("reason.multiple", multiple=multiple, threshold=threshold, level=level_name(level)))
+                level_text = named("level", level)
+                reasons.append(both("reason.multiple", multiple=multiple, threshold=threshold, level=level_text))
             else:
                 reasons.append(both("reason.multiple.low", multiple=multiple))
         bump = self.class_raise.get(pollutant_class, 0)

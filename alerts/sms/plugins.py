@@ -9,6 +9,7 @@ the report carry the provider's code and message, never the secret.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from apprise.decorators import notify as apprise_notify
@@ -32,35 +33,24 @@ def check(url: str) -> None:
         raise GatewayUrlError("tencentsms:// URL needs ?app= (the SmsSdkAppId)")
 
 
-def _prepared(meta: dict[str, Any], body: str, default_maxlen: int) -> tuple[GatewayUrl, dict[str, str]] | Reply:
+def _send(provider: str, meta: dict[str, Any], body: str, send: Callable[[GatewayUrl, dict[str, str]], Reply]) -> bool:
+    redacted = f"{meta.get('schema')}://***@{meta.get('host')}/***"
     try:
-        url = GatewayUrl.from_meta(meta, default_maxlen)
-        return url, template_values(body, url.maxlen)
+        url = GatewayUrl.from_meta(meta, SCHEMES[str(meta.get("schema"))])
+        reply = send(url, template_values(body, url.maxlen))
     except GatewayUrlError as exc:
-        return Reply(ok=False, retry=False, error=str(exc))
-
-
-def _redacted(meta: dict[str, Any]) -> str:
-    return f"{meta.get('schema')}://***@{meta.get('host')}/***"
+        reply = Reply(ok=False, retry=False, error=str(exc))
+    if reply.ok and reply.error:  # delivered to some numbers, refused for good to others
+        log.warning("%s: some numbers refused for good: %s", redacted, reply.error)
+    return finish(reply, provider, redacted)
 
 
 @apprise_notify(on="aliyunsms", name="Aliyun SMS (riverguard)")  # type: ignore[no-untyped-call,untyped-decorator]
 def send_aliyun(body: str, *_: Any, meta: dict[str, Any], **__: Any) -> bool:
-    prepared = _prepared(meta, body, aliyun.DEFAULT_MAXLEN)
-    if isinstance(prepared, Reply):
-        return finish(prepared, "aliyun", _redacted(meta))
-    url, values = prepared
     # OutId comes back in Aliyun's delivery receipts: the incident id ties a receipt to the alert
-    return finish(aliyun.send(url, values, out_id=values.get("incident", "")[:64]), "aliyun", _redacted(meta))
+    return _send("aliyun", meta, body, lambda url, values: aliyun.send(url, values, values.get("incident", "")[:64]))
 
 
 @apprise_notify(on="tencentsms", name="Tencent Cloud SMS (riverguard)")  # type: ignore[no-untyped-call,untyped-decorator]
 def send_tencent(body: str, *_: Any, meta: dict[str, Any], **__: Any) -> bool:
-    prepared = _prepared(meta, body, tencent.DEFAULT_MAXLEN)
-    if isinstance(prepared, Reply):
-        return finish(prepared, "tencent", _redacted(meta))
-    url, values = prepared
-    reply = tencent.send(url, values)
-    if reply.ok and reply.error:  # delivered to some numbers, refused for good to others
-        log.warning("%s: some numbers refused for good: %s", _redacted(meta), reply.error)
-    return finish(reply, "tencent", _redacted(meta))
+    return _send("tencent", meta, body, tencent.send)
