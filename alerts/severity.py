@@ -3,7 +3,9 @@
 The level starts from how far over the limit the water is, is raised for toxic pollutant classes
 (heavy metals, unknown toxicants) and raised again when the plume reaches a drinking-water intake
 soon. Every factor that moved the level becomes a :class:`~riverguard.incidents.Reason` that the
-messages print. The thresholds are configuration (``severity:`` in the routing file).
+messages print. The thresholds are configuration (``severity:`` in the routing file). Class names
+come from the pollutant catalogue (:class:`~riverguard.parameters.PollutantClass` labels), the same
+the playbooks print.
 
 >>> rule = SeverityRule()
 >>> level, reasons = rule.assess(multiple=4.2, pollutant_class=PollutantClass.HEAVY_METAL, intake_hours=None)
@@ -17,25 +19,12 @@ messages print. The thresholds are configuration (``severity:`` in the routing f
 
 from __future__ import annotations
 
-from typing import Final
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.catalogue import Text, both, named
 from alerts.intakes import IntakeOutlook, clock, intake_text
 from riverguard.incidents import Reason, WarningLevel
 from riverguard.parameters import PollutantClass
-
-_CLASS_NAMES: Final = {
-    PollutantClass.HEAVY_METAL: ("重金属", "heavy metal"),
-    PollutantClass.UNKNOWN: ("未知/不明毒物", "unknown toxicant"),
-    PollutantClass.EMERGING: ("新污染物", "emerging pollutant"),
-    PollutantClass.OIL: ("石油类", "oil"),
-    PollutantClass.ORGANIC: ("有机/耗氧污染物", "organic / oxygen-demanding"),
-    PollutantClass.PHOSPHORUS: ("总磷", "phosphorus"),
-    PollutantClass.PH: ("pH", "pH"),
-    PollutantClass.NONE: ("非污染物", "not a pollutant"),
-}
 
 
 class IntakeRaise(BaseModel):
@@ -97,7 +86,8 @@ class SeverityRule(BaseModel):
         bump = self.class_raise.get(pollutant_class, 0)
         if bump:
             rank += bump
-            reasons.append(both("reason.class", pollutant_class=Text(*_CLASS_NAMES[pollutant_class]), up=bump))
+            label = Text(pollutant_class.label_zh, pollutant_class.label_en)
+            reasons.append(both("reason.class", pollutant_class=label, up=bump))
         if intake_hours is not None:
             for step in sorted(self.intake, key=lambda s: s.within_h):
                 if intake_hours <= step.within_h and step.levels_up:
