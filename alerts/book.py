@@ -48,6 +48,7 @@ from alerts.catalogue import both
 from alerts.grouping import Context, incident_id_for, incident_key, main_pollutant, route_of
 from alerts.intakes import CHINA, IntakeOutlook, follow_front, incident_time, outlook
 from alerts.outbox import Outbox, digest_covers
+from alerts.ratelimit import Lane, lane_of
 from alerts.routing import RoutingConfig
 from alerts.silences import Silences, holds
 from alerts.targets import Directory
@@ -125,14 +126,16 @@ class IncidentBook:
         return sorted(self._incidents.values(), key=lambda i: i.opened_at, reverse=True)
 
     def due(self, now: datetime) -> list[tuple[Incident, OutboxEntry]]:
-        """Pending deliveries whose time has come, oldest first."""
+        """Pending deliveries whose time has come: the urgent lane first (a target's queue of maintenance
+        messages must not delay a pollution page), then the most severe, then the oldest."""
         out = [
             (i, e)
             for i in self._incidents.values()
             for e in i.outbox
             if e.status is DeliveryStatus.PENDING and e.next_attempt_at <= now
         ]
-        return sorted(out, key=lambda ie: ie[1].next_attempt_at)
+        return sorted(out, key=lambda ie: (lane_of(ie[0], ie[1].reason) is not Lane.URGENT, -ie[0].level.rank,
+                                           ie[1].next_attempt_at))
 
     def claim(self, notification_id: str, target_id: str) -> None:
         """The shell started sending this delivery (from :meth:`due`); call :meth:`release` when done."""

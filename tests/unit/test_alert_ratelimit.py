@@ -189,3 +189,15 @@ def pollution(level: WarningLevel) -> Incident:
 )
 def test_lanes(level: WarningLevel, reason: NotificationReason, lane: Lane) -> None:
     assert lane_of(pollution(level), reason) is lane
+
+
+def test_a_pollution_page_goes_out_before_the_maintenance_messages_queued_ahead_of_it() -> None:
+    b = book()
+    for n, station in enumerate(STATIONS[:3]):  # three maintenance messages wait for the desk
+        b.observe(detection(station, "TP", DetectionKind.SENSOR_FAULT, T0), Context(), T0 + timedelta(seconds=n))
+    spill = T0 + timedelta(minutes=1)
+    b.observe(detection("tuo-hongyuan", "NH3N", DetectionKind.LIMIT_EXCEEDANCE, spill, multiple=1.5, event="s"),
+              Context(reach="tuo-r1"), spill)
+    first, entry = b.due(spill)[0]
+    assert (first.route, entry.reason) == (Route.POLLUTION, NotificationReason.OPENED)
+    assert [i.route for i, _ in b.due(spill)[1:]] == [Route.MAINTENANCE] * 3
