@@ -56,7 +56,7 @@ from riverguard.stations import Station, StationRegistry
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-PAGE_WAIT_S: Final = 1.0
+PAGE_WAIT_DETECTIONS: Final = 4
 
 
 def system_clock() -> datetime:
@@ -99,6 +99,7 @@ class AlertService(Processor):
         self._known_tags: set[str] = set().union(*(t.tags for t in directory.targets))
         self._unknown_tags: set[str] = set()
         self._lock = asyncio.Lock()
+        self._unpersisted = False  # a batch changed the book and has not persisted it yet
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._playbook_cache: dict[str, PlaybookView | None] = {}
         self._context: StageContext | None = None
@@ -166,28 +167,31 @@ class AlertService(Processor):
                 detections.append(decode(record.value, Detection).payload)
             except ValidationError as exc:
                 dead.append(self._dead_letter(record, describe_validation_error(exc)))
-        loop = asyncio.get_running_loop()
-        owed_since: float | None = None  # when the batch first owed a notification due now
-        for detection in detections:
-            # A pollution detection's playbook (the plume model) takes a good part of a second: built
-            # off the event loop, so the consumer's heartbeats and the sends in flight go on meanwhile.
-            context = (await asyncio.to_thread(self._context_of, detection) if detection.kind.is_pollution
-                       else self._context_of(detection))
-            async with self._lock:
+        owed: tuple[str, int] | None = None  # the event that made a page owed, and its detections since
+        async with self._lock:  # the book is the batch's until it is persisted (ticks and sends wait)
+            for detection in detections:
+                # A page waits for the rest of the batch only while the detections are of the event
+                # that owes it, and only a few of them (an incident that opens and rises in one batch
+                # is then one message): another event's playbook must not hold it back.
+                if owed is not None and (detection.event_id != owed[0] or owed[1] >= PAGE_WAIT_DETECTIONS):
+                    await self._persist(effects)
+                    effects, owed = Effects(), None
+                    self._unpersisted = False
+                    self._dispatch()
+                # A pollution detection's playbook (the plume model) takes a good part of a second:
+                # built off the event loop, so the consumer's heartbeats and the sends in flight go on.
+                context = (await asyncio.to_thread(self._context_of, detection) if detection.kind.is_pollution
+                           else self._context_of(detection))
                 now = self.clock()
                 changed = self.book.observe(detection, context, now)
+                self._unpersisted = True
                 effects.merge(changed)
-                if owed_since is None and _queued(changed, now):
-                    owed_since = loop.time()
-                # A page waits for the rest of the batch (an incident that opens and rises in it is
-                # then one message) only briefly: a backlog's playbooks must not hold it for minutes.
-                if owed_since is None or loop.time() - owed_since < PAGE_WAIT_S:
-                    continue
-                await self._persist(effects)
-                effects, owed_since = Effects(), None
-            self._dispatch()
-        async with self._lock:
+                if owed is not None:
+                    owed = (owed[0], owed[1] + 1)
+                elif _queued(changed, now):
+                    owed = (detection.event_id, 0)
             await self._persist(effects, dead)
+            self._unpersisted = False
         self._dispatch()
         return ()
 
@@ -377,8 +381,9 @@ class AlertService(Processor):
         await self._context.emit([*outputs, *extra])
 
     def _dispatch(self) -> None:
-        """Start one send per target that has something due and nothing in flight."""
-        if self._stopping:
+        """Start one send per target that has something due and nothing in flight — of what is
+        persisted: not while a batch has changed the book and not yet written it."""
+        if self._stopping or self._unpersisted:
             return
         now = self.clock()
         for incident, entry in self.book.due(now):
