@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -204,7 +204,10 @@ class Browser:
             return elements[0].text if elements and contains in elements[0].text else False
 
         try:
-            return str(await self.run(WebDriverWait(self.driver, timeout_s, poll_frequency=0.1).until, found))
+            # the live list re-renders an element between finding it and reading it: look again then
+            wait = WebDriverWait(self.driver, timeout_s, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,))
+            return str(await self.run(wait.until, found))
         except TimeoutException as exc:
             raise AssertionError(f"{self.name}: {css!r} with {contains!r} did not appear in {timeout_s} s "
                                  f"on {self.driver.current_url}") from exc
