@@ -42,12 +42,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
 
-from alerts.catalogue import both
 from alerts.grouping import Context, incident_id_for, incident_key, main_pollutant, route_of
-from alerts.intakes import CHINA, IntakeOutlook, follow_front, incident_time, outlook
-from alerts.outbox import Outbox, digest_covers
+from alerts.intakes import follow_front, incident_time, nearest_fields, next_intake, outlook
+from alerts.outbox import Outbox
 from alerts.ratelimit import Lane, lane_of
 from alerts.routing import RoutingConfig
 from alerts.silences import Silences, holds
@@ -59,12 +57,10 @@ from riverguard.incidents import (
     Incident,
     IncidentKey,
     IncidentStatus,
-    IntakeArrival,
     NotificationReason,
     NotificationRecord,
     OutboxEntry,
     PollutionKey,
-    Reason,
     Route,
     Silence,
     SilenceRecord,
@@ -73,13 +69,11 @@ from riverguard.incidents import (
     evolved,
 )
 from riverguard.models import Detection, DetectionPhase
-from riverguard.parameters import PARAMETERS, PollutantClass
 
 from .errors import IncidentStateError, UnknownIncidentError
 
 __all__ = ["Context", "Effects", "IncidentBook", "incident_id_for", "main_pollutant"]  # grouping's, as before
 
-_MAINTENANCE_REASON: Final = both("reason.maintenance")
 
 
 @dataclass
@@ -106,7 +100,6 @@ class IncidentBook:
         self.outbox = Outbox(routing, directory, self._silences)
         self._incidents: dict[str, Incident] = {}
         self._by_key: dict[IncidentKey, str] = {}
-        self._digest_days: set[int] | None = None  # days a digest was queued for (found on first use)
 
     def use_routing(self, routing: RoutingConfig) -> None:
         """Swap in an edited routing file (new silences, routes, timings) without losing state."""
@@ -192,10 +185,13 @@ class IncidentBook:
         for incident in self.outbox.summarise(self._incidents, now).values():  # held back goes out first
             self._put(incident)
             effects.incidents[incident.incident_id] = incident
-        self._digest(now, effects)
+        digest = self.outbox.queue_digest(self._incidents, now, effects.records)
+        if digest is not None:
+            self._put(digest)
+            effects.incidents[digest.incident_id] = digest
         for incident in list(self._incidents.values()):
             if incident.is_active:
-                moved = self._next_intake(incident, now)
+                moved = next_intake(incident, now)
                 current = moved or incident
                 changed = self._auto_resolve(current, now, effects)
                 if changed is None:  # an incident that ends on this tick is not raised on it too
@@ -351,28 +347,6 @@ class IncidentBook:
         )
         return incident.with_event(now, "opened", note=f"{d.station_id} {d.kind.value} ({d.detector})")
 
-    def _digest(self, now: datetime, effects: Effects) -> None:
-        """Once a day, the maintenance route's incidents for the operations team (``digest:`` in routing)."""
-        digest = self.routing.digest
-        if digest is None:
-            return
-        since = digest.due_since(now)
-        day = int(since.astimezone(CHINA).strftime("%Y%m%d"))
-        if self._digest_days is None:  # after a restart: the digests the restored outboxes hold
-            self._digest_days = {
-                e.stage for i in self._incidents.values() for e in i.outbox if e.reason is NotificationReason.DIGEST
-            }
-        if day in self._digest_days:
-            return
-        self._digest_days.add(day)
-        covers = digest_covers(self._incidents.values(), since)
-        if not covers:
-            return
-        carrier = self.get(max(covers, key=lambda c: c.opened_at).incident_id)
-        queued = self.outbox.queue(carrier, NotificationReason.DIGEST, day, digest.notify, now, effects.records, covers)
-        self._put(queued)
-        effects.incidents[queued.incident_id] = queued
-
     def _reopen(self, incident: Incident, now: datetime, effects: Effects) -> Incident:
         if incident.is_active:
             return incident
@@ -423,7 +397,9 @@ class IncidentBook:
             events = (*events, d.event_id)
         parameters = tuple(dict.fromkeys((*incident.parameters, *(f.parameter for f in d.findings))))
         kinds = incident.kinds if d.kind in incident.kinds else (*incident.kinds, d.kind)
-        level, reasons = self._assess(incident.route, incident.pollutant, peak_multiple, context, ahead)
+        level, reasons = self.routing.severity.of_incident(
+            incident.route, incident.pollutant, peak_multiple, context.pollutant_class, ahead
+        )
         raised = level.rank > incident.level.rank
         updated = incident.evolve(
             updated_at=now,
@@ -441,7 +417,7 @@ class IncidentBook:
             playbook_tags=tuple(dict.fromkeys((*incident.playbook_tags, *context.playbook_tags))),
             intakes=intakes,
             front_km=front_km,
-            **_nearest(incident, intakes, ahead),
+            **nearest_fields(incident, intakes, ahead),
             level=level if raised or is_new else incident.level,
             # the current case for the level (e.g. the next intake); a lower one keeps what raised it
             level_reasons=reasons if is_new or level.rank >= incident.level.rank else incident.level_reasons,
@@ -471,7 +447,9 @@ class IncidentBook:
         ahead = outlook(incident.intakes, incident_time(incident, now))
         if ahead is None:
             return None
-        level, reasons = self._assess(incident.route, incident.pollutant, incident.peak_multiple, Context(), ahead)
+        level, reasons = self.routing.severity.of_incident(
+            incident.route, incident.pollutant, incident.peak_multiple, None, ahead
+        )
         if level.rank <= incident.level.rank:
             return None
         updated = incident.evolve(level=level, level_reasons=reasons, updated_at=now)
@@ -486,38 +464,12 @@ class IncidentBook:
         updated = updated.with_event(now, "level_raised", note=f"{was.value} → {level.value}")
         return self.outbox.queue(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects.records)
 
-    def _assess(
-        self, route: Route, pollutant: str, multiple: float | None, context: Context, ahead: IntakeOutlook | None
-    ) -> tuple[WarningLevel, tuple[Reason, ...]]:
-        """Only the intake ahead counts: one the plume has passed raises nothing."""
-        if route is Route.MAINTENANCE:
-            return WarningLevel.BLUE, (_MAINTENANCE_REASON,)
-        pollutant_class = context.pollutant_class
-        if pollutant_class is None:
-            spec = PARAMETERS.get(pollutant)
-            pollutant_class = spec.pollutant_class if spec else PollutantClass.UNKNOWN
-        return self.routing.severity.assess(
-            multiple=multiple, pollutant_class=pollutant_class, intake_hours=ahead.hours if ahead else None,
-            intake=ahead,
-        )
-
     def _clear(self, incident: Incident, d: Detection, now: datetime) -> Effects:
         events = tuple(e for e in incident.active_events if e != d.event_id)
         normal_since = incident.normal_since if events else incident.normal_since or now
         updated = incident.evolve(active_events=events, updated_at=now, normal_since=normal_since)
         self._put(updated)
         return Effects({updated.incident_id: updated})
-
-    def _next_intake(self, incident: Incident, now: datetime) -> Incident | None:
-        """The incident with its nearest intake moved on, once the plume has passed the one it named."""
-        if not incident.intakes:
-            return None
-        fields = _nearest(incident, incident.intakes, outlook(incident.intakes, incident_time(incident, now)))
-        if fields["nearest_intake"] == incident.nearest_intake:
-            return None
-        ahead = fields["nearest_intake"] or "none left within the playbook's horizon"
-        note = f"plume passed {incident.nearest_intake}; next intake: {ahead}"
-        return incident.evolve(**fields, updated_at=now).with_event(now, "updated", note=note)
 
     def _auto_resolve(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
         after = self.routing.lifecycle.resolve_after
@@ -562,15 +514,6 @@ class IncidentBook:
             updated = incident.evolve(reminders_sent=n, updated_at=now)
             return self.outbox.queue(updated, NotificationReason.REMINDER, n, None, now, effects.records)
         return None
-
-
-def _nearest(incident: Incident, intakes: tuple[IntakeArrival, ...], ahead: IntakeOutlook | None) -> dict[str, object]:
-    """The incident's nearest-intake fields: the intake ahead, or what it had when no playbook is known."""
-    if not intakes:
-        return {"nearest_intake": incident.nearest_intake, "intake_arrival_at": incident.intake_arrival_at}
-    if ahead is None:
-        return {"nearest_intake": "", "intake_arrival_at": None}
-    return {"nearest_intake": ahead.name, "intake_arrival_at": ahead.arrival_at}
 
 
 def _max(a: float | None, b: float | None) -> float | None:

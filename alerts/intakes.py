@@ -166,3 +166,26 @@ def follow_front(
 def _downstream_order(intakes: Iterable[IntakeArrival]) -> tuple[IntakeArrival, ...]:
     return tuple(sorted(intakes, key=lambda i: i.river_km))
 
+
+
+def nearest_fields(
+    incident: Incident, intakes: tuple[IntakeArrival, ...], ahead: IntakeOutlook | None
+) -> dict[str, object]:
+    """The incident's nearest-intake fields: the intake ahead, or what it had when no playbook is known."""
+    if not intakes:
+        return {"nearest_intake": incident.nearest_intake, "intake_arrival_at": incident.intake_arrival_at}
+    if ahead is None:
+        return {"nearest_intake": "", "intake_arrival_at": None}
+    return {"nearest_intake": ahead.name, "intake_arrival_at": ahead.arrival_at}
+
+
+def next_intake(incident: Incident, now: datetime) -> Incident | None:
+    """The incident with its nearest intake moved on, once the plume has passed the one it named."""
+    if not incident.intakes:
+        return None
+    fields = nearest_fields(incident, incident.intakes, outlook(incident.intakes, incident_time(incident, now)))
+    if fields["nearest_intake"] == incident.nearest_intake:
+        return None
+    ahead = fields["nearest_intake"] or "none left within the playbook's horizon"
+    note = f"plume passed {incident.nearest_intake}; next intake: {ahead}"
+    return incident.evolve(**fields, updated_at=now).with_event(now, "updated", note=note)

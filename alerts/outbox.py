@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Final
 
+from alerts.intakes import CHINA
 from alerts.ratelimit import Limiter, lane_of, most_severe_first
 from alerts.routing import RoutingConfig
 from alerts.silences import Silences
@@ -70,6 +71,7 @@ class Outbox:
         self.limiter = Limiter(routing)
         self._targets = directory.by_id()
         self._sending: set[tuple[str, str]] = set()  # (notification id, target id) handed to the sender
+        self._digest_days: set[int] | None = None  # days a digest was queued for (found on first use)
 
     def use_routing(self, routing: RoutingConfig) -> None:
         self.limiter.use_routing(routing)
@@ -158,6 +160,29 @@ class Outbox:
             e.suppressed(why) if e.status is DeliveryStatus.PENDING and e.reason in PAGING_REASONS else e
             for e in incident.outbox
         )
+
+    def queue_digest(
+        self, incidents: Mapping[str, Incident], now: datetime, records: list[NotificationRecord]
+    ) -> Incident | None:
+        """Once a day, the maintenance route's incidents for the operations team (``digest:`` in the
+        routing file); the incident that carries it, when one was queued."""
+        digest = self.routing.digest
+        if digest is None:
+            return None
+        since = digest.due_since(now)
+        day = int(since.astimezone(CHINA).strftime("%Y%m%d"))
+        if self._digest_days is None:  # after a restart: the digests the restored outboxes hold
+            self._digest_days = {
+                e.stage for i in incidents.values() for e in i.outbox if e.reason is NotificationReason.DIGEST
+            }
+        if day in self._digest_days:
+            return None
+        self._digest_days.add(day)
+        covers = digest_covers(incidents.values(), since)
+        if not covers:
+            return None
+        carrier = incidents[max(covers, key=lambda c: c.opened_at).incident_id]
+        return self.queue(carrier, NotificationReason.DIGEST, day, digest.notify, now, records, covers)
 
     def hold_back(self, incident: Incident, why: str) -> tuple[OutboxEntry, ...]:
         """The outbox with everything still pending suppressed (a silence set now); what the sender

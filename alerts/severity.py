@@ -19,12 +19,14 @@ the playbooks print.
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.catalogue import Text, both, named
 from alerts.intakes import IntakeOutlook, clock, intake_text
-from riverguard.incidents import Reason, WarningLevel
-from riverguard.parameters import PollutantClass
+from riverguard.incidents import Reason, Route, WarningLevel
+from riverguard.parameters import PARAMETERS, PollutantClass
 
 
 class IntakeRaise(BaseModel):
@@ -95,6 +97,23 @@ class SeverityRule(BaseModel):
                     reasons.append(_intake_reason(intake_hours, intake, step))
                     break
         return WarningLevel.from_rank(rank), tuple(reasons)
+
+    def of_incident(
+        self, route: Route, pollutant: str, multiple: float | None, pollutant_class: PollutantClass | None,
+        ahead: IntakeOutlook | None,
+    ) -> tuple[WarningLevel, tuple[Reason, ...]]:
+        """An incident's level: maintenance is blue; pollution by :meth:`assess`, with the class of the
+        main pollutant unless the shell knows better. Only the intake ahead counts."""
+        if route is Route.MAINTENANCE:
+            return _MAINTENANCE
+        if pollutant_class is None:
+            spec = PARAMETERS.get(pollutant)
+            pollutant_class = spec.pollutant_class if spec else PollutantClass.UNKNOWN
+        return self.assess(multiple=multiple, pollutant_class=pollutant_class,
+                           intake_hours=ahead.hours if ahead else None, intake=ahead)
+
+
+_MAINTENANCE: Final = (WarningLevel.BLUE, (both("reason.maintenance"),))
 
 
 def _intake_reason(hours: float, intake: IntakeOutlook | None, step: IntakeRaise) -> Reason:
