@@ -36,9 +36,11 @@ from pydantic import ValidationError
 from alerts import GROUP_ID
 from alerts.api import IncidentApi
 from alerts.book import Context, Effects, IncidentBook
+from alerts.delivery import reporting
 from alerts.errors import AlertError
 from alerts.messages import Message, MessageContext, render
 from alerts.playbook_source import NoPlaybooks, PlaybookSource, PlaybookView
+from alerts.rivers import river_names_of
 from alerts.routing import RoutingConfig, load_routing
 from alerts.targets import Directory, Target, load_directory
 from riverguard.bus.base import Record, TopicPartition
@@ -91,6 +93,7 @@ class AlertService(Processor):
         self.serve_api = serve_api
         self.api: IncidentApi | None = None
         self._stations: dict[str, Station] = registry.by_id
+        self._rivers = river_names_of(settings)
         self._targets = directory.by_id()
         self._known_tags: set[str] = set().union(*(t.tags for t in directory.targets))
         self._unknown_tags: set[str] = set()
@@ -379,11 +382,11 @@ class AlertService(Processor):
 
     async def _send(self, incident: Incident, entry: OutboxEntry, target: Target) -> None:
         message = await asyncio.to_thread(self._message, incident, entry)  # map rendering is CPU work
-        ok, error = await self._deliver(target, message, entry)
+        ok, error, retry = await self._deliver(target, message, entry)
         async with self._lock:
             effects = self.book.record_attempt(
                 incident.incident_id, entry.notification_id, target.target_id, ok=ok, error=error,
-                now=self.clock(), title=message.title,
+                now=self.clock(), title=message.title, retry=retry,
             )
             await self._persist(effects)
         for record in effects.records:
@@ -402,6 +405,8 @@ class AlertService(Processor):
             ack_url=f"{base}/ack/{incident.incident_id}{query}",
             playbook_url=f"{base}/incidents/{incident.incident_id}/playbook{query}" if playbook else "",
             station_names={sid: s.section or sid for sid, s in self._stations.items()},
+            rivers=self._rivers,
+            late_after=self.book.routing.lifecycle.late_after,
             playbook=playbook,
             playbook_html=self.playbooks.render_html(playbook, language) if playbook and entry.channel == "email"
             else None,
@@ -409,22 +414,26 @@ class AlertService(Processor):
         )
         return render(incident, entry, ctx, self.clock())
 
-    async def _deliver(self, target: Target, message: Message, entry: OutboxEntry) -> tuple[bool, str]:
+    async def _deliver(self, target: Target, message: Message, entry: OutboxEntry) -> tuple[bool, str, bool]:
+        """(sent, error, worth retrying): a gateway that refused for good says so in the delivery report."""
         attach = None
         if message.attachment_png is not None:
             assert self._attachments is not None
             path = Path(self._attachments.name) / f"{entry.notification_id.replace(':', '_')}-map.png"
             path.write_bytes(message.attachment_png)
             attach = AppriseAttachment(str(path))
-        try:
-            ok = bool(
-                await target.service.async_notify(
-                    body=message.body, title=message.title, body_format=message.body_format, attach=attach
+        with reporting(self.clock()) as report:
+            try:
+                ok = bool(
+                    await target.service.async_notify(
+                        body=message.body, title=message.title, body_format=message.body_format, attach=attach
+                    )
                 )
-            )
-        except Exception as exc:  # a plugin bug must become a failed attempt, not a dead task
-            return False, f"{type(exc).__name__} from {target.redacted}"
-        return ok, "" if ok else f"{target.redacted} did not accept the message"
+            except Exception as exc:  # a plugin bug must become a failed attempt, not a dead task
+                return False, f"{type(exc).__name__} from {target.redacted}", True
+        if ok:
+            return True, "", True
+        return False, report.error or f"{target.redacted} did not accept the message", report.retry
 
 
 def _log_record(record: NotificationRecord) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerts.catalogue import Text, both, level_name
+from alerts.catalogue import Text, both, named
 from alerts.intakes import IntakeOutlook, clock, intake_text
 from riverguard.incidents import Reason, WarningLevel
 from riverguard.parameters import PollutantClass
@@ -79,7 +79,8 @@ class SeverityRule(BaseModel):
             if crossed:
                 level, threshold = max(crossed, key=lambda kv: kv[0].rank)
                 rank = level.rank
-                reasons.append(both("reason.multiple", multiple=multiple, threshold=threshold, level=level_name(level)))
+                level_text = named("level", level)
+                reasons.append(both("reason.multiple", multiple=multiple, threshold=threshold, level=level_text))
             else:
                 reasons.append(both("reason.multiple.low", multiple=multiple))
         bump = self.class_raise.get(pollutant_class, 0)
@@ -97,9 +98,11 @@ class SeverityRule(BaseModel):
 
 
 def _intake_reason(hours: float, intake: IntakeOutlook | None, step: IntakeRaise) -> Reason:
+    """Says when (``at``) it was assessed, so the hours read right whenever the reason is read."""
     if intake is None:
         return both("reason.intake.unnamed", hours=hours, within=step.within_h, up=step.levels_up)
-    named = {"intake": intake_text(intake.name), "up": step.levels_up}
+    times = {"intake": intake_text(intake.name), "earliest": clock(intake.earliest_at),
+             "expected": clock(intake.arrival_at), "at": clock(intake.at), "up": step.levels_up}
     if intake.arrived:
-        return both("reason.intake.arrived", **named, clock=clock(intake.at))
-    return both("reason.intake.ahead", **named, clock=clock(intake.arrival_at), hours=hours, within=step.within_h)
+        return both("reason.intake.arrived", **times)
+    return both("reason.intake.ahead", **times, hours=hours, within=step.within_h)

@@ -59,6 +59,11 @@ OBSERVER_GROUP: Final = "riverguard-demo-observer"
 #: Files the demo writes into --out (and deletes from it before a run, so a run shows only itself).
 NOTIFICATION_FILES: Final = {"duty-sms": "notifications-sms.jsonl", "duty-im": "notifications-im.jsonl",
                              "ops": "notifications-ops.jsonl"}
+#: ``--single-target``: a small bureau where one duty phone gets every route (issue 16's storm)
+SINGLE_TARGET_FILE: Final = "notifications-desk.jsonl"
+#: Rate limits act on the simulated clock, where a day's faults spread over hours; the one duty
+#: phone gets a budget it can bear (2 at once, 2 an hour) so the storm's hold-backs and summaries show.
+SINGLE_TARGET_LIMITS: Final = {"default": {"burst": 2, "per_hour": 2}}
 _SETTLE_TIMEOUT_S: Final = 60.0
 _DELIVERY_TIMEOUT_S: Final = 30.0
 
@@ -81,6 +86,7 @@ class DemoOptions:
     seed: int = 7
     faults: bool = False
     language: Literal["zh", "en"] = "zh"
+    single_target: bool = False  # every route to one target (its file: SINGLE_TARGET_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +214,8 @@ class Demo:
         self.settings = settings.model_copy(
             update={
                 "alerts": settings.alerts.model_copy(
-                    update={"apprise_config": self.out / "apprise.yaml", "routing_file": _routing_file(),
+                    update={"apprise_config": self.out / "apprise.yaml",
+                            "routing_file": self.out / "routing.yaml" if options.single_target else _routing_file(),
                             "language": options.language}
                 ),
                 "observability": settings.observability.model_copy(update={"metrics_port": None}),
@@ -328,11 +335,19 @@ class Demo:
     def _prepare_out(self) -> None:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            for name in NOTIFICATION_FILES.values():
+            for name in (*NOTIFICATION_FILES.values(), SINGLE_TARGET_FILE):
                 (self.out / name).unlink(missing_ok=True)
             for old in self.out.glob("playbook-*"):
                 old.unlink()
-            urls = [{f"rgfile://{self.out / name}": [{"tag": tag}]} for tag, name in NOTIFICATION_FILES.items()]
+            if self.options.single_target:
+                urls = [{f"rgfile://{self.out / SINGLE_TARGET_FILE}": [{"tag": ", ".join(NOTIFICATION_FILES)}]}]
+                routing = yaml.safe_load(_routing_file().read_text(encoding="utf-8"))
+                text = ("# Written by `riverguard demo --single-target`: the demo's routing with one duty phone's "
+                        "rate limits.\n" + yaml.safe_dump({**routing, "rate_limits": SINGLE_TARGET_LIMITS},
+                                                          allow_unicode=True))
+                (self.out / "routing.yaml").write_text(text, encoding="utf-8")
+            else:
+                urls = [{f"rgfile://{self.out / name}": [{"tag": tag}]} for tag, name in NOTIFICATION_FILES.items()]
             text = ("# Written by `riverguard demo`: every target is a local file (rgfile://), nothing leaves "
                     "the machine.\n" + yaml.safe_dump({"version": 1, "urls": urls}, allow_unicode=True))
             (self.out / "apprise.yaml").write_text(text, encoding="utf-8")
@@ -341,6 +356,8 @@ class Demo:
 
     def _target_files(self, alerts: AlertService) -> dict[str, Path]:
         """Target id → the file it writes to."""
+        if self.options.single_target:
+            return {target.target_id: self.out / SINGLE_TARGET_FILE for target in alerts.directory.targets}
         return {
             target.target_id: self.out / name
             for target in alerts.directory.targets

@@ -46,6 +46,9 @@ def demo(
     step: Annotated[str, typer.Option(help="Simulated time between a station's readings.")] = "5m",
     seed: Annotated[int, typer.Option(help="Simulator seed: the same seed gives the same water.")] = 7,
     faults: Annotated[bool, typer.Option(help="Also simulate instrument faults and maintenance windows.")] = False,
+    single_target: Annotated[
+        bool, typer.Option("--single-target", help="Every route to one target (one duty phone).")
+    ] = False,
     lang: Annotated[Literal["zh", "en"], typer.Option(help="Language of the alerts and playbooks.")] = "zh",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of tables.")] = False,
     config: ConfigOption = None,
@@ -73,7 +76,7 @@ def demo(
             out=out, river=river, station=station, pollutant=pollutant, peak_multiple=peak,
             spill_duration=duration_option(spill_duration, "--spill-duration"), start=begin,
             warmup=duration_option(warmup, "--warmup"), after=duration_option(after, "--after") if after else None,
-            step=duration_option(step, "--step"), seed=seed, faults=faults, language=lang,
+            step=duration_option(step, "--step"), seed=seed, faults=faults, language=lang, single_target=single_target,
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
