@@ -40,13 +40,13 @@ from console.feed import IncidentFeed
 from console.i18n import CATALOGUE, LANGS, Lang, text
 from console.playbook import PlaybookPanel
 from console.sessions import LoginThrottle, Session, SessionStore
-from console.settings import ConsoleSettings
 from console.stationboard import StationBoard
 from console.users import UserBook, load_users
 from console.views import Filters, can_acknowledge, rivers, timeline
 from playbooks import RiverNetwork
 from playbooks.clock import clock, local, stamp
 from riverguard.incidents import Incident
+from riverguard.settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
 

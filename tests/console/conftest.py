@@ -30,7 +30,6 @@ from alerts.api import IncidentApi
 from alerts.playbook_source import RiverPlaybooks
 from alerts.service import AlertService
 from console.app import Console
-from console.settings import ConsoleSettings
 from console.stationboard import StationBoard
 from console.users import Role, UserBook, save_users
 from pipeline.stages import alert_stage
@@ -38,7 +37,7 @@ from playbooks import load_networks
 from riverguard.bus.base import Bus
 from riverguard.bus.memory import MemoryBus
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, encode
-from riverguard.settings import AlertSettings, Settings, TopicSettings
+from riverguard.settings import AlertSettings, ConsoleSettings, Settings, TopicSettings
 from riverguard.stations import load_registry
 
 T0: Final = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
