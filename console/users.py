@@ -16,6 +16,7 @@ not tell which names are users.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from enum import StrEnum
@@ -32,10 +33,16 @@ from riverguard.errors import describe_validation_error
 from riverguard.yamlfile import read_yaml_mapping
 
 _HASHER: Final = PasswordHasher()
-#: Compared against when the name is unknown, so an unknown name costs the same as a wrong password.
-_DUMMY_HASH: Final = _HASHER.hash("riverguard-no-such-user")
 NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 MIN_PASSWORD: Final = 10
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Compared against when the name is unknown, so an unknown name costs the same as a wrong
+    password. Made on first use: an argon2 hash costs ~0.1 s of CPU and 64 MiB, and every
+    ``riverguard`` command imports this module through the console's command registration."""
+    return _HASHER.hash("riverguard-no-such-user")
 
 
 class Role(StrEnum):
@@ -73,7 +80,7 @@ class UserBook(BaseModel):
         """The user when ``password`` is theirs, else None (same work either way)."""
         user = self.get(name)
         try:
-            _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
+            _HASHER.verify(user.password_hash if user else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         return user
