@@ -85,17 +85,18 @@ def short_clock(at: datetime, now: datetime) -> str:
     return clock(at)[6:] if same_day else clock(at)
 
 
-def arrival(ahead: IntakeOutlook, lang: Language, now: datetime) -> str:
-    """The next intake, the earliest and the expected arrival, as clock times on the day of ``now``."""
-    times = {"intake": intake_text(ahead.name), "earliest": short_clock(ahead.earliest_at, now),
-             "expected": short_clock(ahead.arrival_at, now)}
+def arrival(ahead: IntakeOutlook, lang: Language, now: datetime, *, dated: bool = False) -> str:
+    """The next intake, the earliest and the expected arrival, as clock times (on the day of ``now``
+    unless ``dated``: an IM message or e-mail is also read later, an SMS is short)."""
+    when = clock if dated else lambda at: short_clock(at, now)
+    times = {"intake": intake_text(ahead.name), "earliest": when(ahead.earliest_at), "expected": when(ahead.arrival_at)}
     if not ahead.arrived:  # a forecast without a band (an incident of an earlier release) has one time
         return say(lang, "arrival.ahead" if ahead.earliest_at < ahead.arrival_at else "arrival.expected", **times)
     if not ahead.expected_now:
         return say(lang, "arrival.possible", **times)
     if ahead.passes_at is None:
         return say(lang, "arrival.there.open", **times)
-    return say(lang, "arrival.there", **times, passes=short_clock(ahead.passes_at, now))
+    return say(lang, "arrival.there", **times, passes=when(ahead.passes_at))
 
 
 def _latest_station(incident: Incident) -> str:
@@ -238,7 +239,7 @@ def _facts(incident: Incident, ctx: MessageContext, now: datetime) -> list[tuple
     if ahead is not None:
         hours = (ahead.earliest_at - ahead.at).total_seconds() / 3600
         within = say(lang, "arrival.in", hours=max(hours, 0.1)) if not ahead.arrived else ""
-        facts.append((say(lang, "fact.intake"), arrival(ahead, lang, now) + within))
+        facts.append((say(lang, "fact.intake"), arrival(ahead, lang, now, dated=True) + within))
     why = say(lang, "list.separator").join(pick(lang, r.zh, r.en) for r in incident.level_reasons)
     facts.append((say(lang, "fact.why", level=named("level", incident.level)), why))
     facts.append((say(lang, "fact.opened"), clock(incident.opened_at)))

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from apprise import AppriseAttachment
 from pydantic import BaseModel, ValidationError
@@ -47,6 +47,7 @@ from riverguard.bus.base import Bus, Record, TopicPartition
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
 from riverguard.incidents import (
+    DeliveryStatus,
     Incident,
     IntakeArrival,
     NotificationRecord,
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 M = TypeVar("M", bound=BaseModel)
+PAGE_WAIT_S: Final = 1.0
 
 
 def system_clock() -> datetime:
@@ -172,16 +174,35 @@ class AlertService(Processor):
         """Feed a batch of detection records to the book and persist the result (before the commit)."""
         effects = Effects()
         dead: list[Outgoing] = []
+        detections: list[Detection] = []
+        for record in records:
+            if record.value is None:
+                continue
+            try:
+                detections.append(decode(record.value, Detection).payload)
+            except ValidationError as exc:
+                dead.append(self._dead_letter(record, describe_validation_error(exc)))
+        loop = asyncio.get_running_loop()
+        owed_since: float | None = None  # when the batch first owed a notification due now
+        for detection in detections:
+            # A pollution detection's playbook (the plume model) takes a good part of a second: built
+            # off the event loop, so the consumer's heartbeats and the sends in flight go on meanwhile.
+            context = (await asyncio.to_thread(self._context_of, detection) if detection.kind.is_pollution
+                       else self._context_of(detection))
+            async with self._lock:
+                now = self.clock()
+                changed = self.book.observe(detection, context, now)
+                effects.merge(changed)
+                if owed_since is None and _queued(changed, now):
+                    owed_since = loop.time()
+                # A page waits for the rest of the batch (an incident that opens and rises in it is
+                # then one message) only briefly: a backlog's playbooks must not hold it for minutes.
+                if owed_since is None or loop.time() - owed_since < PAGE_WAIT_S:
+                    continue
+                await self._persist(effects)
+                effects, owed_since = Effects(), None
+            self._dispatch()
         async with self._lock:
-            for record in records:
-                if record.value is None:
-                    continue
-                try:
-                    detection = decode(record.value, Detection).payload
-                except ValidationError as exc:
-                    dead.append(self._dead_letter(record, describe_validation_error(exc)))
-                    continue
-                effects.merge(self.book.observe(detection, self._context_of(detection), self.clock()))
             await self._persist(effects, dead)
         self._dispatch()
         return ()
@@ -384,7 +405,10 @@ class AlertService(Processor):
         if self._context is None:
             raise AlertError("the alert service is not running")
         topics = self.settings.topics
-        outputs = [Outgoing(topics.incidents, encode(i), i.incident_id.encode()) for i in effects.incidents.values()]
+        # the book's latest state, not the snapshot in ``effects``: a tick may have changed the
+        # incident since, and the compacted topic must end with the newest
+        latest = [self.book.get(incident_id) for incident_id in effects.incidents]
+        outputs = [Outgoing(topics.incidents, encode(i), i.incident_id.encode()) for i in latest]
         outputs += [Outgoing(topics.notifications, encode(r), r.record_id.encode()) for r in effects.records]
         outputs += [Outgoing(topics.silences, encode(r), r.silence_id.encode()) for r in effects.silences.values()]
         for record in effects.records:
@@ -490,6 +514,12 @@ async def _latest(bus: Bus, topic: str, model: type[M]) -> dict[str, M]:
                 log.error("skipping unreadable %s record %s[%d]@%d: %s", model.__name__, topic, partition,
                           record.offset, describe_validation_error(exc))
     return latest
+
+
+def _queued(effects: Effects, now: datetime) -> bool:
+    """Whether ``effects`` owe a notification due now (something to send without waiting)."""
+    return any(e.status is DeliveryStatus.PENDING and e.next_attempt_at <= now and e.created_at == now
+               for i in effects.incidents.values() for e in i.outbox)
 
 
 def _log_record(record: NotificationRecord) -> None:

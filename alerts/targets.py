@@ -98,17 +98,17 @@ def redact_url(url: str) -> str:
 
 
 def _channel(service: Any, tags: frozenset[str], overrides: Mapping[str, Channel]) -> Channel:
-    for tag in sorted(tags):
-        if tag in overrides:
-            return overrides[tag]
     schemes: set[str] = set()
     for attr in ("protocol", "secure_protocol"):
         value = getattr(service, attr, None)
         schemes.update([value] if isinstance(value, str) else [str(v) for v in value or ()])
+    if schemes & SMS_GATEWAYS.keys():  # approved templates with variables: no free text, whatever the tag says
+        return Channel.SMS_TEMPLATE
+    for tag in sorted(tags):
+        if tag in overrides:
+            return overrides[tag]
     if schemes & _EMAIL:
         return Channel.EMAIL
-    if schemes & SMS_GATEWAYS.keys():  # approved templates with variables, not free text
-        return Channel.SMS_TEMPLATE
     if schemes & _SMS:
         return Channel.SMS
     if schemes & _IM:

@@ -519,7 +519,7 @@ def test_a_tick_turns_the_incident_red_once_its_intake_is_within_two_hours() -> 
     assert targets_of(incident, NotificationReason.LEVEL_RAISED) == {"duty-sms", "bureau-mail"}
     assert {e.created_at for e in raises(incident)} == {now}
     mail = next(e for e in raises(incident) if e.target_id == "bureau-mail")
-    assert "简阳城区取水口最早14:00、预计15:00到达（距最早到达约1.0小时）" in render(
+    assert "简阳城区取水口最早06-01 14:00、预计06-01 15:00到达（距最早到达约1.0小时）" in render(
         incident, mail, MessageContext(), now
     ).body
     deliver_due(b, now)

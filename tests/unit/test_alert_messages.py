@@ -10,7 +10,7 @@ import pytest
 import playbooks.networks
 from alerts.catalogue import Language
 from alerts.messages import SMS_LIMIT, MessageContext, render
-from alerts.rivers import river_names
+from alerts.rivers import river_names, river_names_of
 from playbooks import load_networks
 from riverguard.incidents import (
     Channel,
@@ -24,6 +24,7 @@ from riverguard.incidents import (
     WarningLevel,
 )
 from riverguard.models import DetectionKind
+from riverguard.settings import Settings
 
 T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
 
@@ -180,3 +181,10 @@ def test_a_river_added_with_a_network_file_is_named_in_every_message() -> None:
             assert "fu-example" not in message.title + message.body
     # without its network the id is all a message can say
     assert "fu-example" in render(fu, entry(Channel.SMS), MessageContext(), T0).body
+
+
+def test_the_service_names_the_rivers_of_its_network_dir(tmp_path: Path) -> None:
+    (tmp_path / "fu.yaml").write_text((Path(playbooks.networks.__file__).parent / "example.yaml").read_text("utf-8"),
+                                      encoding="utf-8")
+    names = river_names_of(Settings(network_dir=tmp_path))
+    assert (names["fu-example"]("zh"), names["tuo"]("zh")) == ("涪江（示例）", "沱江")
