@@ -133,7 +133,8 @@ def service(
         return Service(name, stage.run, {"kafka": bus_check(bus, [topics.readings, topics.detector_state])})
     if name == "alerts":
         stage, _ = alert_stage(settings, registry, bus, group_id=group)
-        return Service(name, stage.run, {"kafka": bus_check(bus, [topics.detections, topics.incidents])})
+        return Service(name, stage.run,
+                       {"kafka": bus_check(bus, [topics.detections, topics.incidents, topics.silences])})
     if name == "sink":
         from sink.influx import InfluxWriter
         from sink.service import sink_topics
