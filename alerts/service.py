@@ -28,10 +28,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from apprise import AppriseAttachment
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from alerts import GROUP_ID
 from alerts.api import IncidentApi
@@ -43,20 +43,34 @@ from alerts.playbook_source import NoPlaybooks, PlaybookSource, PlaybookView
 from alerts.rivers import river_names_of
 from alerts.routing import RoutingConfig, load_routing
 from alerts.targets import Directory, Target, load_directory
-from riverguard.bus.base import Record, TopicPartition
+from riverguard.bus.base import Bus, Record, TopicPartition
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
-from riverguard.incidents import DeliveryStatus, Incident, IntakeArrival, NotificationRecord, OutboxEntry
+from riverguard.incidents import (
+    DeliveryStatus,
+    Incident,
+    IntakeArrival,
+    NotificationRecord,
+    OutboxEntry,
+    Silence,
+    SilenceRecord,
+    Verdict,
+)
 from riverguard.models import DeadLetter, Detection, decode, encode
 from riverguard.observability import NOTIFICATIONS
 from riverguard.settings import Settings
 from riverguard.stage import Outgoing, Processor, StageConfig, StageContext
 from riverguard.stations import Station, StationRegistry
+from riverguard.verdicts import station_verdicts
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PAGE_WAIT_DETECTIONS: Final = 4
+M = TypeVar("M", bound=BaseModel)
 
 
 def system_clock() -> datetime:
@@ -93,6 +107,8 @@ class AlertService(Processor):
         self.clock = clock
         self.serve_api = serve_api
         self.api: IncidentApi | None = None
+        #: Builds the duty-officer console mounted on the API at /console (set by pipeline.stages).
+        self.console: Callable[[], web.Application] | None = None
         self._stations: dict[str, Station] = registry.by_id
         self._rivers = river_names_of(settings)
         self._targets = directory.by_id()
@@ -136,7 +152,7 @@ class AlertService(Processor):
         await context.bus.create_topics(topic_specs(self.settings))
         await self.restore()
         if self.serve_api:
-            self.api = IncidentApi(self, self.settings.alerts)
+            self.api = IncidentApi(self, self.settings.alerts, console=self.console() if self.console else None)
             await self.api.start()
         self._next_reload = asyncio.get_running_loop().time() + self.reload_s
         self.ready.set()
@@ -222,7 +238,7 @@ class AlertService(Processor):
                         len(pending), timeout_s)
 
     async def restore(self) -> None:
-        """Rebuild the book from the compacted incidents topic.
+        """Rebuild the book from the compacted incidents and silences topics.
 
         Read and apply under the book's lock: a change persisted while the topic is being read
         (a send recorded as "sent") would otherwise be overwritten by the older state read
@@ -230,26 +246,15 @@ class AlertService(Processor):
         """
         assert self._context is not None
         bus = self._context.bus
-        topic = self.settings.topics.incidents
-        latest: dict[str, Incident] = {}
+        topics = self.settings.topics
         async with self._lock:
-            for partition in range(await bus.partitions(topic)):
-                for record in await bus.read_partition(TopicPartition(topic, partition)):
-                    if record.key is None:
-                        continue
-                    if record.value is None:
-                        latest.pop(record.key.decode(), None)
-                        continue
-                    try:
-                        incident = decode(record.value, Incident).payload
-                    except ValidationError as exc:
-                        log.error("skipping unreadable incident record %s[%d]@%d: %s", topic, partition,
-                                  record.offset, describe_validation_error(exc))
-                        continue
-                    latest[incident.incident_id] = incident
+            latest = await _latest(bus, topics.incidents, Incident)
+            silences = await _latest(bus, topics.silences, SilenceRecord)
             self.book.restore(latest.values())
+            self.book.restore_silences(silences.values())
         active = sum(1 for i in latest.values() if i.is_active)
-        log.info("restored %d incidents (%d active) from %s", len(latest), active, topic)
+        log.info("restored %d incidents (%d active) from %s and %d runtime silences from %s", len(latest), active,
+                 topics.incidents, len(silences), topics.silences)
 
     def reload_routing(self) -> bool:
         """Apply an edited routing file (e.g. a new maintenance window); a bad edit keeps the old one."""
@@ -293,13 +298,46 @@ class AlertService(Processor):
             log.info("incident %s acknowledged by %s", incident_id, by)
             return self.book.get(incident_id)
 
-    async def resolve(self, incident_id: str, by: str, note: str = "") -> Incident:
+    async def resolve(self, incident_id: str, by: str, note: str = "", verdict: Verdict | None = None) -> Incident:
+        """Resolve by hand; a verdict (also one given to an incident resolved before) goes to each of
+        its stations' label on the verdicts topic."""
         async with self._lock:
-            effects = self.book.resolve(incident_id, by, self.clock(), note)
-            await self._persist(effects)
-            log.info("incident %s resolved by %s", incident_id, by)
+            effects = self.book.resolve(incident_id, by, self.clock(), note, verdict=verdict)
+            judged = effects.incidents.get(incident_id) if verdict is not None else None
+            labels = [Outgoing(self.settings.topics.verdicts, encode(v), v.station_id.encode())
+                      for v in (station_verdicts(judged) if judged is not None else ())]
+            await self._persist(effects, labels)
+            log.info("incident %s resolved by %s%s", incident_id, by, f" ({verdict.value})" if verdict else "")
         self._dispatch()
         return self.book.get(incident_id)
+
+    async def tick_action(self, incident_id: str, action_id: str, by: str, done: bool = True) -> Incident:
+        """Tick (or untick) one action of the incident's playbook checklist."""
+        async with self._lock:
+            await self._persist(self.book.tick_action(incident_id, action_id, by, self.clock(), done=done))
+            return self.book.get(incident_id)
+
+    def silences(self) -> list[SilenceRecord]:
+        """Silences in force now or later: the routing file's and the runtime ones."""
+        return self.book.silences(self.clock())
+
+    async def add_silence(self, silence: Silence, by: str) -> SilenceRecord:
+        """A runtime silence from now on; what the incidents it covers still owe is held back."""
+        async with self._lock:
+            record, effects = self.book.add_silence(silence, by, self.clock())
+            await self._persist(effects)
+            log.info("silence %s set by %s: %s", record.silence_id, by, record.silence.describe())
+        self._dispatch()
+        return record
+
+    async def expire_silence(self, silence_id: str, by: str) -> SilenceRecord:
+        """End a runtime silence now (SilenceError for a routing-file or unknown one)."""
+        async with self._lock:
+            effects = self.book.expire_silence(silence_id, by, self.clock())
+            await self._persist(effects)
+            log.info("silence %s ended by %s", silence_id, by)
+        self._dispatch()
+        return effects.silences[silence_id]
 
     def playbook_html(self, incident_id: str) -> str | None:
         incident = self.book.get(incident_id)
@@ -376,6 +414,7 @@ class AlertService(Processor):
         latest = [self.book.get(incident_id) for incident_id in effects.incidents]
         outputs = [Outgoing(topics.incidents, encode(i), i.incident_id.encode()) for i in latest]
         outputs += [Outgoing(topics.notifications, encode(r), r.record_id.encode()) for r in effects.records]
+        outputs += [Outgoing(topics.silences, encode(r), r.silence_id.encode()) for r in effects.silences.values()]
         for record in effects.records:
             NOTIFICATIONS.labels(channel=record.channel.value, outcome=record.outcome.value).inc()
         await self._context.emit([*outputs, *extra])
@@ -462,6 +501,24 @@ class AlertService(Processor):
         if ok:
             return True, "", True
         return False, report.error or f"{target.redacted} did not accept the message", report.retry
+
+
+async def _latest(bus: Bus, topic: str, model: type[M]) -> dict[str, M]:
+    """The latest readable record per key of a compacted topic (a tombstone removes its key)."""
+    latest: dict[str, M] = {}
+    for partition in range(await bus.partitions(topic)):
+        for record in await bus.read_partition(TopicPartition(topic, partition)):
+            if record.key is None:
+                continue
+            if record.value is None:
+                latest.pop(record.key.decode(), None)
+                continue
+            try:
+                latest[record.key.decode()] = decode(record.value, model).payload
+            except ValidationError as exc:
+                log.error("skipping unreadable %s record %s[%d]@%d: %s", model.__name__, topic, partition,
+                          record.offset, describe_validation_error(exc))
+    return latest
 
 
 def _queued(effects: Effects, now: datetime) -> bool:

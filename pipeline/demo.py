@@ -104,13 +104,24 @@ ProgressCallback = Callable[[DemoProgress], None]
 
 
 class SimulatedClock:
-    """The alert stage's clock: the simulated time of the step being processed."""
+    """The alert stage's clock: the simulated time of the step being processed; after
+    :meth:`run_on`, that time going on at the wall clock's pace (``--serve``)."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
+        self._running_since: float | None = None
 
     def __call__(self) -> datetime:
-        return self.now
+        if self._running_since is None:
+            return self.now
+        return self.now + timedelta(seconds=time.monotonic() - self._running_since)
+
+    def run_on(self) -> None:
+        self._running_since = time.monotonic()
+
+
+#: ``--serve``: what runs after the report while the alert stage keeps going on the demo's bus.
+Hold = Callable[[DemoReport, AlertService, MemoryBus], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -234,7 +245,9 @@ class Demo:
     def steps(self) -> int:
         return max(1, -(-(self.end - self.options.start) // self.options.step))
 
-    async def run(self, progress: ProgressCallback | None = None) -> DemoReport:
+    async def run(self, progress: ProgressCallback | None = None, hold: Hold | None = None) -> DemoReport:
+        """Run the simulated span and report; with ``hold``, then keep the alert stage running on
+        the result, its clock going on from the simulated end, until ``hold`` returns."""
         started = time.perf_counter()
         self._prepare_out()
         settings = self.settings
@@ -254,14 +267,17 @@ class Demo:
         try:
             await self._until(stages.race(alerts.ready.wait()), "the alert stage to start")
             await self._feed(feed, stages, progress)
+            report = self._report(feed, alerts)
+            report.wall_seconds = time.perf_counter() - started
+            if hold is not None:
+                self.clock.run_on()
+                await stages.race(hold(report, alerts, self.bus))
         finally:
             stop.set()
             results = await asyncio.gather(*stages.tasks.values(), return_exceptions=True)
         for name, result in zip(stages.tasks, results, strict=True):
             if isinstance(result, BaseException):
                 raise StageError(name, result) from result
-        report = self._report(feed, alerts)
-        report.wall_seconds = time.perf_counter() - started
         return report
 
     # -- running ---------------------------------------------------------------------------
@@ -432,6 +448,8 @@ async def run_demo(
     settings: Settings,
     registry: StationRegistry,
     progress: ProgressCallback | None = None,
+    hold: Hold | None = None,
 ) -> DemoReport:
-    """Run the demo; the report says what was detected and whether the demo showed what it should."""
-    return await Demo(options, settings, registry).run(progress)
+    """Run the demo; the report says what was detected and whether the demo showed what it should.
+    ``hold``: see :meth:`Demo.run`."""
+    return await Demo(options, settings, registry).run(progress, hold)
