@@ -16,6 +16,8 @@ refills from the detections that follow.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -118,6 +120,16 @@ class NoPlaybooks:
 
 #: How long a station's sighting of a plume counts for the playbooks of later detections.
 PLUME_MEMORY: Final = timedelta(days=3)
+#: A playbook is built again for a later detection of the same plume at the same station only when
+#: what the stations saw changed, the concentration or discharge moved by a step, or this much
+#: event time passed: the plume model (with correction and tracing) takes 0.1–0.7 s of CPU, and an
+#: event's detections (onset, updates every few readings) would otherwise each pay it.
+REBUILD_AFTER: Final = timedelta(minutes=30)
+#: Steps (ratios) of concentration and discharge below which a cached playbook still stands.
+_CONCENTRATION_STEP: Final = 1.25
+_DISCHARGE_STEP: Final = 1.1
+#: Playbooks kept (least recently used go first).
+_CACHED: Final = 256
 
 
 @dataclass(slots=True)
@@ -186,6 +198,30 @@ class SeenPlumes:
         return [s.observation(station) for station, s in stations.items() if s.first >= since]
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A playbook and the measured inputs it was built from."""
+
+    playbook: Playbook
+    concentration: float | None
+    discharge: float | None
+    peaks: tuple[float | None, ...]
+
+    def stands_for(self, at: datetime, concentration: float | None, discharge: float | None,
+                   peaks: tuple[float | None, ...]) -> bool:
+        """Still good for a detection at ``at`` with these values: recent enough, nothing moved a step."""
+        return (at - self.playbook.at <= REBUILD_AFTER
+                and _near(self.concentration, concentration, _CONCENTRATION_STEP)
+                and _near(self.discharge, discharge, _DISCHARGE_STEP)
+                and all(_near(a, b, _CONCENTRATION_STEP) for a, b in zip(self.peaks, peaks, strict=True)))
+
+
+def _near(a: float | None, b: float | None, ratio: float) -> bool:
+    if a is None or b is None or a <= 0 or b <= 0:
+        return a == b
+    return max(a, b) / min(a, b) < ratio
+
+
 class RiverPlaybooks:
     """The real source: the playbooks package's river networks (shipped + ``settings.network_dir``).
 
@@ -198,6 +234,10 @@ class RiverPlaybooks:
         self._maps: dict[tuple[str, str, datetime], PlaybookMap] = {}
         self._warned: set[tuple[str, str]] = set()
         self.plumes = SeenPlumes()
+        self._built: OrderedDict[tuple[object, ...], _Built] = OrderedDict()
+        # The alert service builds playbooks in worker threads (its event loop goes on meanwhile).
+        self._lock = threading.Lock()
+        self.builds = 0  # playbooks actually built (the rest came from the cache)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiverPlaybooks:
@@ -226,9 +266,19 @@ class RiverPlaybooks:
         # A station with no sighting is taken as clean until now: stations report all the time and a
         # silent one raises its own data_gap detection (then this assumption is the weak point).
         saw = {o.station_id for o in seen} | {detection.station_id}
+        # Who saw it, from when, and whether it is over there: a change in these always rebuilds.
+        sightings = sorted(seen, key=lambda o: o.station_id)
+        key = (detection.river, detection.station_id, pollutant,
+               tuple((o.station_id, o.first_exceeded_at, o.normal_again_at is not None) for o in sightings))
+        peaks = tuple(o.peak_concentration for o in sightings)
+        with self._lock:
+            cached = self._built.get(key)
+            if cached is not None and cached.stands_for(detection.time, value, discharge or None, peaks):
+                self._built.move_to_end(key)
+                return cached.playbook
         clean = [CleanStation(station_id=s, until=detection.time) for s in sorted(known - saw)]
         try:
-            return build_playbook(
+            playbook = build_playbook(
                 network, station_id=detection.station_id, pollutant=pollutant, at=detection.time,
                 concentration=value, discharge_m3s=discharge or None, observations=seen, clean=clean,
             )
@@ -237,6 +287,13 @@ class RiverPlaybooks:
                 self._warned.add((detection.station_id, pollutant))
                 log.warning("no playbook for %s/%s: %s", detection.station_id, pollutant, exc)
             return None
+        with self._lock:
+            self.builds += 1
+            self._built[key] = _Built(playbook, value, discharge or None, peaks)
+            self._built.move_to_end(key)
+            while len(self._built) > _CACHED:
+                self._built.popitem(last=False)
+        return playbook
 
     def reaches_to(self, station_id: str, river: str) -> tuple[str, ...]:
         network = self._networks.get(river)
