@@ -222,6 +222,48 @@ def _near(a: float | None, b: float | None, ratio: float) -> bool:
     return max(a, b) / min(a, b) < ratio
 
 
+#: Water speeds a plume can travel at between two stations: a cascade pool (the Jialing's
+#: reservoirs run at ~0.1–0.3 m/s, DESIGN.md §4; a deep pool at low flow slower still) and a flood.
+SLOWEST_MS: Final = 0.02
+FASTEST_MS: Final = 5.0
+
+
+def same_plume(
+    sightings: Sequence[StationObservation], station_id: str, at: datetime, km_of: Mapping[str, float]
+) -> list[StationObservation]:
+    """The sightings that can be the plume ``station_id`` sees (first at ``at`` unless it has a
+    sighting): a station above must have seen it earlier, one below later, each by a travel time
+    between :data:`FASTEST_MS` and :data:`SLOWEST_MS` over the distance. A spike of the same
+    pollutant elsewhere on the river at another time is another plume, and correcting the model
+    with it would move every arrival on the wrong evidence.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2024, 7, 1, tzinfo=UTC)
+    >>> def seen(station: str, hours: float) -> StationObservation:
+    ...     return StationObservation(station_id=station, first_exceeded_at=t + timedelta(hours=hours),
+    ...                               peak_at=t + timedelta(hours=hours), peak_concentration=2.0)
+    >>> km = {"up": 0.0, "here": 36.0, "down": 72.0}  # 36 km apart: 2 h at 5 m/s, 20 days at 0.02 m/s
+    >>> [o.station_id for o in same_plume([seen("up", 0), seen("down", 5)], "here", t + timedelta(hours=10), km)]
+    ['up']
+    """
+    own = next((_first(o) for o in sightings if o.station_id == station_id), None) or at
+    here = km_of[station_id]
+
+    def fits(o: StationObservation) -> bool:
+        first = _first(o)
+        if o.station_id == station_id or first is None:
+            return True
+        distance_m = abs(km_of[o.station_id] - here) * 1000.0
+        lag = (own - first) if km_of[o.station_id] < here else (first - own)
+        return distance_m / FASTEST_MS <= lag.total_seconds() <= distance_m / SLOWEST_MS
+
+    return [o for o in sightings if fits(o)]
+
+
+def _first(o: StationObservation) -> datetime | None:
+    return o.first_exceeded_at or o.peak_at
+
+
 class RiverPlaybooks:
     """The real source: the playbooks package's river networks (shipped + ``settings.network_dir``).
 
@@ -258,11 +300,13 @@ class RiverPlaybooks:
         discharge = next(
             (r.values["discharge"].value for r in reversed(detection.readings) if "discharge" in r.values), None
         )
-        known = {s.station_id for s in network.stations}
-        seen = [
+        km_of = {s.station_id: s.river_km for s in network.stations}
+        known = set(km_of)
+        recent = [
             o for o in self.plumes.observations(detection.river, pollutant, detection.time - self.plumes.memory)
             if o.station_id in known
         ]
+        seen = same_plume(recent, detection.station_id, detection.time, km_of)
         # A station with no sighting is taken as clean until now: stations report all the time and a
         # silent one raises its own data_gap detection (then this assumption is the weak point).
         saw = {o.station_id for o in seen} | {detection.station_id}

@@ -38,3 +38,16 @@ def test_an_events_later_detections_reuse_the_playbook_until_the_plume_changes()
     late = source.for_detection(detection("tuo-hongyuan", 20 + REBUILD_AFTER.total_seconds() / 60 + 1, 6.1))
     assert late is not None
     assert source.builds == 4  # long after the last build: built again though nothing else changed
+
+
+def test_a_spike_of_the_same_pollutant_that_cannot_be_this_plume_changes_nothing() -> None:
+    source = RiverPlaybooks(NETWORKS)
+    first = source.for_detection(detection("tuo-sanhuangmiao", 0, 3.0, DetectionPhase.ONSET))
+    # Upstream, ten minutes later: water does not flow uphill; this is another plume.
+    source.for_detection(detection("tuo-hongyuan", 10, 2.0, DetectionPhase.ONSET))
+    builds = source.builds
+    again = source.for_detection(detection("tuo-sanhuangmiao", 20, 3.1))
+    assert again is first
+    assert source.builds == builds
+    assert first is not None
+    assert [c.station_id for c in first.station_checks] == [c.station_id for c in again.station_checks]
