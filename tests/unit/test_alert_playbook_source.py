@@ -50,4 +50,5 @@ def test_a_spike_of_the_same_pollutant_that_cannot_be_this_plume_changes_nothing
     assert again is first
     assert source.builds == builds
     assert first is not None
+    assert again is not None
     assert [c.station_id for c in first.station_checks] == [c.station_id for c in again.station_checks]
