@@ -21,4 +21,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.incidents, n, compacted=True, replication_factor=rf),
         TopicSpec(t.notifications, n, replication_factor=rf),
         TopicSpec(t.detector_state, n, compacted=True, replication_factor=rf),
+        TopicSpec(t.station_commands, n, replication_factor=rf),
+        TopicSpec(t.command_results, n, replication_factor=rf),
     ]
