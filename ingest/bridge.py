@@ -6,7 +6,7 @@ broker only after Kafka acknowledged every record made from it, so a crash anywh
 makes the broker deliver it again: at-least-once, never lost.
 
 One thread: paho's socket is driven by the asyncio loop (:class:`ingest.mqttloop.MqttLoop`), and
-``on_message`` only appends to an :class:`_Inbox`. The pump routes each message and *sends* its
+``on_message`` only appends to an :class:`~ingest.inbox.Inbox`. The pump routes each message and *sends* its
 records without waiting (aiokafka batches them), queuing the pending acknowledgements in order; a
 second task awaits them in that order and acks the MQTT messages. One producer, records sent in
 arrival order, key = station id: per-station order is kept in Kafka.
@@ -15,7 +15,6 @@ arrival order, key = station id: per-station order is kept in Kafka.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, Final
 
 import paho.mqtt.client as paho
 
+from ingest.inbox import Inbox
 from ingest.mqtt import connect_options, failure, make_client
 from ingest.mqttloop import MqttLoop
 from ingest.pool import RoutingPool
@@ -50,6 +50,7 @@ PUMP_BATCH: Final = 500
 CONNECT_TIMEOUT_S: Final = 15.0
 
 Token = tuple[int, int]  # (MQTT message id, QoS)
+Messages = Inbox[Message[Token]]
 
 
 @dataclass(slots=True)
@@ -58,28 +59,6 @@ class BridgeStats:
     readings: int = 0
     dead_letters: int = 0
     acked: int = 0
-
-
-class _Inbox:
-    """Messages paho delivered (on the loop thread) that the pump has not taken yet."""
-
-    def __init__(self) -> None:
-        self._items: list[Message[Token]] = []
-        self._ready = asyncio.Event()
-
-    def put(self, item: Message[Token]) -> None:
-        self._items.append(item)
-        self._ready.set()
-
-    async def take(self, wait_s: float, limit: int) -> list[Message[Token]]:
-        """Up to ``limit`` messages, oldest first; waits up to ``wait_s`` for the first."""
-        if not self._items:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), wait_s)
-        items, self._items = self._items[:limit], self._items[limit:]
-        if not self._items:
-            self._ready.clear()
-        return items
 
 
 class Bridge:
@@ -108,7 +87,7 @@ class Bridge:
     async def run(self, stop: asyncio.Event) -> None:
         if self.create_topics:
             await self.bus.create_topics(topic_specs(self.settings))
-        inbox = _Inbox()
+        inbox = Messages()
         connect_result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         client = self._client(inbox, connect_result)
         client.connect_async(**connect_options(self.settings.mqtt, persistent=True))
@@ -125,7 +104,7 @@ class Bridge:
         log.info("ingest bridge stopped: %s", self.stats)
 
     async def _run_here(
-        self, client: paho.Client, inbox: _Inbox, connect_result: asyncio.Future[Any], stop: asyncio.Event
+        self, client: paho.Client, inbox: Messages, connect_result: asyncio.Future[Any], stop: asyncio.Event
     ) -> None:
         producer = self.bus.producer(client_id=f"{self.settings.kafka.client_id}-ingest")
         await producer.start()
@@ -144,7 +123,7 @@ class Bridge:
                 await producer.stop()
 
     async def _run_pool(
-        self, client: paho.Client, inbox: _Inbox, connect_result: asyncio.Future[Any], stop: asyncio.Event
+        self, client: paho.Client, inbox: Messages, connect_result: asyncio.Future[Any], stop: asyncio.Event
     ) -> None:
         """MQTT here, routing and producing in ``mqtt.routing_workers`` processes (see ingest.pool)."""
         pool = RoutingPool[Token](
@@ -174,7 +153,7 @@ class Bridge:
             self._count(readings, reasons)
         self.stats.acked += len(settled)
 
-    def _client(self, inbox: _Inbox, connect_result: asyncio.Future[Any]) -> paho.Client:
+    def _client(self, inbox: Messages, connect_result: asyncio.Future[Any]) -> paho.Client:
         mqtt = self.settings.mqtt
         password = mqtt.password.get_secret_value() if mqtt.password else None
         client = make_client(
@@ -217,7 +196,9 @@ class Bridge:
                            "check mqtt.username / RIVERGUARD_MQTT__PASSWORD")
         self.connected.set()
 
-    async def _pump(self, inbox: _Inbox, producer: Producer, stop: asyncio.Event, settler: asyncio.Task[None]) -> None:
+    async def _pump(
+        self, inbox: Messages, producer: Producer, stop: asyncio.Event, settler: asyncio.Task[None]
+    ) -> None:
         while not stop.is_set():
             if settler.done():
                 settler.result()  # re-raise the Kafka failure that stopped settling

@@ -11,8 +11,10 @@ import typer
 
 from ingest.hj212 import iter_frames
 from ingest.routing import Message, Router
-from riverguard.errors import RiverguardError
-from riverguard.runner import ConfigOption, run_service, settings_and_registry_or_exit
+from riverguard.errors import ConfigError, RiverguardError
+from riverguard.runner import ConfigOption, fail, run_service, settings_and_registry_or_exit
+from riverguard.settings import Settings
+from riverguard.stations import StationRegistry, StationSecrets, load_secrets
 
 StationsOption = Annotated[
     Path | None, typer.Option("--stations", help="Station registry YAML (else settings.stations_file, else built-in).")
@@ -21,6 +23,7 @@ StationsOption = Annotated[
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     run_app.command("ingest")(run_ingest)
+    run_app.command("hj212-gateway")(run_gateway)
     app.command("parse")(parse)
     app.command("simulate")(simulate)
 
@@ -36,6 +39,30 @@ def run_ingest(config: ConfigOption = None) -> None:
     bridge = Bridge(settings, registry, bus)
     checks = {"kafka": bus_check(bus, [settings.topics.readings]), "mqtt": mqtt_check(bridge)}
     run_service("ingest", settings, bridge.run, checks)
+
+
+def run_gateway(config: ConfigOption = None) -> None:
+    """HJ 212 gateway: station data loggers over TCP → Kafka (the ingest routing), answers and commands to them."""
+    from ingest.gateway import Gateway
+    from riverguard.bus.kafka import KafkaBus
+    from riverguard.observability import bus_check
+
+    settings, registry = settings_and_registry_or_exit(config)
+    secrets = _secrets_or_exit(settings, registry)
+    bus = KafkaBus(settings.kafka)
+    gateway = Gateway(settings, registry, secrets, bus)
+    run_service("hj212-gateway", settings, gateway.run, {"kafka": bus_check(bus, [settings.topics.readings])})
+
+
+def _secrets_or_exit(settings: Settings, registry: StationRegistry) -> StationSecrets:
+    path = settings.hj212.passwords_file
+    if path is None:
+        raise fail("hj212.passwords_file is not set: the gateway and its data loggers need the stations' PW "
+                   "(a YAML file station_id: password; RIVERGUARD_HJ212__PASSWORDS_FILE)", 2)
+    try:
+        return load_secrets(path, registry)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
 
 
 def parse(

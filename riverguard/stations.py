@@ -174,6 +174,9 @@ class StationSecrets:
     def __contains__(self, station_id: object) -> bool:
         return station_id in self._passwords
 
+    def __len__(self) -> int:
+        return len(self._passwords)
+
     def matches(self, station_id: str, password: str | None) -> bool:
         """True when ``password`` is the station's PW (compared in constant time)."""
         known = self._passwords.get(station_id)
