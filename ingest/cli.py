@@ -1,4 +1,4 @@
-"""Commands of the ingest package: ``riverguard run ingest``, ``riverguard parse``, ``riverguard simulate``."""
+"""Commands of the ingest package: ``riverguard parse`` and ``riverguard simulate``."""
 
 from __future__ import annotations
 
@@ -11,58 +11,17 @@ import typer
 
 from ingest.hj212 import iter_frames
 from ingest.routing import Message, Router
-from riverguard.errors import ConfigError, RiverguardError
-from riverguard.runner import ConfigOption, fail, run_service, settings_and_registry_or_exit
-from riverguard.settings import Settings
-from riverguard.stations import StationRegistry, StationSecrets, load_secrets
+from riverguard.cli import ConfigOption, settings_and_registry_or_exit
+from riverguard.errors import RiverguardError
 
 StationsOption = Annotated[
     Path | None, typer.Option("--stations", help="Station registry YAML (else settings.stations_file, else built-in).")
 ]
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    run_app.command("ingest")(run_ingest)
-    run_app.command("hj212-gateway")(run_gateway)
+def register(app: typer.Typer) -> None:
     app.command("parse")(parse)
     app.command("simulate")(simulate)
-
-
-def run_ingest(config: ConfigOption = None) -> None:
-    """MQTT → Kafka bridge: station payloads to telemetry.readings, rejects to telemetry.dlq."""
-    from ingest.bridge import Bridge, mqtt_check
-    from riverguard.bus.kafka import KafkaBus
-    from riverguard.observability import bus_check
-
-    settings, registry = settings_and_registry_or_exit(config)
-    bus = KafkaBus(settings.kafka)
-    bridge = Bridge(settings, registry, bus)
-    checks = {"kafka": bus_check(bus, [settings.topics.readings]), "mqtt": mqtt_check(bridge)}
-    run_service("ingest", settings, bridge.run, checks)
-
-
-def run_gateway(config: ConfigOption = None) -> None:
-    """HJ 212 gateway: station data loggers over TCP → Kafka (the ingest routing), answers and commands to them."""
-    from ingest.gateway import Gateway
-    from riverguard.bus.kafka import KafkaBus
-    from riverguard.observability import bus_check
-
-    settings, registry = settings_and_registry_or_exit(config)
-    secrets = _secrets_or_exit(settings, registry)
-    bus = KafkaBus(settings.kafka)
-    gateway = Gateway(settings, registry, secrets, bus)
-    run_service("hj212-gateway", settings, gateway.run, {"kafka": bus_check(bus, [settings.topics.readings])})
-
-
-def _secrets_or_exit(settings: Settings, registry: StationRegistry) -> StationSecrets:
-    path = settings.hj212.passwords_file
-    if path is None:
-        raise fail("hj212.passwords_file is not set: the gateway and its data loggers need the stations' PW "
-                   "(a YAML file station_id: password; RIVERGUARD_HJ212__PASSWORDS_FILE)", 2)
-    try:
-        return load_secrets(path, registry)
-    except ConfigError as exc:
-        raise fail(str(exc), 2) from exc
 
 
 def parse(
