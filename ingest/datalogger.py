@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from ingest.codecs import BEIJING, frame_of, parse_local_time
+from ingest.codecs import frame_of, parse_local_time
 from ingest.exchange import (
     DATA_ANSWER,
     RETAIN_SAMPLE,
@@ -34,6 +34,7 @@ from ingest.hj212 import Frame, build_frame, parse_frame
 from riverguard.errors import PayloadError, RiverguardError
 from riverguard.models import Reading
 from riverguard.stations import Station
+from riverguard.timekeeping import BEIJING
 
 ANSWER_FLAG: Final = "5"  # HJ 212-2017, answer wanted
 QUIET_FLAG: Final = "4"

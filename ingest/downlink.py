@@ -31,7 +31,7 @@ b'QN=20240514100000000;ST=21;CN=3015;PW=1234'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Final
 
 from ingest.codecs import parse_local_time
@@ -53,8 +53,8 @@ from riverguard.errors import PayloadError
 from riverguard.incidents import Incident, Route
 from riverguard.parameters import PARAMETERS
 from riverguard.stations import StationRegistry, StationSecrets
+from riverguard.timekeeping import BEIJING
 
-BEIJING: Final = timezone(timedelta(hours=8))
 _CN: Final = {CommandKind.SET_CLOCK: SET_CLOCK, CommandKind.RETAIN_SAMPLE: RETAIN_SAMPLE,
               CommandKind.TAKE_SAMPLE: TAKE_SAMPLE}
 

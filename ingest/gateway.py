@@ -37,12 +37,12 @@ from ingest.session import Answer, Bind, ClockOff, Close, Effect, Limits, Reject
 from riverguard.bus.base import Bus, Delivery, Outgoing, Producer, TopicPartition
 from riverguard.bus.topics import topic_specs
 from riverguard.commands import CommandResult, StationCommand
-from riverguard.errors import BusError, PayloadError
+from riverguard.errors import BusError, ConfigError, PayloadError
 from riverguard.incidents import Incident
 from riverguard.models import SourceFormat, decode, encode
 from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT
 from riverguard.settings import Settings
-from riverguard.stations import StationRegistry, StationSecrets
+from riverguard.stations import StationRegistry, StationSecrets, load_secrets
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,15 @@ class Link(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.reason = reason
             self.transport.close()  # writes what is buffered first
+
+
+def gateway_secrets(settings: Settings, registry: StationRegistry) -> StationSecrets:
+    """The stations' PWs from ``hj212.passwords_file``; ConfigError when it is not set or bad."""
+    path = settings.hj212.passwords_file
+    if path is None:
+        raise ConfigError("hj212.passwords_file is not set: the gateway accepts only stations whose PW it knows "
+                          "(a YAML file station_id: password; RIVERGUARD_HJ212__PASSWORDS_FILE)")
+    return load_secrets(path, registry)
 
 
 class Gateway:

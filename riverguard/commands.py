@@ -23,15 +23,14 @@ messages ("已留样").
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from riverguard.models import ParameterName, StationId
-
-_BEIJING: Final = timezone(timedelta(hours=8))
+from riverguard.timekeeping import BEIJING
 
 
 class _Frozen(BaseModel):
@@ -133,7 +132,7 @@ def _messages(
         if bottle is not None:
             where.append(f"{bottle} 号瓶")
         if sampled_at is not None:
-            where.append(sampled_at.astimezone(_BEIJING).strftime("%Y-%m-%d %H:%M"))
+            where.append(sampled_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"))
         suffix = f"（{'，'.join(where)}）" if where else ""
         english = f" (bottle {bottle})" if bottle is not None else ""
         return f"{station}站已超标留样{suffix}", f"{station}: sample retained{english}"

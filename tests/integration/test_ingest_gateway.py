@@ -30,6 +30,7 @@ from ingest.codecs import encode_hj212
 from ingest.datalogger import DataLogger, LoggerState
 from ingest.gateway import Gateway
 from ingest.hj212 import crc16, parse_frame
+from pipeline.harness.mqtt import dev_password
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.commands import CommandKind, CommandOutcome, CommandResult
@@ -38,8 +39,7 @@ from riverguard.incidents import Incident, Route, WarningLevel
 from riverguard.models import DeadLetter, DetectionKind, Measurement, Reading, SourceFormat, decode, encode
 from riverguard.settings import Settings
 from riverguard.stations import StationRegistry, StationSecrets, load_registry
-from tests.conftest import require_service
-from tests.e2e.harness import dev_password
+from tests.support.services import require_service
 
 pytestmark = pytest.mark.integration
 
@@ -384,8 +384,9 @@ async def test_killing_the_gateway_mid_stream_loses_nothing_acknowledged(
     # What the logger does after a lost connection: it reconnects and sends what was not answered.
     gateway_process(settings, port)
     logger = await connect_when_up(port)
-    for seq in sorted(set(range(n)) - acknowledged):
-        await logger.send(reading(STATION.station_id, seq))
+    resent = [await logger.send(reading(STATION.station_id, seq)) for seq in sorted(set(range(n)) - acknowledged)]
+    for qn in resent:  # a logger keeps a frame until it is answered (closing earlier resets what is unread)
+        assert await logger.acknowledged(qn, 30)
     await logger.close()
     records = await eventually(lambda: read_topic(kafka_bus, settings.topics.readings),
                                lambda r: len(r) >= n, "every reading")

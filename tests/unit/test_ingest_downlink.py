@@ -142,7 +142,7 @@ def test_what_does_not_retain_a_sample() -> None:
     commands = book()
     commands.online(STATION.station_id, "21", T0)
     assert commands.incident(incident((STATION.station_id,), route=Route.MAINTENANCE,
-                                      key="maintenance|tuo-hongyuan"), T0) == []
+                                      key="maintenance|tuo-hongyuan|sensor_fault"), T0) == []
     assert commands.incident(incident((STATION.station_id,), status=IncidentStatus.RESOLVED), T0) == []
     done = CommandResult.of(order(f"RG-0A1B2C3D:retain_sample:{STATION.station_id}"), CommandOutcome.EXECUTED, at=T0)
     commands.seen(done)  # a restarted gateway read it back from Kafka
