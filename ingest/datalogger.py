@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
@@ -31,9 +32,10 @@ from ingest.exchange import (
 )
 from ingest.framing import FrameReader
 from ingest.hj212 import Frame, build_frame, parse_frame
+from ingest.publisher import Pace
 from riverguard.errors import PayloadError, RiverguardError
 from riverguard.models import Reading
-from riverguard.stations import Station
+from riverguard.stations import Station, StationRegistry, StationSecrets
 from riverguard.timekeeping import BEIJING
 
 ANSWER_FLAG: Final = "5"  # HJ 212-2017, answer wanted
@@ -166,3 +168,63 @@ class DataLogger:
                     await self.write(answer)
             async with self._answered:
                 self._answered.notify_all()
+
+
+@dataclass(frozen=True, slots=True)
+class LoggerRun:
+    """What ``riverguard simulate --transport hj212-tcp`` did."""
+
+    sent: int
+    acknowledged: int
+    seconds: float
+    samples: dict[str, list[RetainedSample]]
+    commands: int
+
+
+async def send_readings(
+    readings: Iterable[Reading],
+    registry: StationRegistry,
+    secrets: StationSecrets,
+    host: str,
+    port: int,
+    pace: Pace,
+    *,
+    answer_wait_s: float = 30.0,
+) -> LoggerRun:
+    """One data logger per station on a TCP connection to the gateway, sending ``readings`` at
+    ``pace``; then waits up to ``answer_wait_s`` for the gateway's answers."""
+    loggers: dict[str, DataLogger] = {}
+    sent: list[tuple[DataLogger, str]] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first_time: datetime | None = None
+    try:
+        for reading in readings:
+            elapsed = loop.time() - started
+            if pace.finished(elapsed, len(sent)):
+                break
+            first_time = first_time or reading.time
+            due = pace.due(len(sent), reading.time - first_time)
+            if due is not None and due > elapsed:
+                await asyncio.sleep(due - elapsed)
+            logger = loggers.get(reading.station_id)
+            if logger is None:
+                password = secrets.password(reading.station_id)
+                if password is None:
+                    raise RiverguardError(f"station {reading.station_id} has no PW in the passwords file")
+                logger = loggers[reading.station_id] = DataLogger(
+                    LoggerState(registry.by_id[reading.station_id], password))
+                await logger.connect(host, port)
+            sent.append((logger, await logger.send(reading)))
+        deadline = loop.time() + answer_wait_s
+        for logger, qn in sent:
+            await logger.acknowledged(qn, max(0.0, deadline - loop.time()))
+    finally:
+        for logger in loggers.values():
+            await logger.close()
+    return LoggerRun(
+        sent=len(sent), acknowledged=sum(qn in logger.state.acknowledged for logger, qn in sent),
+        seconds=loop.time() - started,
+        samples={sid: logger.state.samples for sid, logger in loggers.items() if logger.state.samples},
+        commands=sum(len(logger.state.commands) for logger in loggers.values()),
+    )

@@ -31,12 +31,13 @@ from ingest.datalogger import DataLogger, LoggerState
 from ingest.gateway import Gateway
 from ingest.hj212 import crc16, parse_frame
 from pipeline.harness.mqtt import dev_password
+from pipeline.stages import alert_stage, detect_stage
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.commands import CommandKind, CommandOutcome, CommandResult
 from riverguard.errors import RiverguardError
-from riverguard.incidents import Incident, Route, WarningLevel
-from riverguard.models import DeadLetter, DetectionKind, Measurement, Reading, SourceFormat, decode, encode
+from riverguard.incidents import Incident
+from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, decode
 from riverguard.settings import Settings
 from riverguard.stations import StationRegistry, StationSecrets, load_registry
 from tests.support.services import require_service
@@ -250,28 +251,56 @@ def reading(station_id: str, seq: int, **values: float) -> Reading:
                    source_format=SourceFormat.HJ212)
 
 
-async def test_an_incident_at_a_connected_station_makes_it_retain_a_sample(
-    gateway_settings: Settings, kafka_bus: KafkaBus
+@pytest.mark.slow
+async def test_a_pollution_detection_at_a_connected_station_makes_it_retain_a_sample(
+    gateway_settings: Settings, kafka_bus: KafkaBus, unique: str, tmp_path: Path
 ) -> None:
-    async with running_gateway(gateway_settings) as gateway:
-        assert gateway.port is not None
-        logger = DataLogger(LoggerState(STATION, PASSWORDS[STATION.station_id]))
-        await logger.connect("127.0.0.1", gateway.port)
-        assert await logger.acknowledged(await logger.send(reading(STATION.station_id, 0)), 20)
-        now = datetime.now(UTC)
-        incident = Incident(incident_id="RG-TEST0001", key="pollution|tuo|tuo|NH3N", route=Route.POLLUTION,
-                            river="tuo", reach="tuo", pollutant="NH3N", kind=DetectionKind.LIMIT_EXCEEDANCE,
-                            level=WarningLevel.YELLOW, opened_at=now, updated_at=now, last_active_at=now,
-                            first_station=STATION.station_id, stations=(STATION.station_id,))
-        async with kafka_bus.producer() as producer:
-            await producer.send_and_wait(gateway_settings.topics.incidents, encode(incident), key=b"RG-TEST0001")
-        done = await eventually(lambda: results(kafka_bus, gateway_settings),
-                                lambda r: any(x.kind is CommandKind.RETAIN_SAMPLE for x in r), "the sample result")
-        await logger.close()
+    # The whole chain on Kafka: the logger's readings → gateway → detect stage (GB 3838 limit) →
+    # alert stage (incident) → gateway → 超标留样 at the station → its result.
+    apprise, routing = tmp_path / "apprise.yaml", tmp_path / "routing.yaml"
+    apprise.write_text("version: 1\nurls:\n  - json://127.0.0.1:9/duty:\n      - tag: duty\n", encoding="utf-8")
+    routing.write_text("routes:\n  - {name: duty, match: {route: pollution}, notify: [duty]}\n", encoding="utf-8")
+    t = gateway_settings.topics
+    settings = gateway_settings.model_copy(update={
+        "topics": t.model_copy(update={name: f"{name}-{unique}" for name in (
+            "detections", "notifications", "detector_state")}),
+        "alerts": gateway_settings.alerts.model_copy(update={"apprise_config": apprise, "routing_file": routing}),
+    })
+    stop = asyncio.Event()
+    detect = detect_stage(settings, REGISTRY, KafkaBus(settings.kafka), group_id=f"detect-{unique}",
+                          checkpoint_seconds=1)
+    alerts, _ = alert_stage(settings, REGISTRY, KafkaBus(settings.kafka), group_id=f"alerts-{unique}",
+                            serve_api=False)
+    stages = [asyncio.create_task(detect.run(stop)), asyncio.create_task(alerts.run(stop))]
+    try:
+        async with running_gateway(settings) as gateway:
+            assert gateway.port is not None
+            logger = DataLogger(LoggerState(STATION, PASSWORDS[STATION.station_id]))
+            await logger.connect("127.0.0.1", gateway.port)
+            start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=15)
+            # An ammonia plume: NH3N climbs to 3 times the class III limit, conductivity, CODMn and
+            # TP with it, DO down (a lone step in one parameter would be taken for the instrument).
+            for minute, nh3n in enumerate([0.3] * 4 + [0.5, 0.9, 1.5, 2.2, 2.8, 3.0, 3.0]):
+                rise = nh3n / 0.3
+                values = {"pH": 7.6, "NH3N": nh3n, "conductivity": 400 + 30 * rise, "CODMn": 3 + 0.3 * rise,
+                          "DO": 8 - 0.1 * rise, "TP": 0.1 + 0.01 * rise}
+                sent = Reading(station_id=STATION.station_id, river=STATION.river,
+                               time=start + timedelta(minutes=minute), source_format=SourceFormat.HJ212,
+                               values={name: Measurement(value=value) for name, value in values.items()})
+                assert await logger.acknowledged(await logger.send(sent), 20)
+            done = await eventually(lambda: results(kafka_bus, settings),
+                                    lambda r: any(x.kind is CommandKind.RETAIN_SAMPLE for x in r),
+                                    "the sample retention result", limit_s=90)
+            await logger.close()
+    finally:
+        stop.set()
+        await asyncio.gather(*stages)
     [result] = [r for r in done if r.kind is CommandKind.RETAIN_SAMPLE]
-    assert (result.outcome, result.incident_id, result.bottle) == (CommandOutcome.EXECUTED, "RG-TEST0001", 1)
+    assert (result.outcome, result.bottle, result.station_id) == (CommandOutcome.EXECUTED, 1, STATION.station_id)
     assert result.message_zh.startswith("三皇庙站已超标留样（1 号瓶")
     assert [s.bottle for s in logger.state.samples] == [1]
+    incidents = [decode(v, Incident).payload for v in await read_topic(kafka_bus, settings.topics.incidents)]
+    assert result.incident_id in {i.incident_id for i in incidents if STATION.station_id in i.stations}
 
 
 async def test_mqtt_and_tcp_give_the_same_kafka_record_for_the_same_reading(
@@ -308,6 +337,27 @@ async def test_mqtt_and_tcp_give_the_same_kafka_record_for_the_same_reading(
     decoded = decode(records[0], Reading).payload
     assert decoded.time == same.time
     assert {k: round(m.value, 12) for k, m in decoded.values.items()} == {k: m.value for k, m in same.values.items()}
+
+
+async def test_the_simulator_as_data_loggers(gateway_settings: Settings, kafka_bus: KafkaBus, tmp_path: Path) -> None:
+    stations = tmp_path / "stations.yaml"
+    stations.write_text(yaml.safe_dump(REGISTRY.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")} | {
+        "RIVERGUARD_STATIONS_FILE": str(stations),
+        "RIVERGUARD_HJ212__PASSWORDS_FILE": str(gateway_settings.hj212.passwords_file)}
+    async with running_gateway(gateway_settings) as gateway:
+        simulate = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "riverguard"), "simulate", "--transport", "hj212-tcp",
+            "--gateway", f"127.0.0.1:{gateway.port}", "--station", STATION.station_id, "--station",
+            OTHER.station_id, "--count", "20", "--rate", "200", "--no-faults", env=env, cwd=REPO,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(simulate.communicate(), 120)
+        assert simulate.returncode == 0, err.decode()
+        assert "sent 20 frames" in out.decode()
+        assert "20 answered (9014)" in out.decode()
+    readings = [decode(v, Reading).payload for v in await read_topic(kafka_bus, gateway_settings.topics.readings)]
+    assert len(readings) == 20
+    assert {r.station_id for r in readings} == {STATION.station_id, OTHER.station_id}
 
 
 def free_port() -> int:
