@@ -167,7 +167,8 @@ class Session:
 
     def _frame(self, raw: bytes, now: datetime) -> list[Effect]:
         try:
-            frame = parse_frame(raw)
+            # The head decides; a data frame's values are the router's to read.
+            frame = parse_frame(raw, with_cp=False)
         except PayloadError as invalid:
             return self._reject(raw, invalid)
         effects: list[Effect] = []
@@ -188,7 +189,7 @@ class Session:
         if kind is Kind.ANSWER or (kind is Kind.UPLOAD and frame.cn == RETAIN_SAMPLE):
             reply = answer_to(frame)
             self._bad_in_a_row = 0
-            return [*effects, *([Send(reply)] if reply else []), Answer(station_id, frame)]
+            return [*effects, *([Send(reply)] if reply else []), Answer(station_id, parse_frame(raw))]
         if kind is Kind.NOTICE:
             self._bad_in_a_row = 0
             reply = answer_to(frame)
