@@ -133,8 +133,11 @@ class CommandBook:
         for station_id in incident.stations or (incident.first_station,):
             if station_id not in self.registry.by_id:
                 continue
-            # From the incident's own times, so a replay derives the same command.
+            # From the incident's own times, so a replay derives the same command; one that would
+            # have expired already (an old incident read at start) was never waited for.
             issued_at = incident.opened_at if station_id == incident.first_station else incident.updated_at
+            if issued_at + self.ttl <= now:
+                continue
             effects += self.add(StationCommand(
                 command_id=f"{incident.incident_id}:{CommandKind.RETAIN_SAMPLE.value}:{station_id}",
                 station_id=station_id, kind=CommandKind.RETAIN_SAMPLE, issued_at=issued_at,
