@@ -165,6 +165,11 @@ class Gateway:
         self._readings_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.readings)
         self._messages_in = MESSAGES_IN.labels(stage=STAGE)
 
+    @property
+    def bound(self) -> frozenset[str]:
+        """The stations connected now."""
+        return frozenset(self._stations)
+
     async def run(self, stop: asyncio.Event) -> None:
         if self.create_topics:
             await self.bus.create_topics(topic_specs(self.settings))
