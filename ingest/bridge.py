@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -28,8 +28,9 @@ from ingest.mqtt import connect_options, failure, make_client
 from ingest.mqttloop import MqttLoop
 from ingest.pool import RoutingPool
 from ingest.routing import Message, Router
+from ingest.settling import Settler
 from ingest.worker import Settled
-from riverguard.bus.base import Bus, Delivery, Producer
+from riverguard.bus.base import Bus, Producer
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import BusError
 from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, HealthCheck
@@ -40,9 +41,6 @@ from riverguard.stations import StationRegistry
 log = logging.getLogger(__name__)
 
 STAGE: Final = "ingest"
-#: Batches of messages whose Kafka records are sent but not yet acknowledged; beyond it intake
-#: waits (the broker's in-flight window usually binds first).
-MAX_UNSETTLED: Final = 1000
 #: Messages routed and sent to Kafka as one unit. Bounded so that, with thousands in flight,
 #: Kafka already has the first records while the rest are decoded and MQTT refills the window
 #: (taking the whole in-flight window at once made read, route and acknowledge take turns).
@@ -80,9 +78,6 @@ class Bridge:
         self._messages_in = MESSAGES_IN.labels(stage=STAGE)
         self._readings_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.readings)
         self._dlq_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.dlq)
-        self._unsettled: asyncio.Queue[tuple[Awaitable[list[Delivery]], list[Token]] | None] = asyncio.Queue(
-            MAX_UNSETTLED
-        )
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.create_topics:
@@ -108,17 +103,16 @@ class Bridge:
     ) -> None:
         producer = self.bus.producer(client_id=f"{self.settings.kafka.client_id}-ingest")
         await producer.start()
-        settler = asyncio.create_task(self._settle(client))
+        settler = Settler[Token](lambda tokens: self._ack(client, tokens), what="acknowledging it to MQTT")
+        settling = settler.start()
         try:
             await self._await_connection(connect_result)
-            await self._pump(inbox, producer, stop, settler)
+            await self._pump(inbox, producer, stop, settler, settling)
         finally:
             # Acknowledge what Kafka already has, then leave: unacknowledged messages stay in the
             # broker's session and come again on the next start.
-            if not settler.done():
-                await self._unsettled.put(None)
             try:
-                await asyncio.wait_for(asyncio.shield(settler), timeout=30)
+                await settler.finish()
             finally:
                 await producer.stop()
 
@@ -197,11 +191,12 @@ class Bridge:
         self.connected.set()
 
     async def _pump(
-        self, inbox: Messages, producer: Producer, stop: asyncio.Event, settler: asyncio.Task[None]
+        self, inbox: Messages, producer: Producer, stop: asyncio.Event, settler: Settler[Token],
+        settling: asyncio.Task[None],
     ) -> None:
         while not stop.is_set():
-            if settler.done():
-                settler.result()  # re-raise the Kafka failure that stopped settling
+            if settling.done():
+                settling.result()  # re-raise the Kafka failure that stopped settling
                 return
             messages = await inbox.take(wait_s=0.5, limit=PUMP_BATCH)
             self.stats.received += len(messages)
@@ -215,7 +210,7 @@ class Bridge:
                 self._count(len(routed.records) - len(routed.reasons), routed.reasons)
             if tokens:
                 pending = await producer.send_batch(records)
-                await self._unsettled.put((pending, tokens))  # bounded: waits while Kafka lags
+                await settler.put(pending, tokens)  # bounded: waits while Kafka lags
 
     def _count(self, readings: int, reasons: Sequence[str]) -> None:
         """Stats and metrics of records produced: readings, and dead letters by reason."""
@@ -226,28 +221,12 @@ class Bridge:
             self._dlq_out.inc()
             DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
 
-    async def _settle(self, client: paho.Client) -> None:
-        """Ack MQTT messages in arrival order once Kafka acknowledged their records."""
-        while (item := await self._unsettled.get()) is not None:
-            pending, tokens = item
-            try:
-                await pending
-            except BusError:
-                log.exception("Kafka did not take a record; stopping without acknowledging it to MQTT "
-                              "(the broker delivers it again on the next start)")
-                _discard(pending)
-                raise
-            for mid, qos in tokens:
-                if qos > 0:
-                    client.ack(mid, qos)
-            self.stats.acked += len(tokens)
-
-
-def _discard(pending: Awaitable[list[Delivery]]) -> None:
-    if cancel := getattr(pending, "cancel", None):
-        cancel()  # a future, or the Kafka bus's pending deliveries
-    elif close := getattr(pending, "close", None):
-        close()  # an un-awaited coroutine
+    def _ack(self, client: paho.Client, tokens: list[Token]) -> None:
+        """Ack MQTT messages (in arrival order) once Kafka acknowledged their records."""
+        for mid, qos in tokens:
+            if qos > 0:
+                client.ack(mid, qos)
+        self.stats.acked += len(tokens)
 
 
 def mqtt_check(bridge: Bridge) -> HealthCheck:

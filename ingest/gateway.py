@@ -22,7 +22,6 @@ import contextlib
 import logging
 import uuid
 from collections import Counter as Tally
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -34,10 +33,11 @@ from ingest.downlink import CommandBook, Dispatch, DownlinkEffect, Publish
 from ingest.inbox import Inbox
 from ingest.routing import Message, Routed, Router
 from ingest.session import Answer, Bind, ClockOff, Close, Effect, Limits, Reject, Route, Send, Session
-from riverguard.bus.base import Bus, Delivery, Outgoing, Producer, TopicPartition
+from ingest.settling import Settler
+from riverguard.bus.base import Bus, Outgoing, Producer, TopicPartition
 from riverguard.bus.topics import topic_specs
 from riverguard.commands import CommandResult, StationCommand
-from riverguard.errors import BusError, ConfigError, PayloadError
+from riverguard.errors import ConfigError, PayloadError
 from riverguard.incidents import Incident
 from riverguard.models import SourceFormat, decode, encode
 from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 STAGE: Final = "hj212-gateway"
 PUMP_BATCH: Final = 500
-MAX_UNSETTLED: Final = 1000
 TICK_S: Final = 0.5
 
 CONNECTIONS: Final = Gauge("riverguard_hj212_open_connections", "Data logger connections open now.")
@@ -157,9 +156,6 @@ class Gateway:
         self._by_peer: Tally[str] = Tally()
         self._stations: dict[str, Link] = {}
         self._inbox = Inbox[tuple[Message[Ticket], PayloadError | None]]()
-        self._unsettled: asyncio.Queue[tuple[Awaitable[list[Delivery]], list[Ticket]] | None] = asyncio.Queue(
-            MAX_UNSETTLED
-        )
         self._producer: Producer | None = None
         self._results: list[Outgoing] = []
         self._readings_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.readings)
@@ -182,10 +178,11 @@ class Gateway:
         self.port = server.sockets[0].getsockname()[1]
         log.info("HJ 212 gateway listening on %s:%s for %d stations", config.host, self.port, len(self.secrets))
         self.listening.set()
-        settler = asyncio.create_task(self._settle())
+        settler = Settler[Ticket](self._answer, what="answering the data loggers")
+        settling = settler.start()
         helpers = [asyncio.create_task(self._tick(stop)), asyncio.create_task(self._follow_commands(stop))]
         try:
-            await self._pump(producer, stop, settler)
+            await self._pump(producer, stop, settler, settling)
         finally:
             server.close()
             for link in list(self._links):
@@ -193,10 +190,8 @@ class Gateway:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            if not settler.done():
-                await self._unsettled.put(None)
             try:
-                await asyncio.wait_for(asyncio.shield(settler), timeout=30)
+                await settler.finish()
             finally:
                 await producer.stop()
                 await server.wait_closed()
@@ -294,10 +289,12 @@ class Gateway:
 
     # --- routing and acknowledging ------------------------------------------------------------
 
-    async def _pump(self, producer: Producer, stop: asyncio.Event, settler: asyncio.Task[None]) -> None:
+    async def _pump(
+        self, producer: Producer, stop: asyncio.Event, settler: Settler[Ticket], settling: asyncio.Task[None]
+    ) -> None:
         while not stop.is_set():
-            if settler.done():
-                settler.result()  # re-raise the Kafka failure that stopped settling
+            if settling.done():
+                settling.result()  # re-raise the Kafka failure that stopped settling
                 return
             items = await self._inbox.take(wait_s=TICK_S, limit=PUMP_BATCH)
             now = datetime.now(UTC)
@@ -319,7 +316,7 @@ class Gateway:
             self._results = []
             if records or tickets:
                 pending = await producer.send_batch(records)
-                await self._unsettled.put((pending, tickets))
+                await settler.put(pending, tickets)
 
     def _count(self, outcome: Routed[Ticket]) -> None:
         readings = len(outcome.records) - len(outcome.reasons)
@@ -333,25 +330,18 @@ class Gateway:
             if not ticket.counted and ticket.link.session is not None:
                 self.apply(ticket.link, ticket.link.session.outcome(rejected=bool(outcome.reasons)))
 
-    async def _settle(self) -> None:
+    def _answer(self, tickets: list[Ticket]) -> None:
         """Write the answers of frames whose records Kafka acknowledged, in arrival order."""
-        while (item := await self._unsettled.get()) is not None:
-            pending, tickets = item
-            try:
-                await pending
-            except BusError:
-                log.exception("Kafka did not take a record; stopping without answering the data loggers "
-                              "(they send the frames again)")
-                raise
-            for ticket in tickets:
-                link = ticket.link
-                if ticket.reply is not None:
-                    link.write(ticket.reply)
-                self.stats["acknowledged"] += 1
-                link.unsettled -= 1
-                if link.paused and link.unsettled < self.settings.hj212.max_unsettled_frames and link.transport:
-                    link.paused = False
-                    link.transport.resume_reading()
+        limit = self.settings.hj212.max_unsettled_frames
+        for ticket in tickets:
+            link = ticket.link
+            if ticket.reply is not None:
+                link.write(ticket.reply)
+            self.stats["acknowledged"] += 1
+            link.unsettled -= 1
+            if link.paused and link.unsettled < limit and link.transport:
+                link.paused = False
+                link.transport.resume_reading()
 
     # --- time and commands ----------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from riverguard.bus.kafka import KafkaBus
 from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, decode
 from riverguard.settings import Settings
 from riverguard.stations import load_registry
-from tests.support.services import require_service
+from tests.support.services import require_service, running
 
 pytestmark = pytest.mark.integration
 
@@ -76,17 +76,8 @@ def payload(station_id: str, seq: int) -> bytes:
 @asynccontextmanager
 async def running_bridge(settings: Settings) -> AsyncIterator[Bridge]:
     bridge = Bridge(settings, REGISTRY, KafkaBus(settings.kafka))
-    stop = asyncio.Event()
-    task = asyncio.create_task(bridge.run(stop))
-    connected = asyncio.create_task(bridge.connected.wait())
-    await asyncio.wait([task, connected], return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    try:
+    async with running(bridge.run, bridge.connected):
         yield bridge
-    finally:
-        stop.set()
-        await task
 
 
 async def until(condition: Any, what: str, limit_s: float = 60) -> None:

@@ -40,7 +40,7 @@ from riverguard.incidents import Incident
 from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, decode
 from riverguard.settings import Settings
 from riverguard.stations import StationRegistry, StationSecrets, load_registry
-from tests.support.services import require_service
+from tests.support.services import require_service, running
 
 pytestmark = pytest.mark.integration
 
@@ -80,17 +80,8 @@ def gateway_settings(kafka_settings: Settings, unique: str, tmp_path: Path) -> S
 @asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     gateway = Gateway(settings, REGISTRY, SECRETS, KafkaBus(settings.kafka))
-    stop = asyncio.Event()
-    task = asyncio.create_task(gateway.run(stop))
-    listening = asyncio.create_task(gateway.listening.wait())
-    await asyncio.wait([task, listening], return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    try:
+    async with running(gateway.run, gateway.listening):
         yield gateway
-    finally:
-        stop.set()
-        await task
 
 
 class Client:

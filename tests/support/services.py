@@ -3,7 +3,11 @@ green run always means the real services were used."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -23,3 +27,23 @@ def require_service(name: str, host: str, port: int) -> None:
             f"(or set the RIVERGUARD_* address variables to a running {name})",
             pytrace=False,
         )
+
+
+@asynccontextmanager
+async def running(
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], ready: asyncio.Event
+) -> AsyncIterator[None]:
+    """Run a service (``run(stop)``) for the block, from when it is ``ready``; a service that
+    fails before that raises here, and one that fails later raises when the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(stop))
+    readiness = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, readiness], return_when=asyncio.FIRST_COMPLETED)
+    readiness.cancel()
+    if task.done():
+        task.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
