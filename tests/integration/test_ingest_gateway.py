@@ -40,7 +40,7 @@ from riverguard.incidents import Incident
 from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, decode
 from riverguard.settings import Settings
 from riverguard.stations import StationRegistry, StationSecrets, load_registry
-from tests.support.services import require_service, running
+from tests.support.services import require_service, running, service_processes
 
 pytestmark = pytest.mark.integration
 
@@ -359,14 +359,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def gateway_process(tmp_path: Path) -> Iterator[Any]:
-    started: list[subprocess.Popen[bytes]] = []
+    stations = tmp_path / "stations.yaml"
+    stations.write_text(yaml.safe_dump(REGISTRY.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
 
-    def start(settings: Settings, port: int) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
+    def env(settings: Settings, port: int) -> dict[str, str]:
         t, h = settings.topics, settings.hj212
-        stations = tmp_path / "stations.yaml"
-        stations.write_text(yaml.safe_dump(REGISTRY.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
-        env |= {
+        return {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")} | {
             "RIVERGUARD_STATIONS_FILE": str(stations),
             "RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             **{f"RIVERGUARD_TOPICS__{name.upper()}": getattr(t, name) for name in (
@@ -374,17 +372,9 @@ def gateway_process(tmp_path: Path) -> Iterator[Any]:
             "RIVERGUARD_HJ212__HOST": "127.0.0.1", "RIVERGUARD_HJ212__PORT": str(port),
             "RIVERGUARD_HJ212__PASSWORDS_FILE": str(h.passwords_file),
         }
-        log = (tmp_path / f"gateway-{len(started)}.log").open("wb")
-        process = subprocess.Popen([str(Path(sys.executable).parent / "riverguard"), "run", "hj212-gateway"],
-                                   env=env, cwd=REPO, stderr=log)
-        started.append(process)
-        return process
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with service_processes(tmp_path) as start:
+        yield lambda settings, port: start("hj212-gateway", env(settings, port))
 
 
 async def connect_when_up(port: int, limit_s: float = 60) -> DataLogger:
@@ -414,8 +404,7 @@ async def test_killing_the_gateway_mid_stream_loses_nothing_acknowledged(
         except ConnectionError:
             break
         if len(logger.state.acknowledged) >= 300:
-            first.send_signal(signal.SIGKILL)  # a crash: nothing graceful, un-answered frames must come again
-            first.wait()
+            first.stop(signal.SIGKILL)  # a crash: nothing graceful, un-answered frames must come again
             break
         if seq % 20 == 19:
             await asyncio.sleep(0.01)  # a logger's pace, so the crash comes mid-stream

@@ -4,12 +4,17 @@ green run always means the real services were used."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pipeline.harness.processes import ServiceProcess
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -47,3 +52,22 @@ async def running(
     finally:
         stop.set()
         await task
+
+
+@contextmanager
+def service_processes(directory: Path) -> Iterator[Callable[[str, dict[str, str]], ServiceProcess]]:
+    """Start ``riverguard run <name>`` subprocesses (logs in ``directory``); all are killed at the end."""
+    started: list[ServiceProcess] = []
+
+    def start(name: str, env: dict[str, str]) -> ServiceProcess:
+        argv = [str(Path(sys.executable).parent / "riverguard"), "run", name]
+        process = ServiceProcess(name, argv, env, directory / f"{name}-{len(started)}.log")
+        process.start()
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop(signal.SIGKILL)
