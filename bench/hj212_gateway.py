@@ -1,10 +1,12 @@
 """HJ 212 gateway throughput: 2,000 data loggers connected at once, frames/s through the gateway
-into Kafka (each frame answered with 9014 only after Kafka acknowledged its reading) against a raw
-asyncio TCP server that only reads the same frames and answers each one, in the same run; and the
-gateway's memory per connection.
+into Kafka (each frame answered with 9014 only after Kafka acknowledged its reading) against, in the
+same run, a raw asyncio TCP server that only reads the same frames and answers each one, and a relay
+that also sends each frame as it came to Kafka (acks=all) before answering; and the gateway's
+memory per connection.
 
 Both servers run as their own processes (``riverguard run hj212-gateway`` with a registry of
-synthetic stations; the raw server is this file with ``--raw-server``); this process is the 2,000
+synthetic stations; the raw server and the relay are this file with ``--raw-server`` and
+``--relay-server``); this process is the 2,000
 loggers, with every frame built before the clock starts. Each logger sends its frames one after
 another without waiting (asking for the 9014 answer), and the clock runs from the first byte to the
 last answer. Memory: the gateway's RSS after start, with every logger connected (idle), and after
@@ -40,7 +42,9 @@ from pydantic import SecretStr
 from ingest.codecs import frame_of
 from ingest.gateway import Gateway
 from ingest.hj212 import Frame, build_frame
-from riverguard.bus.base import TopicPartition
+from ingest.inbox import Inbox
+from ingest.settling import Settler
+from riverguard.bus.base import Outgoing, TopicPartition, TopicSpec
 from riverguard.bus.kafka import KafkaBus
 from riverguard.bus.memory import MemoryBus
 from riverguard.models import Measurement, Reading, SourceFormat
@@ -70,6 +74,43 @@ async def raw_server(port: int) -> None:
     server = await asyncio.get_running_loop().create_server(Raw, "127.0.0.1", port, backlog=4096)
     async with server:
         await server.serve_forever()
+
+
+async def relay_server(port: int, topic: str) -> None:
+    """Reads frames and sends each as it came to Kafka (acks=all), answering it once Kafka has it:
+    the transport's and Kafka's share without decoding, through the gateway's own pump shape (one
+    producer, batches of what all connections sent, answers settled in send order)."""
+    bus = KafkaBus(load_settings().kafka)
+    await bus.create_topics([TopicSpec(topic)])
+    producer = bus.producer(client_id="bench-relay")
+    await producer.start()
+    inbox = Inbox[tuple[asyncio.Transport, bytes]]()
+
+    def answer(links: list[asyncio.Transport]) -> None:
+        for link in links:
+            link.write(ANSWER)
+
+    settler = Settler[asyncio.Transport](answer, what="answering")
+    settler.start()
+
+    class Relay(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport, self.tail = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            frames = (self.tail + data).split(b"\r\n")
+            self.tail = frames.pop()
+            for frame in frames:
+                inbox.put((self.transport, frame))
+
+    server = await asyncio.get_running_loop().create_server(Relay, "127.0.0.1", port, backlog=4096)
+    async with server:
+        while True:
+            items = await inbox.take(wait_s=0.5, limit=500)
+            if items:
+                pending = await producer.send_batch([Outgoing(topic, frame, key=frame[-30:-6]) for _, frame in items])
+                await settler.put(pending, [link for link, _ in items])
 
 
 def registry(connections: int) -> StationRegistry:
@@ -120,7 +161,7 @@ async def drive(port: int, batches: dict[str, bytes], per_station: int, connecte
         writer.write(data)
         answers = 0
         while answers < per_station:
-            chunk = await reader.read(1 << 16)
+            chunk = await asyncio.wait_for(reader.read(1 << 16), 120)  # a stuck server ends the run
             if not chunk:
                 break
             answers += chunk.count(b"\r\n")
@@ -260,6 +301,7 @@ async def main(connections: int, per_station: int) -> None:
     settings = base.model_copy(update={"topics": base.topics.model_copy(update={
         name: f"bench-{name}-{run_id}" for name in ("readings", "dlq", "incidents", "station_commands",
                                                      "command_results")})})
+    relay_topic = f"bench-relay-{run_id}"
     stations = registry(connections)
     batches = frames(stations, per_station)
     total = connections * per_station
@@ -277,6 +319,13 @@ async def main(connections: int, per_station: int) -> None:
             baseline, raw_idle, raw_after, raw_cpu = await measure(raw, raw_port, batches, per_station)
         finally:
             finish(raw)
+        relay_port = free_port()
+        relay = spawn([sys.executable, __file__, "--relay-server", str(relay_port), relay_topic])
+        try:
+            await wait_port(relay_port, relay)
+            relayed, _, _, relay_cpu = await measure(relay, relay_port, batches, per_station)
+        finally:
+            finish(relay)
 
         port = free_port()
         log = Path(scratch) / "gateway.log"
@@ -293,8 +342,8 @@ async def main(connections: int, per_station: int) -> None:
         finally:
             finish(gateway)
             await KafkaBus(settings.kafka).delete_topics(
-                [getattr(settings.topics, n) for n in ("readings", "dlq", "incidents", "station_commands",
-                                                      "command_results")])
+                [relay_topic, *(getattr(settings.topics, n) for n in ("readings", "dlq", "incidents",
+                                                                       "station_commands", "command_results"))])
         if run.answered != total:
             print(log.read_text()[-3000:])
 
@@ -305,7 +354,10 @@ async def main(connections: int, per_station: int) -> None:
     print(f"gateway → Kafka (acks=all) → 9014: {rate:,.0f} frames/s ({run.seconds:.2f} s, "
           f"{cpu / total * 1e6:.0f} µs CPU per frame, connect {run.connect_s:.2f} s); "
           f"{run.answered} answered, {sum(ends.values())} readings in Kafka")
-    print(f"ratio gateway / raw: {rate / raw_rate:.3f}")
+    relay_rate = relayed.answered / relayed.seconds
+    print(f"relay (raw read, the frame as it came to Kafka acks=all, answer): {relay_rate:,.0f} frames/s "
+          f"({relayed.seconds:.2f} s, {relay_cpu / total * 1e6:.0f} µs CPU per frame)")
+    print(f"ratio gateway / raw read: {rate / raw_rate:.3f}; gateway / relay: {rate / relay_rate:.2f}")
     print(f"gateway RSS: {started_rss / 1024:.1f} MiB started, {idle_rss / 1024:.1f} MiB with {connections} idle "
           f"connections ({(idle_rss - started_rss) / connections:.1f} KiB per connection), "
           f"{after_rss / 1024:.1f} MiB after the traffic ({(after_rss - started_rss) / connections:.1f} KiB per "
@@ -319,8 +371,11 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--frames", type=int, default=10, help="frames per connection")
     parser.add_argument("--raw-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--relay-server", nargs=2, metavar=("PORT", "TOPIC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_server:
         asyncio.run(raw_server(args.raw_server))
+    elif args.relay_server:
+        asyncio.run(relay_server(int(args.relay_server[0]), args.relay_server[1]))
     else:
         asyncio.run(main(args.connections, args.frames))
