@@ -2,7 +2,8 @@
 answers byte for byte, rejections with reasons, commands to a connected station, the same records
 as the MQTT path, and a crash that loses nothing acknowledged.
 
-Cost: about 25 s on the 2-core box (the crash test ~10 s of it: a gateway process, 2,000 frames).
+Cost: about 110 s on the shared 2-core box (each test starts a gateway: 10–25 s apiece; the whole
+chain through detect and alerts ~25 s, the crash test ~20 s with two gateway processes).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ingest.bridge import Bridge
 from ingest.codecs import encode_hj212
 from ingest.datalogger import DataLogger, LoggerState
 from ingest.gateway import Gateway
-from ingest.hj212 import crc16, parse_frame
+from ingest.hj212 import Frame, build_frame, crc16, parse_frame, split_frame
 from pipeline.harness.mqtt import dev_password
 from pipeline.stages import alert_stage, detect_stage
 from riverguard.bus.base import TopicPartition
@@ -169,14 +170,26 @@ async def test_the_standards_frames_get_the_standards_answers(gateway_settings: 
                                         b"MN=010000A8900016F000169DC0;Flag=4;CP=&&&&2A80\r\n")
         assert parse_frame(await client.frame()).cn == "1012"  # asked for: no interval applies
 
+        # A reading split in two packets (Flag=7: 2017, PNUM/PNO, answer wanted): each packet is
+        # answered once the whole reading is in Kafka.
+        whole = Frame(cn="2011", mn=MN, qn="20160801085857224", st="32", pw="123456", flag="7",
+                      cp=(("DataTime", "20160801090000"), ("w01018-Rtd", "51.2"), ("w01001-Rtd", "7.4")))
+        await client.send(b"".join(build_frame(packet) for packet in split_frame(whole, 2)))
+        split_answer = (b"##0087QN=20160801085857224;ST=91;CN=9014;PW=123456;MN=010000A8900016F000169DC0;"
+                        b"Flag=4;CP=&&&&" + b"%04X" % crc16(b"QN=20160801085857224;ST=91;CN=9014;PW=123456;"
+                                                          b"MN=010000A8900016F000169DC0;Flag=4;CP=&&&&") + b"\r\n")
+        assert [await client.answer("9014"), await client.answer("9014")] == [split_answer, split_answer]
+
         await client.send(b"##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;"
                           b"Flag=5;CP=&&RtdInterval=30&&1C80\r\n")  # the standard's own example frame
         assert await client.frame() == (b"##0094QN=20160801085857223;ST=91;CN=9011;PW=100000;"
                                         b"MN=010000A8900016F000169DC0;Flag=4;CP=&&QnRtn=3&&8D01\r\n")
         await client.close()
         done = await eventually(lambda: results(kafka_bus, gateway_settings), lambda r: len(r) >= 2, "clock results")
-    [reading] = [decode(v, Reading).payload for v in await read_topic(kafka_bus, gateway_settings.topics.readings)]
-    assert (reading.station_id, reading.values) == ("std-example", {"COD": Measurement(value=50.1)})
+    readings = [decode(v, Reading).payload for v in await read_topic(kafka_bus, gateway_settings.topics.readings)]
+    assert sorted(sorted((k, m.value) for k, m in r.values.items()) for r in readings) == [
+        [("COD", 50.1)], [("COD", 51.2), ("pH", 7.4)]]
+    assert {r.station_id for r in readings} == {"std-example"}
     [letter] = [decode(v, DeadLetter).payload for v in await read_topic(kafka_bus, gateway_settings.topics.dlq)]
     assert letter.reason_code == "hj212_password"
     assert "100000" not in letter.reason
