@@ -40,11 +40,14 @@ import contextlib
 import json
 import os
 import pstats
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -61,7 +64,6 @@ from ingest.codecs import TopicPattern
 from ingest.publisher import payload_for
 from ingest.simulator import Simulator
 from pipeline.harness import (
-    REPO,
     KafkaProbe,
     Pipeline,
     Receiver,
@@ -274,12 +276,19 @@ def machine_cpu() -> dict[str, float]:
     return {"busy": user + nice + system + irq + softirq, "idle": idle + iowait, "stolen": steal}
 
 
-def broker_pids() -> dict[str, int]:
-    run = REPO / ".stack" / "run"
+def broker_pids(settings: Settings) -> dict[str, int]:
+    """The processes listening on the configured Mosquitto, Kafka and InfluxDB ports (whichever
+    stack started them), found with ``ss``."""
+    kafka_port = int(settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")[2])
+    influx_port = urllib.parse.urlsplit(settings.influx.url).port or 8086
     pids = {}
-    for name in ("mosquitto", "kafka", "influxdb"):
-        with contextlib.suppress(OSError, ValueError):
-            pids[name] = int((run / f"{name}.pid").read_text())
+    for name, port in (("mosquitto", settings.mqtt.port), ("kafka", kafka_port), ("influxdb", influx_port)):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            listening = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
+                                       timeout=5, check=False).stdout
+            found = re.search(r"pid=(\d+)", listening)
+            if found:
+                pids[name] = int(found[1])
     return pids
 
 
@@ -292,7 +301,7 @@ async def saturation(pipeline: Pipeline, count: int) -> float:
                 (next(readings) for _ in range(count))]
     async with KafkaProbe(settings) as kafka:
         before = await kafka.size(settings.topics.readings)
-    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids()
+    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids(pipeline.settings)
     pids["bench (this process)"] = os.getpid()
     cpu = {name: process_cpu_s(pid) for name, pid in pids.items()}
     machine = machine_cpu()
@@ -323,7 +332,7 @@ async def saturation(pipeline: Pipeline, count: int) -> float:
 
 
 def memory(pipeline: Pipeline) -> None:
-    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids()
+    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids(pipeline.settings)
     rows = []
     for name, pid in pids.items():
         with contextlib.suppress(OSError):
