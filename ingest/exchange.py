@@ -89,6 +89,7 @@ class Kind(StrEnum):
     UPLOAD = "upload"  # data and information the logger sends: answered by 9014 when Flag asks
     NOTICE = "notice"  # answered by 9013 when Flag asks
     ANSWER = "answer"  # 9011/9012/9013/9014: the logger answering the platform's commands
+    KEEPALIVE = "keepalive"  # a heartbeat: keeps the connection, nothing to store or answer
     REQUEST = "request"  # a platform's command sent by the logger: refused (9011 QnRtn=2)
 
 
@@ -97,13 +98,16 @@ class Kind(StrEnum):
 _UPLOADS: Final = frozenset({"1011", "1061", "1063", "2011", "2021", "2031", "2041", "2051", "2061", "2081",
                              "3015", "3017", "3018", "3019", "3020"})
 _ANSWERS: Final = frozenset({REQUEST_ANSWER, EXECUTION_RESULT, NOTICE_ANSWER, DATA_ANSWER})
+#: Heartbeats are not in HJ 212-2017's Table 9, but loggers send them: 9015 (心跳包, the draft
+#: revision, as in caoyiliang/HJ212) and 9021 (dgiot/dgiot's 心跳).
+_HEARTBEATS: Final = frozenset({"9015", "9021"})
 
 
 def kind_of(frame: Frame) -> Kind:
     """What ``frame`` is (by its CN, Table 9).
 
-    >>> [kind_of(Frame(cn=cn, mn="M", cp=())).value for cn in ("2011", "1013", "9012", "1062")]
-    ['upload', 'notice', 'answer', 'request']
+    >>> [kind_of(Frame(cn=cn, mn="M", cp=())).value for cn in ("2011", "1013", "9012", "9015", "1062")]
+    ['upload', 'notice', 'answer', 'keepalive', 'request']
     """
     if frame.cn in _UPLOADS:
         return Kind.UPLOAD
@@ -111,6 +115,8 @@ def kind_of(frame: Frame) -> Kind:
         return Kind.NOTICE
     if frame.cn in _ANSWERS:
         return Kind.ANSWER
+    if frame.cn in _HEARTBEATS:
+        return Kind.KEEPALIVE
     return Kind.REQUEST
 
 

@@ -190,6 +190,9 @@ class Session:
             reply = answer_to(frame)
             self._bad_in_a_row = 0
             return [*effects, *([Send(reply)] if reply else []), Answer(station_id, parse_frame(raw))]
+        if kind is Kind.KEEPALIVE:
+            self._bad_in_a_row = 0
+            return effects
         if kind is Kind.NOTICE:
             self._bad_in_a_row = 0
             reply = answer_to(frame)

@@ -122,6 +122,15 @@ def test_an_unknown_mn_and_a_second_station_on_one_connection_are_refused() -> N
     assert link.station.station_id == "example"
 
 
+def test_heartbeats_keep_the_connection_and_are_not_bad_frames() -> None:
+    link = session()
+    link.receive(UPLOAD, T0)
+    beat = frame(f"QN=20160801085857300;ST=91;CN=9015;PW=123456;MN={MN};Flag=4;CP=&&&&")
+    assert [link.receive(beat, T0 + timedelta(minutes=n)) for n in range(1, 6)] == [[]] * 5
+    assert link.tick(T0 + timedelta(minutes=34)) == []  # idle counts from the last heartbeat
+    assert link.closed is None
+
+
 def test_a_platforms_request_sent_by_a_logger_is_refused() -> None:
     standard_example = (b"##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;"
                         b"CP=&&RtdInterval=30&&1C80\r\n")
