@@ -30,6 +30,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,6 +276,19 @@ def _bound_sockets(port: int, first_frames: list[bytes]) -> list[socket.socket]:
     return clients
 
 
+async def server_run(
+    argv: Callable[[int], list[str]], batches: dict[str, bytes], per_station: int
+) -> tuple[Run, int, int, float]:
+    """:func:`measure` against a baseline server process started with ``argv(port)``."""
+    port = free_port()
+    process = spawn(argv(port))
+    try:
+        await wait_port(port, process)
+        return await measure(process, port, batches, per_station)
+    finally:
+        finish(process)
+
+
 def gateway_env(settings: Settings, port: int, stations: Path, passwords: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
     return env | {
@@ -312,20 +326,10 @@ async def main(connections: int, per_station: int) -> None:
         stations_file.write_text(yaml.safe_dump(stations.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
         passwords.write_text("".join(f"{s.station_id}: bench-pw\n" for s in stations.stations), encoding="utf-8")
 
-        raw_port = free_port()
-        raw = spawn([sys.executable, __file__, "--raw-server", str(raw_port)])
-        try:
-            await wait_port(raw_port, raw)
-            baseline, raw_idle, raw_after, raw_cpu = await measure(raw, raw_port, batches, per_station)
-        finally:
-            finish(raw)
-        relay_port = free_port()
-        relay = spawn([sys.executable, __file__, "--relay-server", str(relay_port), relay_topic])
-        try:
-            await wait_port(relay_port, relay)
-            relayed, _, _, relay_cpu = await measure(relay, relay_port, batches, per_station)
-        finally:
-            finish(relay)
+        baseline, raw_idle, raw_after, raw_cpu = await server_run(
+            lambda port: [sys.executable, __file__, "--raw-server", str(port)], batches, per_station)
+        relayed, _, _, relay_cpu = await server_run(
+            lambda port: [sys.executable, __file__, "--relay-server", str(port), relay_topic], batches, per_station)
 
         port = free_port()
         log = Path(scratch) / "gateway.log"
