@@ -195,6 +195,11 @@ class RiverPlaybooks:
         extra = sorted(settings.network_dir.glob("*.yaml")) if settings.network_dir else []
         return cls(load_networks(extra))
 
+    @property
+    def networks(self) -> Mapping[str, RiverNetwork]:
+        """The river networks playbooks are built on (the console draws its maps on them)."""
+        return self._networks
+
     def for_detection(self, detection: Detection) -> Playbook | None:
         network = self._networks.get(detection.river)
         if network is None:
