@@ -64,6 +64,7 @@ from riverguard.incidents import (
     Route,
     Silence,
     SilenceRecord,
+    StationReport,
     Verdict,
     WarningLevel,
     evolved,
@@ -241,6 +242,19 @@ class IncidentBook:
         checklist = (*(t for t in incident.checklist if t.action_id != action_id), tick)
         what = "action_done" if done else "action_undone"
         updated = incident.evolve(checklist=checklist, updated_at=now).with_event(now, what, by, action_id)
+        self._put(updated)
+        return Effects({updated.incident_id: updated})
+
+    def record_station_report(self, incident_id: str, report: StationReport, now: datetime) -> Effects:
+        """What a station did when told (a sample kept, a command it refused): on the incident, for
+        its messages, and a line of its history. An unknown incident or a report already there: nothing."""
+        incident = self._incidents.get(incident_id)
+        if incident is None or any(r.result_id == report.result_id for r in incident.station_reports):
+            return Effects()
+        what = "sample_retained" if report.sample_kept else "station_command"
+        updated = incident.evolve(station_reports=(*incident.station_reports, report), updated_at=now).with_event(
+            report.at, what, report.station_id, report.zh
+        )
         self._put(updated)
         return Effects({updated.incident_id: updated})
 

@@ -132,6 +132,8 @@ CATALOGUE: Final[Mapping[str, Text]] = MappingProxyType({
     "fact.reading": _t("数据时间", "Reading time"),
     "fact.reading.late": _t("{reading}（处理时已晚到 {hours:.1f} 小时）", "{reading} (processed {hours:.1f} h late)"),
     "fact.silenced": _t("静默", "Silenced"),
+    "fact.stations_did": _t("站点执行", "At the stations"),
+    "sms.sample_kept": _t("，已留样", ", sample kept"),
     "fact.line": _t("- **{label}**：{value}", "- **{label}**: {value}"),
     "list.separator": _t("；", "; "),
     "list.comma": _t("、", ", "),

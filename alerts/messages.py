@@ -202,7 +202,7 @@ def sms(incident: Incident, entry: OutboxEntry, ctx: MessageContext, now: dateti
                 break
             text = joined
         return text
-    what = _what(incident, ctx) + _late(incident, ctx)
+    what = _what(incident, ctx) + _kept(incident, lang) + _late(incident, ctx)
     if entry.reason is NotificationReason.RESOLVED:
         return prefix + what + say(lang, "sms.resolved", incident=incident.incident_id)
     ident = say(lang, "sms.incident", incident=incident.incident_id)
@@ -247,7 +247,15 @@ def _facts(incident: Incident, ctx: MessageContext, now: datetime) -> list[tuple
         facts.append((say(lang, "fact.reading"), _reading(incident.reading_at, incident.lag, ctx)))
     if incident.silenced_by:
         facts.append((say(lang, "fact.silenced"), incident.silenced_by))
+    if incident.station_reports:
+        done = say(lang, "list.separator").join(pick(lang, r.zh, r.en) for r in incident.station_reports)
+        facts.append((say(lang, "fact.stations_did"), done))
     return facts
+
+
+def _kept(incident: Incident, lang: Language) -> str:
+    """``，已留样`` once a station kept a sample of the plume for the lab (超标留样)."""
+    return say(lang, "sms.sample_kept") if any(r.sample_kept for r in incident.station_reports) else ""
 
 
 def _reading(reading_at: datetime, lag: timedelta | None, ctx: MessageContext) -> str:

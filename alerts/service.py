@@ -45,6 +45,7 @@ from alerts.routing import RoutingConfig, load_routing
 from alerts.targets import Directory, Target, load_directory
 from riverguard.bus.base import Bus, Record, TopicPartition
 from riverguard.bus.topics import topic_specs
+from riverguard.commands import CommandKind, CommandOutcome, CommandResult
 from riverguard.errors import ConfigError, describe_validation_error
 from riverguard.incidents import (
     DeliveryStatus,
@@ -54,6 +55,7 @@ from riverguard.incidents import (
     OutboxEntry,
     Silence,
     SilenceRecord,
+    StationReport,
     Verdict,
 )
 from riverguard.models import DeadLetter, Detection, decode, encode
@@ -71,6 +73,16 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 PAGE_WAIT_DETECTIONS: Final = 4
 M = TypeVar("M", bound=BaseModel)
+
+
+def _station_report(result: CommandResult) -> list[tuple[str, StationReport]]:
+    """The incident's line of a command result, if it belongs to one."""
+    if result.incident_id is None:
+        return []
+    kept = result.kind is CommandKind.RETAIN_SAMPLE and result.outcome is CommandOutcome.EXECUTED
+    return [(result.incident_id, StationReport(result_id=result.result_id, station_id=result.station_id,
+                                               at=result.at, sample_kept=kept, zh=result.message_zh,
+                                               en=result.message_en))]
 
 
 def system_clock() -> datetime:
@@ -142,7 +154,8 @@ class AlertService(Processor):
     # -- the stage runtime's calls ----------------------------------------------------------
 
     def topics(self) -> Sequence[str]:
-        return [self.settings.topics.detections]
+        # Beside the detections, what stations did when the HJ 212 gateway told them (超标留样).
+        return [self.settings.topics.detections, self.settings.topics.command_results]
 
     async def start(self, context: StageContext) -> None:
         """Restore the book, serve the API; the runtime then consumes."""
@@ -176,11 +189,15 @@ class AlertService(Processor):
         effects = Effects()
         dead: list[Outgoing] = []
         detections: list[Detection] = []
+        reports: list[tuple[str, StationReport]] = []
         for record in records:
             if record.value is None:
                 continue
             try:
-                detections.append(decode(record.value, Detection).payload)
+                if record.topic == self.settings.topics.command_results:
+                    reports += _station_report(decode(record.value, CommandResult).payload)
+                else:
+                    detections.append(decode(record.value, Detection).payload)
             except ValidationError as exc:
                 dead.append(self._dead_letter(record, describe_validation_error(exc)))
         owed: tuple[str, int] | None = None  # the event that made a page owed, and its detections since
@@ -206,6 +223,8 @@ class AlertService(Processor):
                     owed = (owed[0], owed[1] + 1)
                 elif _queued(changed, now):
                     owed = (detection.event_id, 0)
+            for incident_id, report in reports:
+                effects.merge(self.book.record_station_report(incident_id, report, self.clock()))
             await self._persist(effects, dead)
             self._unpersisted = False
         self._dispatch()

@@ -134,7 +134,8 @@ def service(
     if name == "alerts":
         stage, _ = alert_stage(settings, registry, bus, group_id=group)
         return Service(name, stage.run,
-                       {"kafka": bus_check(bus, [topics.detections, topics.incidents, topics.silences])})
+                       {"kafka": bus_check(bus, [topics.detections, topics.command_results, topics.incidents,
+                                                   topics.silences])})
     if name == "sink":
         from sink.influx import InfluxWriter
         from sink.service import sink_topics

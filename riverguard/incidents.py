@@ -225,6 +225,19 @@ class SilenceRecord(_Frozen):
         return f"{self.silence_id} ({self.created_by}): {self.silence.describe()}"
 
 
+class StationReport(_Frozen):
+    """What a station did for the incident when told by the HJ 212 gateway (超标留样: it kept a
+    sample for the lab), in both languages; ``result_id`` is the command result's (replays add
+    nothing twice)."""
+
+    result_id: str
+    station_id: str
+    at: AwareDatetime
+    sample_kept: bool
+    zh: str
+    en: str
+
+
 class ActionTick(_Frozen):
     """One playbook action ticked (or unticked) on the incident's checklist."""
 
@@ -363,6 +376,7 @@ class Incident(_Frozen):
     silenced_by: str = ""  # what the silence holding its notifications back says
     silence_id: str = ""
     checklist: tuple[ActionTick, ...] = ()  # the latest tick per playbook action
+    station_reports: tuple[StationReport, ...] = ()  # command results from the stations (已留样)
     latest_detection: Detection | None = None
     history: tuple[IncidentEvent, ...] = ()
     outbox: tuple[OutboxEntry, ...] = ()

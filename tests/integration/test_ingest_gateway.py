@@ -137,6 +137,15 @@ async def eventually(read: Any, ready: Any, what: str, limit_s: float = 30) -> A
     pytest.fail(f"gave up waiting for {what}")
 
 
+async def incidents_of(bus: KafkaBus, settings: Settings) -> list[Incident]:
+    """The latest state of every incident on the topic."""
+    latest: dict[str, Incident] = {}
+    for value in await read_topic(bus, settings.topics.incidents):
+        incident = decode(value, Incident).payload
+        latest[incident.incident_id] = incident
+    return list(latest.values())
+
+
 async def results(bus: KafkaBus, settings: Settings) -> list[CommandResult]:
     return [decode(v, CommandResult).payload for v in await read_topic(bus, settings.topics.command_results)]
 
@@ -295,6 +304,10 @@ async def test_a_pollution_detection_at_a_connected_station_makes_it_retain_a_sa
             done = await eventually(lambda: results(kafka_bus, settings),
                                     lambda r: any(x.kind is CommandKind.RETAIN_SAMPLE for x in r),
                                     "the sample retention result", limit_s=90)
+            # ... and the alert stage puts it on the incident (its history and messages: 已留样).
+            shown = await eventually(lambda: incidents_of(kafka_bus, settings),
+                                     lambda found: any(r.sample_kept for i in found for r in i.station_reports),
+                                     "the incident showing the kept sample", limit_s=60)
             await logger.close()
     finally:
         stop.set()
@@ -303,8 +316,12 @@ async def test_a_pollution_detection_at_a_connected_station_makes_it_retain_a_sa
     assert (result.outcome, result.bottle, result.station_id) == (CommandOutcome.EXECUTED, 1, STATION.station_id)
     assert result.message_zh.startswith("三皇庙站已超标留样（1 号瓶")
     assert [s.bottle for s in logger.state.samples] == [1]
-    incidents = [decode(v, Incident).payload for v in await read_topic(kafka_bus, settings.topics.incidents)]
+    incidents = await incidents_of(kafka_bus, settings)
     assert result.incident_id in {i.incident_id for i in incidents if STATION.station_id in i.stations}
+    [kept] = [i for i in shown if i.station_reports]
+    assert kept.incident_id == result.incident_id
+    assert kept.station_reports[0].zh == result.message_zh
+    assert "sample_retained" in [e.what for e in kept.history]
 
 
 async def test_mqtt_and_tcp_give_the_same_kafka_record_for_the_same_reading(
