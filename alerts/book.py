@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.grouping import Context, incident_id_for, incident_key, main_pollutant, route_of
-from alerts.intakes import follow_front, incident_time, nearest_fields, next_intake, outlook
+from alerts.intakes import follow_front, incident_time, nearest_fields, next_intake, outlook, revised_deadlines
 from alerts.outbox import Outbox
 from alerts.ratelimit import Lane, lane_of
 from alerts.routing import RoutingConfig
@@ -57,6 +57,7 @@ from riverguard.incidents import (
     Incident,
     IncidentKey,
     IncidentStatus,
+    IntakeArrival,
     NotificationReason,
     NotificationRecord,
     OutboxEntry,
@@ -447,7 +448,21 @@ class IncidentBook:
             return self.outbox.queue(updated, NotificationReason.OPENED, 0, None, now, effects.records)
         if raised:
             return self._announce_rise(updated, incident.level, now, effects)
+        moved = revised_deadlines(incident.intakes, intakes, self.routing.lifecycle.revised_eta_after, d.time)
+        if moved and incident.route is Route.POLLUTION:
+            return self._announce_revision(updated, moved, now, effects)
         return updated
+
+    def _announce_revision(
+        self, updated: Incident, moved: list[tuple[IntakeArrival, IntakeArrival]], now: datetime, effects: Effects
+    ) -> Incident:
+        """Queue a "revised ETA": the plume, seen further down, reaches an intake earlier or later
+        than announced (one notification id per revision)."""
+        note = "; ".join(f"{was.name}: {was.leading_edge_fast_at.isoformat()} → {new.leading_edge_fast_at.isoformat()}"
+                         for was, new in moved)
+        revised = updated.evolve(eta_revisions=updated.eta_revisions + 1).with_event(now, "eta_revised", note=note)
+        return self.outbox.queue(revised, NotificationReason.REVISED_ETA, revised.eta_revisions, None, now,
+                                 effects.records)
 
     def _reassess(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
         """The incident one or two levels up once time alone has brought its plume near an intake.

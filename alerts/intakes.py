@@ -35,11 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from alerts.catalogue import Text
+from playbooks.cards import SAFETY_MARGIN
 from riverguard.incidents import Incident, IntakeArrival
 
 CHINA: Final = ZoneInfo("Asia/Shanghai")
@@ -189,3 +190,35 @@ def next_intake(incident: Incident, now: datetime) -> Incident | None:
     ahead = fields["nearest_intake"] or "none left within the playbook's horizon"
     note = f"plume passed {incident.nearest_intake}; next intake: {ahead}"
     return incident.evolve(**fields, updated_at=now).with_event(now, "updated", note=note)
+
+
+def revised_deadlines(
+    announced: Iterable[IntakeArrival], known: Iterable[IntakeArrival], margin: timedelta, now: datetime
+) -> list[tuple[IntakeArrival, IntakeArrival]]:
+    """(announced, now known) of each intake whose action deadline — its fast leading edge less the
+    playbooks' safety margin — moved by more than ``margin``, unless both deadlines have passed.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2024, 7, 3, tzinfo=UTC)
+    >>> def at(h: float) -> IntakeArrival:
+    ...     return IntakeArrival(name="简阳", river_km=60, leading_edge_at=t + timedelta(hours=h + 1),
+    ...                          leading_edge_fast_at=t + timedelta(hours=h),
+    ...                          trailing_edge_at=t + timedelta(hours=h + 4))
+    >>> [(a.leading_edge_fast_at.hour, b.leading_edge_fast_at.hour) for a, b in
+    ...  revised_deadlines([at(6)], [at(4.5)], timedelta(minutes=30), t)]
+    [(6, 4)]
+    >>> revised_deadlines([at(6)], [at(6.25)], timedelta(minutes=30), t)  # within the margin
+    []
+    """
+    before = {i.name: i for i in announced}
+    moved = []
+    for now_known in known:
+        was = before.get(now_known.name)
+        if was is None:
+            continue
+        shift = abs(now_known.leading_edge_fast_at - was.leading_edge_fast_at)
+        latest = max(now_known.leading_edge_fast_at, was.leading_edge_fast_at) - SAFETY_MARGIN
+        if shift > margin and latest > now:
+            moved.append((was, now_known))
+    return moved
+

@@ -31,8 +31,10 @@ from alerts.routing import RoutingConfig
 from alerts.targets import Target
 from riverguard.incidents import Covered, Incident, NotificationReason, Route, WarningLevel
 
+#: Urgent at yellow and above: the first pages of an incident, and a moved intake deadline.
 _FIRST_PAGES: Final = frozenset(
-    {NotificationReason.OPENED, NotificationReason.REOPENED, NotificationReason.ESCALATION}
+    {NotificationReason.OPENED, NotificationReason.REOPENED, NotificationReason.ESCALATION,
+     NotificationReason.REVISED_ETA}
 )
 
 

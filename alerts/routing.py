@@ -93,6 +93,9 @@ class Lifecycle(_Section):
     # A detection processed this long after its reading is from a backlog (an outage, a replay), and
     # its messages say so. Hourly-data stations deliver a reading up to an hour after its time stamp.
     late_after_min: float = Field(default=30.0, gt=0)
+    # An intake's action deadline announced before that moves by more than this (a station further
+    # down saw the plume earlier or later than the playbook said) is announced again: revised ETA.
+    revised_eta_after_min: float = Field(default=30.0, gt=0)
 
     @property
     def resolve_after(self) -> timedelta:
@@ -101,6 +104,10 @@ class Lifecycle(_Section):
     @property
     def reopen_within(self) -> timedelta:
         return timedelta(minutes=self.reopen_within_min)
+
+    @property
+    def revised_eta_after(self) -> timedelta:
+        return timedelta(minutes=self.revised_eta_after_min)
 
     @property
     def late_after(self) -> timedelta:

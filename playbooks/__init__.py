@@ -20,7 +20,6 @@ from riverguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from playbooks.cards import SAFETY_MARGIN
-    from playbooks.correction import RevisedEta, revised_etas
     from playbooks.errors import NetworkError, PlaybookError, UnknownFeatureError
     from playbooks.export import FORMATS, playbook_stem, write_playbook
     from playbooks.geomap import PlaybookMap, render_map
@@ -76,7 +75,6 @@ __all__ = [
     "Reach",
     "ReceptorArrival",
     "ReleaseEstimate",
-    "RevisedEta",
     "RiskSource",
     "RiverNetwork",
     "StationCheck",
@@ -97,7 +95,6 @@ __all__ = [
     "render_map",
     "render_markdown",
     "render_sms",
-    "revised_etas",
     "trace",
     "write_playbook",
 ]

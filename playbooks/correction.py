@@ -13,8 +13,8 @@ The fit alternates two one-dimensional updates that converge in a few runs becau
 depends mainly on one factor: the peak (or the first exceedance) comes ∝ 1/velocity, and the time
 the plume takes to pass grows with the square root of dispersion (or its peak falls with it).
 
-:func:`revised_etas` is what a notifier needs: the intakes whose deadline moved by more than a
-margin between two playbooks of the same incident.
+The alert side compares each intake's action deadline with the one it announced and sends a
+"revised ETA" when it moved by more than a margin (:func:`alerts.intakes.revised_deadlines`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from playbooks.cards import SAFETY_MARGIN
 from playbooks.hydraulics import Factors, Piece, channel, spread_s
-from playbooks.models import Playbook, StationCheck, StationObservation, StretchFit
+from playbooks.models import StationCheck, StationObservation, StretchFit
 from playbooks.network import RiverNetwork
 from playbooks.transport import Forecast, forecast, pulse_sigma
 
@@ -167,54 +166,6 @@ def station_checks(
             )
         )
     return checks
-
-
-@dataclass(frozen=True, slots=True)
-class RevisedEta:
-    """An intake whose deadline moved between two playbooks of one incident."""
-
-    intake: str
-    river_km: float
-    previous_arrival_at: datetime
-    revised_arrival_at: datetime
-    previous_deadline: datetime
-    revised_deadline: datetime
-
-    @property
-    def shift(self) -> timedelta:
-        """How far the deadline moved: negative when it came earlier (act sooner)."""
-        return self.revised_deadline - self.previous_deadline
-
-
-def revised_etas(previous: Playbook, revised: Playbook, margin: timedelta = timedelta(minutes=30)) -> list[RevisedEta]:
-    """Intakes in both playbooks whose deadline (fast leading edge − the safety margin) moved by
-    more than ``margin``, upstream first — the "revised ETA" notifications to send.
-
-    >>> from datetime import timezone
-    >>> from playbooks.loader import load_network
-    >>> at = datetime(2024, 5, 14, 10, 0, tzinfo=timezone(timedelta(hours=8)))
-    >>> from playbooks.playbook import build_playbook
-    >>> tuo = load_network("tuo")
-    >>> before = build_playbook(tuo, station_id="tuo-sanhuangmiao", pollutant="NH3N", at=at)
-    >>> after = build_playbook(tuo, station_id="tuo-sanhuangmiao", pollutant="NH3N", at=at, discharge_m3s=480.0)
-    >>> moved = revised_etas(before, after)
-    >>> moved[0].intake, moved[0].shift < timedelta(0)
-    ('资阳城区取水口', True)
-    """
-    old = {r.name: r for r in previous.receptors if r.kind == "intake"}
-    out = []
-    for new in revised.receptors:
-        if new.kind != "intake" or new.name not in old:
-            continue
-        before = old[new.name]
-        previous_deadline = max(previous.at, before.leading_edge_fast_at - SAFETY_MARGIN)
-        revised_deadline = max(revised.at, new.leading_edge_fast_at - SAFETY_MARGIN)
-        if abs(revised_deadline - previous_deadline) > margin:
-            out.append(
-                RevisedEta(new.name, new.river_km, before.leading_edge_at, new.leading_edge_at, previous_deadline,
-                           revised_deadline)
-            )
-    return sorted(out, key=lambda r: r.river_km)
 
 
 # -- internals ------------------------------------------------------------------------------------

@@ -278,6 +278,7 @@ class NotificationReason(StrEnum):
     RESOLVED = "resolved"
     SUMMARY = "summary"  # what a rate limit held back during a storm
     DIGEST = "digest"  # the day's maintenance incidents, for the operations team
+    REVISED_ETA = "revised_eta"  # an intake's action deadline moved (the plume seen further down)
 
 
 class Reason(_Frozen):
@@ -353,6 +354,7 @@ class Incident(_Frozen):
     resolved_by: str = ""
     verdict: Verdict | None = None
     reopen_count: int = 0
+    eta_revisions: int = 0  # "revised ETA" notifications so far (their stage: one id each)
     first_station: str = ""
     stations: tuple[str, ...] = ()
     cities: tuple[str, ...] = ()

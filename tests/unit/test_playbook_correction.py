@@ -19,7 +19,6 @@ import pytest
 
 from ingest.simulator import DEFAULT_SPEED_M_S, Simulator, Spill
 from playbooks import build_playbook, render_html, render_markdown
-from playbooks.correction import revised_etas
 from playbooks.models import StationObservation
 from playbooks.network import RiverNetwork
 from riverguard.stations import load_registry
@@ -118,7 +117,7 @@ def test_the_playbook_shows_predicted_against_observed_and_the_fit() -> None:
     assert all(1.15 < f.velocity_factor < 1.45 for f in fits)
 
 
-def test_revised_etas_name_the_intakes_whose_deadline_moved() -> None:
+def test_a_faster_plume_seen_downstream_brings_the_next_intakes_deadline_forward() -> None:
     network = _network(0.8)
     at = START + timedelta(hours=2)
     before = build_playbook(network, station_id=STATIONS[0], pollutant="NH3N", at=at, concentration=4.0)
@@ -128,10 +127,9 @@ def test_revised_etas_name_the_intakes_whose_deadline_moved() -> None:
     origin = StationObservation(station_id=STATIONS[0], peak_at=at, peak_concentration=4.0)
     after = build_playbook(network, station_id=STATIONS[0], pollutant="NH3N", at=at, concentration=4.0,
                            observations=[origin, seen])
-    moved = revised_etas(before, after, margin=timedelta(minutes=30))
-    assert [m.intake for m in moved] == ["第三站取水口"]
-    assert moved[0].shift < -timedelta(hours=2)  # the plume is faster than the file: act sooner
-    assert revised_etas(before, before) == []
+    ahead = {r.name: r.leading_edge_fast_at for r in before.receptors if r.kind == "intake"}
+    moved = {r.name: r.leading_edge_fast_at - ahead[r.name] for r in after.receptors if r.name in ahead}
+    assert moved["第三站取水口"] < -timedelta(hours=2)  # the plume is faster than the file: act sooner
 
 
 def test_documents_show_the_checks_and_the_correction() -> None:
