@@ -53,7 +53,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.playbook_source import RiverPlaybooks
 from detectors.config import DetectorConfig
@@ -77,6 +76,7 @@ from tests.e2e.harness import (
     dev_password,
     influx_statement,
     isolated,
+    mqtt5_client,
     process_cpu_s,
     process_rss_mb,
     read_topic,
@@ -108,7 +108,7 @@ async def raw_round_trip(settings: Settings, run: str, rate: float | None, count
     await bus.create_topics([TopicSpec(topic, settings.kafka.partitions)])
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[bytes] = asyncio.Queue()
-    relay = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"raw-{run}", protocol=paho.MQTTv5)
+    relay = mqtt5_client(settings.mqtt, f"raw-{run}")
     relay.username_pw_set("riverguard-bridge", dev_password("riverguard-bridge"))
     relay.max_inflight_messages_set(1000)
     subscribed = threading.Event()
@@ -339,7 +339,7 @@ async def main(args: argparse.Namespace) -> None:
 
     receiver = Receiver().start()
     database = f"rg_bench_{run}"
-    influx_statement(base.influx.url, f'CREATE DATABASE "{database}"')
+    influx_statement(base.influx, f'CREATE DATABASE "{database}"')
     with tempfile.TemporaryDirectory(prefix="rg-bench-") as tmp:
         settings = isolated(base, run, bucket=database, receiver=receiver, config_dir=Path(tmp), partitions=6)
         profile = Path(tmp) / "profile.out"
@@ -358,7 +358,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             pipeline.stop()
             close_bridge_session(settings)
-            influx_statement(base.influx.url, f'DROP DATABASE "{database}"')
+            influx_statement(base.influx, f'DROP DATABASE "{database}"')
             await KafkaBus(base.kafka).delete_topics(list(settings.topics.model_dump().values()))
             receiver.stop()
             if args.profile and profile.exists():

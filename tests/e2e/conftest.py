@@ -50,7 +50,7 @@ async def isolated_pipeline(request: pytest.FixtureRequest, base: Settings, uniq
     """The four services with this test's topics, groups, MQTT session and InfluxDB database (not
     started: the test starts them); stopped afterwards, their logs printed if the test failed."""
     database = f"rg_e2e_{unique}"
-    influx_statement(base.influx.url, f'CREATE DATABASE "{database}"')
+    influx_statement(base.influx, f'CREATE DATABASE "{database}"')
     config = isolated(base, unique, bucket=database, receiver=receiver, config_dir=tmp_path)
     running = Pipeline(config, tmp_path, unique)
     try:
@@ -59,7 +59,7 @@ async def isolated_pipeline(request: pytest.FixtureRequest, base: Settings, uniq
     finally:
         codes = running.stop()
         close_bridge_session(config)
-        influx_statement(base.influx.url, f'DROP DATABASE "{database}"')
+        influx_statement(base.influx, f'DROP DATABASE "{database}"')
         if request.node.stash.get(_FAILED, False):
             print(f"\nservice exit codes: {codes}, unplanned exits: {running.crashes()}")
             print(running.logs())

@@ -43,9 +43,9 @@ from paho.mqtt.properties import Properties
 from pydantic import BaseModel, SecretStr
 
 from riverguard.bus.base import Record, TopicPartition
-from riverguard.bus.kafka import KafkaBus
+from riverguard.bus.kafka import KafkaBus, connection_options
 from riverguard.bus.topics import topic_specs
-from riverguard.settings import AlertSettings, Settings, TopicSettings
+from riverguard.settings import AlertSettings, InfluxSettings, MqttSettings, Settings, TopicSettings
 
 REPO = Path(__file__).resolve().parents[2]
 RIVERGUARD = Path(sys.executable).parent / "riverguard"
@@ -350,10 +350,17 @@ def _connect(settings: Settings, client: paho.Client, *, clean_start: bool, expi
         raise RuntimeError(f"no CONNACK from MQTT {settings.mqtt.host}:{settings.mqtt.port}")
 
 
+def mqtt5_client(mqtt: MqttSettings, client_id: str) -> paho.Client:
+    """A paho MQTT 5 client for ``mqtt``'s broker, with its TLS settings (not yet connected)."""
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    if (context := mqtt.ssl_context()) is not None:
+        client.tls_set_context(context)
+    return client
+
+
 def _bridge_client(settings: Settings) -> paho.Client:
     mqtt = settings.mqtt
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=mqtt.client_id,
-                         protocol=paho.MQTTv5)
+    client = mqtt5_client(mqtt, mqtt.client_id)
     client.username_pw_set(mqtt.username, mqtt.password.get_secret_value() if mqtt.password else None)
     return client
 
@@ -394,8 +401,7 @@ class StationFeed:
 
     def __init__(self, settings: Settings, client_id: str) -> None:
         self.settings = settings
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=paho.MQTTv5)
+        self.client = mqtt5_client(settings.mqtt, client_id)
         self.client.username_pw_set("riverguard-sim", dev_password("riverguard-sim"))
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -466,8 +472,8 @@ class KafkaProbe:
     (cheap enough to poll several times a second)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        self._consumer = AIOKafkaConsumer(**connection_options(settings.kafka))
+        self._admin = AIOKafkaAdminClient(**connection_options(settings.kafka))
         self._known: dict[str, list[int]] = {}
 
     async def __aenter__(self) -> KafkaProbe:
@@ -500,12 +506,15 @@ class KafkaProbe:
         return sum(end - max(committed[tp].offset if tp in committed else 0, 0) for tp, end in ends.items())
 
 
-def influx_statement(url: str, statement: str) -> None:
+def influx_statement(influx: InfluxSettings, statement: str) -> None:
+    """Run an InfluxQL statement as ``influx.token``'s user (1.8 takes "<user>:<password>" as a token)."""
     body = urllib.parse.urlencode({"q": statement}).encode()
-    with urllib.request.urlopen(f"{url}/query", data=body, timeout=10) as response:
+    request = urllib.request.Request(f"{influx.url}/query", data=body,
+                                     headers={"Authorization": f"Token {influx.token.get_secret_value()}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         answer = json.loads(response.read())
     if "error" in json.dumps(answer):
-        raise RuntimeError(f"InfluxDB {url}: {statement}: {answer}")
+        raise RuntimeError(f"InfluxDB {influx.url}: {statement}: {answer}")
 
 
 def flux_counts(settings: Settings, flux: str) -> dict[str, int]:
@@ -545,14 +554,17 @@ class PrivateStack:
 
     @property
     def ports(self) -> tuple[int, ...]:
-        # Kafka's controller listens on port + 1, InfluxDB's RPC on port + 2 (stack.sh defaults)
-        return self.mqtt_port, self.kafka_port, self.kafka_port + 1, self.influx_port, self.influx_port + 2
+        # MQTT's certificate listener is on port + 1, Kafka's controller and inter-broker listeners
+        # on port + 1 and + 2, InfluxDB's RPC on port + 2 (stack.sh defaults)
+        return (self.mqtt_port, self.mqtt_port + 1, self.kafka_port, self.kafka_port + 1, self.kafka_port + 2,
+                self.influx_port, self.influx_port + 2)
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
-        if "RIVERGUARD_CACHE" in os.environ:
-            env["RIVERGUARD_CACHE"] = os.environ["RIVERGUARD_CACHE"]
+        for shared in ("RIVERGUARD_CACHE", "RIVERGUARD_SECRETS_DIR"):  # the dev CA and passwords too
+            if shared in os.environ:
+                env[shared] = os.environ[shared]
         env.update({
             "RIVERGUARD_STACK_DIR": str(self.run_dir),
             "RIVERGUARD_STACK_OWNER": self.owner,
