@@ -102,7 +102,7 @@ def _read_secret(path: Path) -> str:
         with path.open(encoding="utf-8") as f:
             secret = f.readline().rstrip("\r\n")
     except OSError as exc:
-        raise ValueError(f"cannot read the secret file: {exc.strerror}") from None
+        raise ValueError(f"cannot read the secret file {path}: {exc.strerror}") from None
     if not secret:
         raise ValueError(f"the secret file {path} is empty")
     return secret
@@ -332,7 +332,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     except ValidationError as exc:
         where = f" (from {path} and RIVERGUARD_* environment)" if path else " (from RIVERGUARD_* environment)"
-        raise ConfigError(f"invalid settings{where}: {describe_validation_error(exc)}") from exc
+        # a section-level check's input is the whole section, secrets included: not shown
+        raise ConfigError(f"invalid settings{where}: {describe_validation_error(exc, show_mappings=False)}") from exc
     finally:
         _yaml_file.reset(token)
 
