@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import pickle
 import random
 import time
 import tracemalloc
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from river.anomaly import HalfSpaceTrees
 
 from detectors import DetectorConfig, DetectorStack, StationDetector
+from detectors.state import encode
 from riverguard.models import Measurement, Reading, SourceFormat
 from riverguard.stations import load_registry
 
@@ -68,7 +68,7 @@ def stack_rate(warmup: list[Reading], readings: list[Reading]) -> tuple[float, i
 
 
 def memory_per_station(readings: list[Reading]) -> tuple[int, int]:
-    """Pickled checkpoint size and traced heap of one warmed-up station detector."""
+    """Checkpoint size and traced heap of one warmed-up station detector."""
     station = load_registry().by_id[readings[0].station_id]
     own = [r for r in readings if r.station_id == station.station_id]
     gc.collect()
@@ -81,7 +81,7 @@ def memory_per_station(readings: list[Reading]) -> tuple[int, int]:
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     traced = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-    return len(pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL)), traced
+    return len(encode(detector.snapshot(station.station_id))), traced
 
 
 def main() -> None:
@@ -96,7 +96,7 @@ def main() -> None:
     config = DetectorConfig()
     raw = hst_rate(readings, config)
     ours, detections = stack_rate(warmup, readings)
-    pickled, traced = memory_per_station(everything)
+    checkpoint, traced = memory_per_station(everything)
     print(f"timed readings: {len(readings)} ({len(stations)} stations x {len(readings) // len(stations)} after "
           f"300 warm-up readings each, "
           f"{len(PARAMETERS)} parameters each), detections emitted: {detections}")
@@ -104,7 +104,7 @@ def main() -> None:
           f"{raw:,.0f} readings/s")
     print(f"riverguard detector stack (health + limits + baselines + HST + events): {ours:,.0f} readings/s")
     print(f"ratio stack / raw HST: {ours / raw:.2f}  (goal: >= 10,000 readings/s per process)")
-    print(f"memory per station: checkpoint {pickled / 1024:.1f} KiB pickled, {traced / 1024:.1f} KiB traced heap")
+    print(f"memory per station: checkpoint {checkpoint / 1024:.1f} KiB (JSON), {traced / 1024:.1f} KiB traced heap")
 
 
 if __name__ == "__main__":

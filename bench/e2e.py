@@ -59,14 +59,7 @@ from detectors.config import DetectorConfig
 from ingest.codecs import TopicPattern
 from ingest.publisher import payload_for
 from ingest.simulator import Simulator
-from riverguard.bus.base import TopicSpec
-from riverguard.bus.kafka import KafkaBus
-from riverguard.incidents import Incident
-from riverguard.models import Detection, Measurement, Reading, decode
-from riverguard.parameters import PARAMETERS, gb3838_limit
-from riverguard.settings import Settings, load_settings
-from riverguard.stations import load_registry
-from tests.e2e.harness import (
+from pipeline.harness import (
     REPO,
     KafkaProbe,
     Pipeline,
@@ -81,6 +74,13 @@ from tests.e2e.harness import (
     process_rss_mb,
     read_topic,
 )
+from riverguard.bus.base import TopicSpec
+from riverguard.bus.kafka import KafkaBus
+from riverguard.incidents import Incident
+from riverguard.models import Detection, Measurement, Reading, decode
+from riverguard.parameters import PARAMETERS, gb3838_limit
+from riverguard.settings import Settings, load_settings
+from riverguard.stations import load_registry
 
 REGISTRY = load_registry()
 

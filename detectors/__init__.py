@@ -1,7 +1,8 @@
 """Streaming detectors: river-based spike detection, sensor health, event logic, checkpoints, replay.
 
-The pure core is :class:`StationDetector` (readings in, detections out) and :class:`DetectorStack`
-(one detector per station, checkpoints). The Kafka service (:mod:`detectors.service`) and the
+The pure core is :class:`StationDetector` (readings in, detections out; built from instrument
+health, regulatory checks, spike scoring and event logic) and :class:`DetectorStack` (one
+detector per station, checkpoints as versioned plain data). The Kafka service (:mod:`detectors.service`) and the
 replay/backtest command (:mod:`detectors.replay`) drive the same core.
 """
 
@@ -13,11 +14,10 @@ if TYPE_CHECKING:
     from detectors.config import DetectorConfig, Persistence
     from detectors.errors import DetectorError, ReplayError, StateError
     from detectors.events import EventLatch, event_id
-    from detectors.stack import STATE_FORMAT, DetectorStack, EventClock
+    from detectors.stack import DetectorStack, EventClock
     from detectors.station import StationDetector
 
 __all__ = [
-    "STATE_FORMAT",
     "DetectorConfig",
     "DetectorError",
     "DetectorStack",

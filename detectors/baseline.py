@@ -22,12 +22,21 @@ readings/s per process (see ``bench/detect.py``).
 from __future__ import annotations
 
 import math
+import struct
+from typing import Final
 
 from river.stats import Quantile
 
 from detectors.config import DetectorConfig
+from detectors.state import QuantileState, TrackState
 
 _HOURS = 24
+#: river's P² quantile (Rust, from the watermill crate) has no public state accessor; its pickle
+#: state is this fixed little-endian record: q, the five marker increments, desired positions,
+#: positions and heights, then how many heights are filled and whether they are sorted. It is
+#: converted to and from named fields here (tests/unit/test_detect_state.py pins the layout, so a
+#: river upgrade that changes it fails the tests instead of restoring wrong quantiles).
+_P2_LAYOUT: Final = struct.Struct("<21dB?")
 
 
 class ParameterTrack:
@@ -69,6 +78,34 @@ class ParameterTrack:
         #: heavy-tailed signals (flow pulses, turbidity flicker) need a bigger deviation to surprise.
         #: The 95th rather than the 99th percentile, because events themselves can be 1 % of a record.
         self.tail = Quantile(0.95)
+
+    def snapshot(self) -> TrackState:
+        return TrackState(
+            n=self.n, level=self.level, scale=self.scale, quantum=None if self.quantum == math.inf else self.quantum,
+            prev=self.prev, diurnal=tuple(self.diurnal), change_rate=self.change_rate, run=self.run,
+            run_rate=self.run_rate, step_left=self.step_left, step_level=self.step_level, faulty=self.faulty,
+            tail=_quantile_state(self.tail),
+        )
+
+    @classmethod
+    def restore(cls, state: TrackState) -> ParameterTrack:
+        track = cls()
+        track.n = state.n
+        track.level = state.level
+        track.scale = state.scale
+        track.quantum = math.inf if state.quantum is None else state.quantum
+        track.prev = state.prev
+        track.diurnal = list(state.diurnal)
+        track.change_rate = state.change_rate
+        track.run = state.run
+        track.run_rate = state.run_rate
+        track.step_left = state.step_left
+        track.step_level = state.step_level
+        track.faulty = state.faulty
+        if state.tail is not None:
+            track.tail = _quantile_from_state(state.tail)
+        track._refresh_unit()
+        return track
 
     def noise(self) -> float:
         """The unit deviations are measured in: the robust scale, never below the instrument's
@@ -165,3 +202,21 @@ class ParameterTrack:
                 residual = -bound
             self.diurnal[hour] += level_alpha * (residual - self.diurnal[hour])
         self._refresh_unit()
+
+
+def _quantile_state(quantile: Quantile) -> QuantileState | None:
+    """The markers of river's P² estimator as named numbers (``None`` before its first value)."""
+    if quantile.get() is None:
+        return None
+    fields = _P2_LAYOUT.unpack(quantile._quantile.__getstate__())
+    return QuantileState(q=fields[0], increments=fields[1:6], desired=fields[6:11], positions=fields[11:16],
+                         heights=fields[16:21], count=fields[21], sorted=fields[22])
+
+
+def _quantile_from_state(state: QuantileState) -> Quantile:
+    quantile = Quantile(state.q)
+    packed = _P2_LAYOUT.pack(state.q, *state.increments, *state.desired, *state.positions, *state.heights,
+                             state.count, state.sorted)
+    quantile._quantile.__setstate__(packed)
+    quantile._is_updated = state.count > 0
+    return quantile

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal
 
 from detectors.config import Persistence
+from detectors.state import LatchState
 
 Transition = Literal["onset", "cleared"]
 
@@ -33,6 +34,19 @@ class EventLatch:
         self._bits = 0
         self._quiet = 0
         self.active = False
+
+    def snapshot(self) -> LatchState:
+        return LatchState(k=self.k, n=self.mask.bit_length(), close_after=self.quiet_needed, bits=self._bits,
+                          quiet=self._quiet, active=self.active)
+
+    @classmethod
+    def restore(cls, state: LatchState) -> EventLatch:
+        """The latch a snapshot describes (its own persistence, even if the tuning changed since)."""
+        latch = cls(Persistence(k=state.k, n=state.n, close_after=state.close_after))
+        latch._bits = state.bits & latch.mask
+        latch._quiet = state.quiet
+        latch.active = state.active
+        return latch
 
     @property
     def idle(self) -> bool:

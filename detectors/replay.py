@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from detectors.calibration import Calibration, ScoredStream, calibrate
+from detectors.channels import STATION_WIDE
 from detectors.config import DetectorConfig
 from detectors.errors import ReplayError
 from detectors.metrics import BacktestMetrics, score_predictions
@@ -62,8 +63,8 @@ def _training_streams(stack: DetectorStack, table: Table) -> list[ScoredStream]:
             continue
         detector = stack.detector(row.station_id)
         detector.process(row.reading)
-        spike_open = detector.channels.get((DetectionKind.POLLUTION_SPIKE, "*"))
-        regulatory = detector.in_pollution_event and not (spike_open is not None and spike_open.latch.active)
+        spike_open = detector.events.is_open(DetectionKind.POLLUTION_SPIKE, STATION_WIDE)
+        regulatory = detector.in_pollution_event and not spike_open
         scores, labels, regs = per_station.setdefault(row.station_id, ([], [], []))
         scores.append(detector.last_score)
         labels.append(bool(row.label))

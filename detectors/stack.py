@@ -1,9 +1,9 @@
 """All station detectors of one process, and their checkpoints.
 
-A checkpoint is the pickled :class:`~detectors.station.StationDetector` behind a short format
-header. It travels only on the internal, compacted changelog topic (key = station id); that
-topic must be writable by the detector service alone, like every internal topic, because
-unpickling runs code chosen by whoever wrote the record.
+A checkpoint is a station detector's state as versioned plain data (:mod:`detectors.state`):
+restoring one parses and validates it and never runs code from it. A checkpoint that cannot be
+restored — forged, damaged, written by another version — is refused with a log line naming the
+station and the reason, and that station starts fresh; the service goes on.
 
 >>> from datetime import datetime, timezone
 >>> from riverguard.models import Measurement, Reading, SourceFormat
@@ -14,6 +14,7 @@ unpickling runs code chosen by whoever wrote the record.
 []
 >>> restored = DetectorStack()
 >>> restored.restore("tuo-a", stack.checkpoint("tuo-a"))
+True
 >>> restored.detectors["tuo-a"].readings
 1
 """
@@ -21,21 +22,17 @@ unpickling runs code chosen by whoever wrote the record.
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Final
 
+from detectors import state as state_format
 from detectors.config import DetectorConfig
 from detectors.errors import StateError
 from detectors.station import StationDetector
 from riverguard.models import Detection, Reading
-from riverguard.stations import StationRegistry
+from riverguard.stations import Station, StationRegistry
 
 log = logging.getLogger(__name__)
-
-#: Bumped whenever StationDetector's attributes change incompatibly; older checkpoints are refused.
-STATE_FORMAT: Final = b"riverguard.detector-state/1\n"
 
 
 class DetectorStack:
@@ -46,17 +43,21 @@ class DetectorStack:
         self.registry = registry
         self.detectors: dict[str, StationDetector] = {}
 
+    def station(self, station_id: str) -> Station | None:
+        """The registered station (target class, minimum flow), or ``None`` with a warning."""
+        station = self.registry.by_id.get(station_id) if self.registry is not None else None
+        if self.registry is not None and station is None:
+            log.warning(
+                "station %s is not in the station registry: no GB 3838 target class or minimum flow, "
+                "so only spikes and instrument health are checked; add it to stations.yaml",
+                station_id,
+            )
+        return station
+
     def detector(self, station_id: str) -> StationDetector:
         detector = self.detectors.get(station_id)
         if detector is None:
-            station = self.registry.by_id.get(station_id) if self.registry is not None else None
-            if self.registry is not None and station is None:
-                log.warning(
-                    "station %s is not in the station registry: no GB 3838 target class or minimum flow, "
-                    "so only spikes and instrument health are checked; add it to stations.yaml",
-                    station_id,
-                )
-            detector = self.detectors[station_id] = StationDetector(station, self.config)
+            detector = self.detectors[station_id] = StationDetector(self.station(station_id), self.config)
         return detector
 
     def process(self, reading: Reading) -> list[Detection]:
@@ -76,25 +77,21 @@ class DetectorStack:
 
     def checkpoint(self, station_id: str) -> bytes:
         """The bytes that restore this station's detector exactly."""
-        return STATE_FORMAT + pickle.dumps(self.detectors[station_id], protocol=pickle.HIGHEST_PROTOCOL)
+        return state_format.encode(self.detectors[station_id].snapshot(station_id))
 
-    def restore(self, station_id: str, state: bytes) -> None:
-        """Replace the station's detector by a checkpoint; the current config is kept."""
-        if not state.startswith(STATE_FORMAT):
-            head = state[: len(STATE_FORMAT)].decode(errors="replace").strip()
-            raise StateError(
-                f"checkpoint of station {station_id} has format {head!r}, expected {STATE_FORMAT.decode().strip()!r}; "
-                "delete it from the changelog topic to start that station from scratch"
-            )
+    def restore(self, station_id: str, state: bytes) -> bool:
+        """Replace the station's detector by a checkpoint (the current tuning is kept); False, with
+        a warning, when the checkpoint is refused and the station starts fresh instead."""
         try:
-            # The changelog is an internal topic only this service writes (see module docstring).
-            detector = pickle.loads(state[len(STATE_FORMAT) :])  # noqa: S301
-        except Exception as exc:
-            raise StateError(f"checkpoint of station {station_id} cannot be unpickled: {exc}") from exc
-        if not isinstance(detector, StationDetector):
-            raise StateError(f"checkpoint of station {station_id} holds a {type(detector).__name__}, not a detector")
-        detector.reconfigure(self.config)
-        self.detectors[station_id] = detector
+            decoded = state_format.decode(state, station_id)
+        except StateError as exc:
+            self.detectors.pop(station_id, None)
+            log.warning("%s; station %s starts fresh: its baselines are re-learned over the next %d readings "
+                        "(regulatory limits apply at once), and its next checkpoint replaces the refused one",
+                        exc, station_id, self.config.warmup_readings)
+            return False
+        self.detectors[station_id] = StationDetector.restore(decoded, self.station(station_id), self.config)
+        return True
 
     def forget(self, station_id: str) -> None:
         """Drop a station (its partition was revoked; the changelog keeps its state)."""

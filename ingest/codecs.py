@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
@@ -40,9 +40,8 @@ from riverguard.models import DataFlag, Reading, SourceFormat
 from riverguard.parameters import BY_HJ212_CODE, PARAMETERS
 from riverguard.settings import MqttSettings
 from riverguard.stations import Station, StationRegistry
+from riverguard.timekeeping import BEIJING  # HJ 212 and JSON times without a zone are Beijing time
 
-#: HJ 212 and JSON times without a zone are Beijing time.
-BEIJING: Final = timezone(timedelta(hours=8), "CST")
 DEFAULT_TOPIC_PATTERN: Final = MqttSettings().topic_pattern
 #: CN codes that upload data, and the CP suffix holding the value we keep (interval data: Avg).
 DATA_COMMANDS: Final = {"2011": "Rtd", "2051": "Avg", "2061": "Avg", "2031": "Avg", "2041": "Avg"}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from riverguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from playbooks.cards import CARDS, SAFETY_MARGIN, Card
+    from playbooks.cards import SAFETY_MARGIN
     from playbooks.errors import NetworkError, PlaybookError, UnknownFeatureError
     from playbooks.export import FORMATS, playbook_stem, write_playbook
     from playbooks.geomap import PlaybookMap, render_map
@@ -41,13 +41,11 @@ if TYPE_CHECKING:
     from playbooks.render import playbook_json, render_html, render_markdown, render_sms
 
 __all__ = [
-    "CARDS",
     "DEFAULT_PULSE_H",
     "FORMATS",
     "SAFETY_MARGIN",
     "SHIPPED_RIVERS",
     "ActionStep",
-    "Card",
     "Department",
     "DepartmentContact",
     "Depot",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.harness import Pipeline, PrivateStack, Receiver, close_bridge_session, influx_statement, isolated
 from riverguard.settings import Settings
-from tests.conftest import require_service
-from tests.e2e.harness import Pipeline, PrivateStack, Receiver, close_bridge_session, influx_statement, isolated
+from tests.support.services import require_service
 
 _FAILED = pytest.StashKey[bool]()
 #: Port sets (MQTT, Kafka, InfluxDB) tried in turn for the private stack; Kafka's controller and

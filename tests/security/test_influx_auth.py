@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipeline.harness import influx_statement
 from riverguard.settings import InfluxSettings, Settings
-from riverguard.sink.errors import HistoryError, InfluxUnavailable
-from riverguard.sink.history import recent_history
-from riverguard.sink.influx import InfluxWriter
-from tests.conftest import require_service
-from tests.e2e.harness import influx_statement
+from sink.errors import HistoryError, InfluxUnavailable
+from sink.history import recent_history
+from sink.influx import InfluxWriter
+from tests.support.services import require_service
 
 pytestmark = [pytest.mark.integration]
 

@@ -20,25 +20,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.codecs import encode_json
 from ingest.publisher import Pace, publish_readings
+from pipeline.harness import dev_password, mqtt5_client
 from riverguard.models import Measurement, Reading, SourceFormat
 from riverguard.settings import MqttSettings, Settings
 from riverguard.stations import load_registry
-from tests.conftest import require_service
-from tests.e2e.harness import dev_password, mqtt5_client
-from tests.security.conftest import exported, sections, stack_script
+from tests.support.identities import station_certificate
+from tests.support.services import require_service
 
 pytestmark = [pytest.mark.integration]
 
 REGISTRY = load_registry()
 STATION = "tuo-sanhuangmiao"
 OTHER = "tuo-tuojiangdaqiao"
-
-
-def station_certificate(station_id: str) -> MqttSettings:
-    """The settings ``stack.sh cert`` prints for a station that logs in with a certificate."""
-    result = stack_script("cert", station_id)
-    assert result.returncode == 0, result.stderr
-    return MqttSettings(**sections(exported(result.stdout))["mqtt"])
 
 
 @pytest.fixture

@@ -12,28 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.harness import settings_env
 from riverguard.settings import Settings
-from tests.e2e.harness import settings_env
+from tests.support.identities import generated_secrets, leaks_in
 
 pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def generated_secrets() -> dict[str, str]:
-    """Every Kafka and InfluxDB password of the dev secrets (deploy/lib/pki.sh), by file."""
-    cache = Path(os.environ.get("RIVERGUARD_CACHE", Path.home() / ".cache/riverguard"))
-    secrets = Path(os.environ.get("RIVERGUARD_SECRETS_DIR", cache / "dev-secrets"))
-    found = {}
-    for path in [*secrets.glob("kafka/*"), *secrets.glob("influx/*")]:
-        secret = path.read_text().splitlines()[0]
-        found[str(path)] = secret.split(":", 1)[-1]  # an InfluxDB token is user:password
-    assert len(found) >= 8, f"no dev secrets in {secrets}: is the stack up?"
-    return found
-
-
-def leaks_in(text: str, secrets: dict[str, str]) -> list[str]:
-    return [name for name, secret in secrets.items() if secret in text]
 
 
 def test_no_password_on_any_command_line() -> None:

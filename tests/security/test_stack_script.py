@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import free_port
-from tests.security.conftest import exported, stack_script
-from tests.security.test_no_secret_leaks import generated_secrets, leaks_in
+from pipeline.harness import free_port
+from tests.support.identities import WHO, exported, generated_secrets, leaks_in, stack_script
 
 pytestmark = [pytest.mark.integration]
 
@@ -20,7 +19,7 @@ pytestmark = [pytest.mark.integration]
 def test_env_gives_each_identity_its_own_secret_files_and_no_secret(tmp_path: Path) -> None:
     secrets = generated_secrets()
     files = {}
-    for who in ("admin", "ingest", "detect", "alert", "sink", "reader"):
+    for who in WHO:
         result = stack_script("env", who)
         assert result.returncode == 0, result.stderr
         assert not leaks_in(result.stdout, secrets)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import pickle
-import random
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 import pytest
 
 from detectors import DetectorConfig, DetectorStack, StationDetector
+from detectors.state import decode
 from riverguard.models import Detection, Measurement, Reading, SourceFormat
 from riverguard.stations import load_registry
-
-T0 = datetime(2024, 6, 1, tzinfo=UTC)
-STATION = load_registry().by_id["tuo-tuojiangdaqiao"]
+from tests.support.readings import STATION, T0, reading, run
 
 
 class Detecting(Protocol):
@@ -48,40 +45,26 @@ FACTORIES: dict[str, Factory] = {
 }
 
 
-def reading(i: int, **override: float) -> Reading:
-    """Quiet water with a little deterministic wobble; ``override`` replaces values."""
-    wobble = max(-1.0, min(1.0, random.Random(i).gauss(0.0, 0.4)))
-    values = {
-        "pH": 7.8 + 0.02 * wobble,
-        "DO": 8.2 - 0.05 * wobble,
-        "conductivity": 420 + 3 * wobble,
-        "turbidity": 30 + 1.5 * wobble,
-        "NH3N": 0.3 + 0.02 * wobble,
-        "CODMn": 2.5 + 0.1 * wobble,
-    }
-    values.update(override)
-    return Reading(
-        station_id=STATION.station_id, river=STATION.river, time=T0 + timedelta(minutes=i),
-        values={k: Measurement(value=v) for k, v in values.items()}, source_format=SourceFormat.SIMULATOR,
-    )
-
-
-def run(detector: Detecting, readings: list[Reading]) -> list[Detection]:
-    out: list[Detection] = []
-    for r in readings:
-        out.extend(detector.process(r))
-    return out
-
-
 @pytest.fixture(params=sorted(FACTORIES))
 def make(request: pytest.FixtureRequest) -> Factory:
     return FACTORIES[request.param]
 
 
-def test_pickle_round_trip_gives_identical_outputs(make: Factory) -> None:
+def through_state(detector: Detecting) -> Detecting:
+    """The detector as a restarted process gets it back: through its checkpoint bytes."""
+    if isinstance(detector, _StackAsDetector):
+        clone = _StackAsDetector()
+        assert clone.stack.restore(STATION.station_id, detector.stack.checkpoint(STATION.station_id))
+        return clone
+    assert isinstance(detector, StationDetector)
+    state = decode(detector.snapshot(STATION.station_id).model_dump_json().encode(), STATION.station_id)
+    return StationDetector.restore(state, detector.station, detector.config)
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(make: Factory) -> None:
     detector = make()
     run(detector, [reading(i) for i in range(150)])
-    clone = pickle.loads(pickle.dumps(detector))
+    clone = through_state(detector)
     tail = [reading(i, NH3N=2.5, DO=5.0) if 160 <= i < 190 else reading(i) for i in range(150, 260)]
     original_out = run(detector, tail)
     clone_out = run(clone, tail)

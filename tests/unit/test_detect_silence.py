@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from datetime import timedelta
 
 from detectors import DetectorStack, EventClock
@@ -10,8 +9,7 @@ from riverguard.bus.base import TopicSpec
 from riverguard.bus.memory import MemoryBus
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Reading
 from riverguard.settings import Settings
-from tests.unit.test_detect_checks import T0
-from tests.unit.test_detect_service import (
+from tests.support.detect_stage import (
     REGISTRY,
     STATIONS,
     Member,
@@ -21,6 +19,7 @@ from tests.unit.test_detect_service import (
     scoped,
     station_reading,
 )
+from tests.support.readings import T0
 
 LIVE, DARK = STATIONS[0], STATIONS[1]
 
@@ -80,16 +79,6 @@ def test_stations_silent_together_raise_no_onset_while_event_time_stands_still()
     out = feed(stack, [station_reading(s, 240) for s in (LIVE, DARK)])
     for station in (LIVE, DARK):
         assert [d.phase for d in gaps(out, station)] == [DetectionPhase.ONSET, DetectionPhase.CLEARED]
-
-
-def test_checkpoints_written_before_silence_checks_restore() -> None:
-    stack = DetectorStack(registry=REGISTRY)
-    feed(stack, [station_reading(DARK, i) for i in range(10)])
-    detector = stack.detectors[DARK]
-    detector.__dict__.pop("silent_since", None)  # as in an older checkpoint: the class default applies
-    old = pickle.loads(pickle.dumps(detector))
-    assert old.silent_since is None
-    assert [d.phase for d in old.check_silence(T0 + timedelta(hours=1))] == [DetectionPhase.ONSET]
 
 
 async def test_service_reports_a_silent_station_before_it_resumes(

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ingest.codecs import encode_hj212, frame_of
 from ingest.hj212 import build_frame, split_frame
-from riverguard.cli import app
+from pipeline.cli import app
 from riverguard.models import Measurement, Reading, SourceFormat
 from riverguard.stations import load_registry
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from PIL import Image
 from typer.testing import CliRunner
 
+from pipeline.cli import app
 from playbooks import build_playbook, load_network, plume_extent, render_map, write_playbook
-from riverguard.cli import app
 
 AT = datetime(2024, 5, 14, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 EXAMPLE = Path(__file__).parents[2] / "playbooks" / "networks" / "example.yaml"

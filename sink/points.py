@@ -51,7 +51,7 @@ from pydantic import ValidationError
 from riverguard.errors import PayloadError, describe_validation_error
 from riverguard.models import Detection, Reading, decode
 from riverguard.settings import TopicSettings
-from riverguard.sink.line import Point, field_text, measurement_text, tag_text
+from sink.line import Point, field_text, measurement_text, tag_text
 
 READING: Final = "reading"
 DETECTION: Final = "detection"
