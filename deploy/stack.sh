@@ -13,6 +13,8 @@
 #   deploy/stack.sh cert STATION    a client certificate (CN = STATION) for the MQTT certificate
 #                                   listener; prints the settings of a station that uses it
 #   deploy/stack.sh logs [mosquitto|kafka|influxdb] [-f]
+#   deploy/stack.sh secrets         certificates and passwords only, for deploy/docker-compose.yml
+#   deploy/stack.sh kafka-access    apply Kafka principals and ACLs to a running Kafka (docker-compose)
 #
 # Measured on the 2-core dev VM (Debian 12, Java 17, Go 1.26.8), seconds:
 #   cold `up`, nothing cached (empty RIVERGUARD_CACHE, Go module/build caches, ~/.m2):  285
@@ -485,6 +487,34 @@ cmd_cert() {
 	done
 }
 
+# For deploy/docker-compose.yml: the dev CA, passwords and the servers' certificates, and the
+# InfluxDB image's first-start users in <runtime dir>/compose.env (0600); then, with the
+# containers up, `kafka-access` applies the Kafka principals and ACLs from this machine.
+cmd_secrets() {
+	mkdir -p "$STACK"
+	ensure_secrets
+	local admin sink reader
+	admin="$(secret "$SECRETS/influx/riverguard-admin")"
+	sink="$(secret "$SECRETS/influx/riverguard-sink")"
+	reader="$(secret "$SECRETS/influx/riverguard-reader")"
+	write_secret "$STACK/compose.env" "INFLUXDB_ADMIN_USER=${admin%%:*}
+INFLUXDB_ADMIN_PASSWORD=${admin#*:}
+INFLUXDB_WRITE_USER=${sink%%:*}
+INFLUXDB_WRITE_USER_PASSWORD=${sink#*:}
+INFLUXDB_READ_USER=${reader%%:*}
+INFLUXDB_READ_USER_PASSWORD=${reader#*:}"
+	say "secrets: certificates in $STACK/tls, InfluxDB users in $STACK/compose.env, CA and passwords in $SECRETS"
+}
+
+cmd_kafka_access() {
+	check_kafka_shape
+	ensure_java
+	ensure_kafka_jars
+	apply_kafka_access
+	check_external_kafka
+	say "kafka: principals and ACLs applied; riverguard-admin logs in at $(kafka_bootstrap)"
+}
+
 cmd_logs() {
 	local follow="" svcs=() svc files=() all
 	check_kafka_shape
@@ -520,6 +550,8 @@ down) cmd_down "$@" ;;
 status) cmd_status "$@" ;;
 env) cmd_env "$@" ;;
 cert) cmd_cert "$@" ;;
+secrets) cmd_secrets "$@" ;;
+kafka-access) cmd_kafka_access "$@" ;;
 logs) cmd_logs "$@" ;;
 -h | --help | help) usage ;;
 *) usage >&2; exit 2 ;;

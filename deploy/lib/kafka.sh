@@ -175,9 +175,12 @@ kafka_health() {
 # Principals (SCRAM credentials) and ACLs, through the inter-broker listener; skipped when the
 # ACL file, the passwords and the cluster are what was applied last time.
 apply_kafka_access() {
-	local stamp="$(kafka_dir 1)/access.applied" want log="$LOGS/kafka-acls.log"
-	want="$(cat "$(kafka_dir 1)/data/meta.properties" "$DEPLOY/kafka/acls.txt" "$DEPLOY/kafka/Access.java" \
-		"$SECRETS"/kafka/* | sha256sum | cut -c1-32)"
+	local stamp meta want log="$LOGS/kafka-acls.log"
+	mkdir -p "$(kafka_dir 1)" "$LOGS"
+	stamp="$(kafka_dir 1)/access.applied"
+	meta="$(kafka_dir 1)/data/meta.properties" # its cluster id: a new cluster gets them again
+	[[ -f "$meta" ]] || meta=/dev/null          # a Kafka in a container (docker-compose)
+	want="$(cat "$meta" "$DEPLOY/kafka/acls.txt" "$DEPLOY/kafka/Access.java" "$SECRETS"/kafka/* | sha256sum | cut -c1-32)"
 	[[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && return 0
 	ensure_java_compiler
 	local t0
