@@ -191,7 +191,9 @@ class TopicSettings(_Section):
 
 class MqttSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+    #: MQTT over TLS (8883, IANA's "secure-mqtt"); there is no plaintext default: stations reach
+    #: the broker over public networks.
+    port: int = Field(default=8883, ge=1, le=65535)
     username: str | None = "riverguard-bridge"
     password: SecretStr | None = None
     password_file: Path | None = None
@@ -200,7 +202,7 @@ class MqttSettings(_Section):
     #: not expire), and paho parses an MQTT 5 PUBLISH's properties per message — about 15 % of the
     #: bridge's CPU per message (bench/ingest.py). Stations may use either version.
     protocol: Literal["5", "3.1.1"] = "3.1.1"
-    tls: bool = False
+    tls: bool = True
     #: CA that signed the broker's certificate; else the system's CAs.
     ca_file: Path | None = None
     #: A client certificate and its key (PEM) for a broker listener that authenticates by

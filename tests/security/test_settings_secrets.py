@@ -91,7 +91,9 @@ def test_a_section_level_error_does_not_show_the_section_with_its_secret(monkeyp
 
 
 def test_tls_files_without_tls_or_missing_are_errors(monkeypatch: pytest.MonkeyPatch, secret_file: Path) -> None:
+    assert load_settings().mqtt.tls  # MQTT is over TLS unless said otherwise
     monkeypatch.setenv("RIVERGUARD_MQTT__CA_FILE", str(secret_file))
+    monkeypatch.setenv("RIVERGUARD_MQTT__TLS", "false")
     with pytest.raises(ConfigError, match=r"mqtt\.ca_file set but tls is false"):
         load_settings()
     monkeypatch.setenv("RIVERGUARD_MQTT__TLS", "true")
