@@ -275,7 +275,7 @@ def machine_cpu() -> dict[str, float]:
 
 
 def broker_pids() -> dict[str, int]:
-    run = REPO / ".stack" / "run"
+    run = Path(os.environ.get("RIVERGUARD_STACK_DIR", REPO / ".stack")) / "run"
     pids = {}
     for name in ("mosquitto", "kafka", "influxdb"):
         with contextlib.suppress(OSError, ValueError):
