@@ -263,7 +263,7 @@ up_exit() {
 	trap - EXIT INT TERM
 	if ((rc != 0 && ${#STARTED_NOW[@]})); then
 		say "up failed: stopping what this run started (${STARTED_NOW[*]})"
-		for svc in "${STARTED_NOW[@]}"; do stop_service "$svc" || true; done
+		stop_services "${STARTED_NOW[@]}" || true
 	fi
 	exit "$rc"
 }
@@ -345,21 +345,36 @@ cmd_up() {
 	say "stack up in $(elapsed "$t0")s; logs in $LOGS; settings: eval \"\$($0 env)\""
 }
 
-stop_service() {
-	local svc="$1" pid i
-	pid="$(our_pid "$svc")" || { rm -f "$(pidfile "$svc")" "$RUN/$svc.owner" "$RUN/$svc.format"; return 0; }
-	say "$svc: stopping pid $pid"
-	kill -TERM "$pid" 2>/dev/null || true
+any_alive() { # pid... -> success if one of them still runs
+	local pid
+	for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+	return 1
+}
+
+# stop_services svc...: SIGTERM to all of them at once, then wait (the nodes of a Kafka cluster
+# shut down together in seconds; one by one, each waits for the others to take its partitions)
+stop_services() {
+	local svc pid i pids=() names=()
+	for svc in "$@"; do
+		if pid="$(our_pid "$svc")"; then
+			say "$svc: stopping pid $pid"
+			kill -TERM "$pid" 2>/dev/null || true
+			pids+=("$pid")
+			names+=("$svc")
+		fi
+	done
 	for ((i = 0; i < 300; i++)); do # up to 30 s (Kafka's controlled shutdown takes a few)
-		kill -0 "$pid" 2>/dev/null || break
+		any_alive "${pids[@]}" || break
 		sleep 0.1
 	done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "$svc: still running after 30s, sending SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-		sleep 0.5
-	fi
-	rm -f "$(pidfile "$svc")" "$RUN/$svc.owner" "$RUN/$svc.format"
+	for ((i = 0; i < ${#pids[@]}; i++)); do
+		if kill -0 "${pids[i]}" 2>/dev/null; then
+			say "${names[i]}: still running after 30s, sending SIGKILL"
+			kill -KILL "${pids[i]}" 2>/dev/null || true
+			sleep 0.5
+		fi
+	done
+	for svc in "$@"; do rm -f "$(pidfile "$svc")" "$RUN/$svc.owner" "$RUN/$svc.format"; done
 }
 
 cmd_down() {
@@ -379,18 +394,20 @@ cmd_down() {
 	((${#svcs[@]})) || read -r -d '' -a svcs <<<"$all" || true
 	[[ -d "$STACK" ]] || return 0
 	lock
+	local stop=()
 	for svc in "${svcs[@]}"; do
 		if [[ -n "$only_owner" && -f "$RUN/$svc.owner" && "$(cat "$RUN/$svc.owner")" != "$only_owner" ]]; then
 			say "$svc: started by '$(cat "$RUN/$svc.owner")', not '$only_owner': left running"
 			continue
 		fi
 		if [[ -f "$(pidfile "$svc")" ]]; then
-			stop_service "$svc"
+			stop+=("$svc")
 		elif [[ -f "$RUN/$svc.external" ]]; then
 			say "$svc: external service at $(address "$svc"): not stopped"
 			rm -f "$RUN/$svc.external"
 		fi
 	done
+	((${#stop[@]} == 0)) || stop_services "${stop[@]}"
 }
 
 cmd_status() {

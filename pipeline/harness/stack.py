@@ -133,6 +133,11 @@ class PrivateStack:
 
     def crash(self, service: str) -> None:
         """SIGKILL the service (no shutdown at all) and start it again."""
+        self.kill(service)
+        self.up()
+
+    def kill(self, service: str) -> None:
+        """SIGKILL the service and wait until it is gone (``up`` starts it again)."""
         pid = self.pid(service)
         os.kill(pid, signal.SIGKILL)
         # A JVM takes a moment to tear down its threads after SIGKILL; until its port is closed
@@ -141,7 +146,6 @@ class PrivateStack:
         port = ports[service] if service in ports else self.kafka_client_port(service)
         while (Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)) or port_open("127.0.0.1", port):
             time.sleep(0.05)
-        self.up()
 
     def pids(self) -> Mapping[str, int]:
         return {s: self.pid(s) for s in self.services if (self.run_dir / "run" / f"{s}.pid").exists()}
