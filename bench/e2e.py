@@ -283,6 +283,18 @@ def broker_pids() -> dict[str, int]:
     return pids
 
 
+async def joined(pipeline: Pipeline, limit_s: float = 120) -> None:
+    """Until every consumer stage's group is stable: a fixed wait was too short on a busy machine
+    with TLS and SCRAM logins, and the first spikes' latencies measured the services' start."""
+    deadline = time.monotonic() + limit_s
+    async with KafkaProbe(pipeline.settings) as kafka:
+        for group in pipeline.groups.values():
+            while not await kafka.stable(group):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"group {group} did not become stable in {limit_s:g} s")
+                await asyncio.sleep(0.2)
+
+
 async def saturation(pipeline: Pipeline, count: int) -> float:
     settings = pipeline.settings
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
@@ -350,7 +362,7 @@ async def main(args: argparse.Namespace) -> None:
         await pipeline.prepare()
         pipeline.start()
         try:
-            await asyncio.sleep(8)  # the services start (imports) and join their groups
+            await joined(pipeline)  # the services start (imports, logins) and join their groups
             await fixed_load(pipeline, receiver, 500.0, args.seconds)
             sustained = await saturation(pipeline, args.burst)
             memory(pipeline)

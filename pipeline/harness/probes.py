@@ -61,6 +61,12 @@ class KafkaProbe:
         committed = await self._admin.list_consumer_group_offsets(group)
         return sum(end - max(committed[tp].offset if tp in committed else 0, 0) for tp, end in ends.items())
 
+    async def stable(self, group: str) -> bool:
+        """Whether ``group`` has members and they hold their partitions (the group is Stable)."""
+        [response] = await self._admin.describe_consumer_groups([group])
+        # each described group is a raw DescribeGroups tuple: its 3rd field is the state, the 6th the members
+        return any(described[2] == "Stable" and described[5] for described in response.groups)
+
 
 def influx_statement(influx: InfluxSettings, statement: str) -> None:
     """Run an InfluxQL statement as ``influx.token``'s user (1.8 takes "<user>:<password>" as a token)."""
