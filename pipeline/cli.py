@@ -23,7 +23,9 @@ from riverguard.errors import ConfigError, RiverguardError
 from riverguard.settings import load_settings
 
 #: Packages that add commands, each through ``register(app: typer.Typer) -> None`` in its ``cli`` module.
-COMMAND_MODULES: tuple[str, ...] = ("ingest.cli", "sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ingest.cli", "sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli", "console.cli",
+)
 
 app = typer.Typer(
     name="riverguard",

@@ -195,8 +195,17 @@ _ALL: Final[tuple[Parameter, ...]] = (
     Parameter("water_level", "水位", "water level", "m", None, (-100.0, 10_000.0), _P.NONE),
 )
 
-PARAMETERS: Final[dict[str, Parameter]] = {p.name: p for p in _ALL}
-BY_HJ212_CODE: Final[dict[str, Parameter]] = {p.hj212_code: p for p in _ALL if p.hj212_code}
+# --- Added for the HJ 212-2017 code table (hj212 workstream; ingest/codetable.py maps the codes) ---
+# Selenium is a GB 3838-2002 Table 1 item (硒 ≤ 0.01 mg/L for classes I–III, 0.02 for IV–V) that
+# HJ 212-2017 Table B.1 reports as w20140 (硒) and w20128 (总硒); without a canonical name its
+# values stayed raw codes and were never checked against the limits.
+_FROM_HJ212_TABLE: Final[tuple[Parameter, ...]] = (
+    Parameter("Se", "硒", "selenium", _MGL, "w20140", (0.0, 100.0), _P.HEAVY_METAL, _max(0.01, 0.01, 0.01, 0.02, 0.02)),
+)
+# --- end of the HJ 212 block ---
+
+PARAMETERS: Final[dict[str, Parameter]] = {p.name: p for p in (*_ALL, *_FROM_HJ212_TABLE)}
+BY_HJ212_CODE: Final[dict[str, Parameter]] = {p.hj212_code: p for p in PARAMETERS.values() if p.hj212_code}
 
 #: Factors of concentration units to mg/L, for per-station unit configuration.
 UNIT_TO_MG_PER_L: Final[dict[str, float]] = {"mg/L": 1.0, "ug/L": 1e-3, "µg/L": 1e-3, "ng/L": 1e-6, "g/L": 1e3}

@@ -25,9 +25,10 @@ from pipeline.harness.processes import (
     settings_env,
 )
 from pipeline.harness.receiver import Delivery, Receiver
-from pipeline.harness.stack import PrivateStack, free_port, port_open
+from pipeline.harness.stack import PRIVATE_PORTS, PrivateStack, free_port, port_open, private_stack
 
 __all__ = [
+    "PRIVATE_PORTS",
     "REPO",
     "RIVERGUARD",
     "ROUTING",
@@ -48,6 +49,7 @@ __all__ = [
     "mqtt5_client",
     "open_bridge_session",
     "port_open",
+    "private_stack",
     "process_cpu_s",
     "process_rss_mb",
     "read_topic",

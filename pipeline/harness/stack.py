@@ -3,12 +3,15 @@ runtime dir, so a test can restart them without touching the shared stack other 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,13 @@ from riverguard.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_SCRIPT = REPO / "deploy" / "stack.sh"
+
+
+#: Port sets (MQTT, Kafka, InfluxDB) private stacks take in turn. From each base port a stack also
+#: uses the next ones up (MQTT's certificate listener, Kafka's controller and inter-broker
+#: listeners, InfluxDB's RPC; a Kafka cluster's nodes 3 ports apart), all below the next set's.
+PRIVATE_PORTS = ((11883, 19092, 18086), (21883, 29092, 28086), (31883, 39092, 38086), (41883, 49092, 48086),
+                 (51883, 59092, 58086))
 
 
 def free_port() -> int:
@@ -157,6 +167,33 @@ class PrivateStack:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"----- {path} -----\n" + "\n".join(text))
         return "\n".join(out)
+
+
+@contextlib.contextmanager
+def private_stack(run_dir: Path, *, owner: str = "faulttest", kafka_nodes: int = 1,
+                  port_sets: tuple[tuple[int, int, int], ...] = PRIVATE_PORTS) -> Iterator[PrivateStack]:
+    """A :class:`PrivateStack` up on the first port set that no other run holds and whose ports
+    are free, brought down at the end. One lock file per set, held while the stack runs: test runs
+    of several checkouts on one machine never pick the same set at the same time."""
+    with contextlib.ExitStack() as held:
+        for mqtt, kafka, influx in port_sets:
+            lock = held.enter_context((Path(tempfile.gettempdir()) / f"riverguard-private-{mqtt}.lock").open("w"))
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            stack = PrivateStack(run_dir, mqtt_port=mqtt, kafka_port=kafka, influx_port=influx, owner=owner,
+                                 kafka_nodes=kafka_nodes)
+            if not stack.busy_ports():
+                break
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        else:
+            raise RuntimeError(f"no free port set for a private stack among {port_sets}")
+        try:
+            stack.up()
+            yield stack
+        finally:
+            stack.down()
 
 
 def _state(pid: int) -> str:

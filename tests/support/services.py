@@ -23,3 +23,12 @@ def require_service(name: str, host: str, port: int) -> None:
             f"(or set the RIVERGUARD_* address variables to a running {name})",
             pytrace=False,
         )
+
+
+#: Set by the root conftest's report hook: whether a test's call phase failed, so fixtures that
+#: run real services can print their logs at teardown only when it helps.
+FAILED = pytest.StashKey[bool]()
+
+
+def call_failed(request: pytest.FixtureRequest) -> bool:
+    return bool(request.node.stash.get(FAILED, False))
