@@ -443,7 +443,7 @@ cmd_env() {
 	admin) kafka_user=riverguard-admin; influx_user=riverguard-admin; mqtt_user="$MQTT_BRIDGE_USER" ;;
 	ingest) kafka_user=riverguard-ingest; mqtt_user="$MQTT_BRIDGE_USER" ;;
 	detect) kafka_user=riverguard-detect ;;
-	alert | alerts) kafka_user=riverguard-alerts ;;
+	alert | alerts) kafka_user=riverguard-alerts; influx_user=riverguard-reader ;; # the console's station board reads
 	sink) kafka_user=riverguard-sink; influx_user=riverguard-sink ;;
 	reader) influx_user=riverguard-reader ;;
 	*) die "env: unknown identity '$who' (admin, ingest, detect, alert, sink, reader)" ;;

@@ -31,6 +31,7 @@ def test_env_gives_each_identity_its_own_secret_files_and_no_secret(tmp_path: Pa
     assert files["detect"].keys() == {"RIVERGUARD_KAFKA__SASL_PASSWORD_FILE"}
     assert files["reader"].keys() == {"RIVERGUARD_INFLUX__TOKEN_FILE"}
     assert files["sink"]["RIVERGUARD_INFLUX__TOKEN_FILE"].endswith("/riverguard-sink")
+    assert files["alert"]["RIVERGUARD_INFLUX__TOKEN_FILE"].endswith("/riverguard-reader")  # the console reads
     assert stack_script("env", "root").returncode != 0
 
 

@@ -20,12 +20,13 @@ async def isolated_pipeline(request: pytest.FixtureRequest, base: Settings, uniq
                             ) -> AsyncIterator[Pipeline]:
     """The four services with this test's topics, groups, MQTT session and InfluxDB database (not
     started: the test starts them). ``identities``: the principal each service runs as
-    (``Pipeline``); the sink's InfluxDB user is granted writing to the test's database, as
-    deploy/stack.sh grants it ``riverguard``."""
+    (``Pipeline``); their InfluxDB users get on the test's database what deploy/stack.sh gives them
+    on ``riverguard``."""
     database = f"rg_e2e_{unique}"
     influx_statement(base.influx, f'CREATE DATABASE "{database}"')
-    if identities and "sink" in identities:
+    if identities:  # the grants deploy/stack.sh gives on ``riverguard``: the sink writes, the console reads
         influx_statement(base.influx, f'GRANT WRITE ON "{database}" TO "riverguard-sink"')
+        influx_statement(base.influx, f'GRANT READ ON "{database}" TO "riverguard-reader"')
     config = isolated(base, unique, bucket=database, receiver=receiver, config_dir=tmp_path)
     running = Pipeline(config, tmp_path, unique, identities=identities)
     try:
