@@ -1,7 +1,7 @@
 # riverguard developer commands.
 #   make test    venv + local stack up + ruff + mypy + pytest, stack stopped again afterwards
 #   make demo    venv + `riverguard demo`
-#   make up / down / status / logs / env   the native local stack (deploy/stack.sh)
+#   make up / down / status / logs / env   the native local stack (deploy/stack.sh; TLS + auth on)
 #   make lint    ruff + mypy (+ rustfmt and clippy for native/), no services needed
 
 SHELL := bash

@@ -56,7 +56,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.playbook_source import RiverPlaybooks
 from detectors.config import DetectorConfig
@@ -72,6 +71,7 @@ from pipeline.harness import (
     dev_password,
     influx_statement,
     isolated,
+    mqtt5_client,
     process_cpu_s,
     process_rss_mb,
     read_topic,
@@ -110,7 +110,7 @@ async def raw_round_trip(settings: Settings, run: str, rate: float | None, count
     await bus.create_topics([TopicSpec(topic, settings.kafka.partitions)])
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[bytes] = asyncio.Queue()
-    relay = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"raw-{run}", protocol=paho.MQTTv5)
+    relay = mqtt5_client(settings.mqtt, f"raw-{run}")
     relay.username_pw_set("riverguard-bridge", dev_password("riverguard-bridge"))
     relay.max_inflight_messages_set(1000)
     subscribed = threading.Event()
@@ -292,6 +292,18 @@ def broker_pids(settings: Settings) -> dict[str, int]:
     return pids
 
 
+async def joined(pipeline: Pipeline, limit_s: float = 120) -> None:
+    """Until every consumer stage's group is stable: a fixed wait was too short on a busy machine
+    with TLS and SCRAM logins, and the first spikes' latencies measured the services' start."""
+    deadline = time.monotonic() + limit_s
+    async with KafkaProbe(pipeline.settings) as kafka:
+        for group in pipeline.groups.values():
+            while not await kafka.stable(group):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"group {group} did not become stable in {limit_s:g} s")
+                await asyncio.sleep(0.2)
+
+
 async def saturation(pipeline: Pipeline, count: int) -> float:
     settings = pipeline.settings
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
@@ -352,7 +364,7 @@ async def main(args: argparse.Namespace) -> None:
 
     receiver = Receiver().start()
     database = f"rg_bench_{run}"
-    influx_statement(base.influx.url, f'CREATE DATABASE "{database}"')
+    influx_statement(base.influx, f'CREATE DATABASE "{database}"')
     with tempfile.TemporaryDirectory(prefix="rg-bench-") as tmp:
         settings = isolated(base, run, bucket=database, receiver=receiver, config_dir=Path(tmp), partitions=6)
         profile = Path(tmp) / "profile.out"
@@ -363,7 +375,7 @@ async def main(args: argparse.Namespace) -> None:
         await pipeline.prepare()
         pipeline.start()
         try:
-            await asyncio.sleep(8)  # the services start (imports) and join their groups
+            await joined(pipeline)  # the services start (imports, logins) and join their groups
             await fixed_load(pipeline, receiver, 500.0, args.seconds)
             sustained = await saturation(pipeline, args.burst)
             memory(pipeline)
@@ -371,7 +383,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             pipeline.stop()
             close_bridge_session(settings)
-            influx_statement(base.influx.url, f'DROP DATABASE "{database}"')
+            influx_statement(base.influx, f'DROP DATABASE "{database}"')
             await KafkaBus(base.kafka).delete_topics(list(settings.topics.model_dump().values()))
             receiver.stop()
             if args.profile and profile.exists():

@@ -29,7 +29,7 @@ from pipeline.stages import sink_stage
 from riverguard.bus.kafka import KafkaBus
 from riverguard.bus.topics import topic_specs
 from riverguard.models import Measurement, Reading, SourceFormat, encode
-from riverguard.settings import Settings, TopicSettings, load_settings
+from riverguard.settings import InfluxSettings, Settings, TopicSettings, load_settings
 from sink.influx import InfluxWriter
 from sink.points import reading_points
 
@@ -51,9 +51,11 @@ def readings(n: int) -> list[Reading]:
     ]
 
 
-def influx_query(url: str, statement: str) -> None:
+def influx_query(influx: InfluxSettings, statement: str) -> None:
     body = urllib.parse.urlencode({"q": statement}).encode()
-    with urllib.request.urlopen(f"{url}/query", data=body, timeout=30) as response:
+    request = urllib.request.Request(f"{influx.url}/query", data=body,
+                                     headers={"Authorization": f"Token {influx.token.get_secret_value()}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
     if "error" in json.dumps(answer):
         raise SystemExit(f"InfluxDB {statement!r}: {answer}")
@@ -112,7 +114,7 @@ async def main() -> None:
     data = readings(args.readings)
     lines = [p.to_line_protocol() for r in data for p in reading_points(r)]
     for db in (raw_db, sink_db):
-        influx_query(settings.influx.url, f'CREATE DATABASE "{db}"')
+        influx_query(settings.influx, f'CREATE DATABASE "{db}"')
     bus = KafkaBus(settings.kafka)
     try:
         await bus.create_topics(topic_specs(settings))
@@ -127,7 +129,7 @@ async def main() -> None:
         sink_s, first_s, first_records = await sink_write(settings, len(data))
     finally:
         for db in (raw_db, sink_db):
-            influx_query(settings.influx.url, f'DROP DATABASE "{db}"')
+            influx_query(settings.influx, f'DROP DATABASE "{db}"')
         await bus.delete_topics(list(topics.model_dump().values()))
 
     points = len(lines)

@@ -3,7 +3,6 @@ the simulator's publisher and the benchmark)."""
 
 from __future__ import annotations
 
-import ssl
 from typing import Any, Final
 
 import paho.mqtt.client as paho
@@ -43,9 +42,8 @@ def make_client(
     )
     if username is not None:
         client.username_pw_set(username, password)
-    if settings.tls:
-        ca_certs = str(settings.ca_file) if settings.ca_file else None
-        client.tls_set(ca_certs=ca_certs, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    if (context := settings.ssl_context()) is not None:
+        client.tls_set_context(context)  # verifies the broker; presents mqtt.certfile if set
     client.max_inflight_messages_set(RECEIVE_MAXIMUM)
     client.max_queued_messages_set(0)
     client.reconnect_delay_set(1, 30)

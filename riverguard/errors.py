@@ -37,15 +37,20 @@ class PayloadError(RiverguardError):
         return f"{self.code}: {self.message}"
 
 
-def describe_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
+def describe_validation_error(exc: ValidationError, *, limit: int = 5, show_mappings: bool = True) -> str:
     """One line naming each bad field, its value and what is wrong with it.
 
     pydantic's own text spans several lines; DLQ reasons, CLI errors and logs want one.
+    ``show_mappings=False`` names a model-level error's location without its input (the whole
+    model's input, which for settings may hold a secret).
     """
     parts = []
     for error in exc.errors()[:limit]:
         location = ".".join(str(item) for item in error["loc"]) or "<root>"
         value = error.get("input")
+        if isinstance(value, dict) and not show_mappings:
+            parts.append(f"{location}: {error['msg']}")
+            continue
         shown = repr(value)
         if len(shown) > 60:
             shown = shown[:57] + "..."

@@ -16,11 +16,14 @@ answers 200 when every check passed and 503 otherwise, with a JSON body such as
 ``{"status": "error", "service": "sink", "checks": {"kafka": {"status": "ok", "ms": 4.1},
 "influxdb": {"status": "error", "error": "connection refused", "ms": 2.0}}}``.
 A check is an ``async`` callable that returns when the dependency is fine and raises otherwise.
+With ``observability.metrics_token`` set (required off loopback, see the settings) both answer
+only a request with ``Authorization: Bearer <token>``, else 401.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import sys
@@ -31,6 +34,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from pydantic import SecretStr
 
 from riverguard.bus.base import Bus, Consumer, TopicPartition
 from riverguard.settings import ObservabilitySettings, Settings
@@ -116,9 +120,10 @@ def setup_logging(settings: ObservabilitySettings, *, service: str | None = None
 class Observability:
     """The /metrics and /health endpoint of one service; see the module docstring."""
 
-    def __init__(self, service: str | None, checks: Mapping[str, HealthCheck]) -> None:
+    def __init__(self, service: str | None, checks: Mapping[str, HealthCheck], token: SecretStr | None = None) -> None:
         self.service = service
         self._checks: dict[str, HealthCheck] = dict(checks)
+        self._token = token
         self._server: WebServer | None = None
 
     @property
@@ -180,7 +185,8 @@ class Observability:
             return web.json_response(report, status=200 if report["status"] == "ok" else 503,
                                      dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
-        app = web.Application(client_max_size=1024)  # probes send no body
+        middlewares = [] if self._token is None else [_bearer(self._token)]
+        app = web.Application(client_max_size=1024, middlewares=middlewares)  # probes send no body
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/health", health)
         app.router.add_get("/healthz", health)
@@ -202,7 +208,7 @@ async def start_observability(
     (``async with await start_observability(...) as obs:``).
     """
     config = settings.observability if isinstance(settings, Settings) else settings
-    observability = Observability(service, checks or {})
+    observability = Observability(service, checks or {}, config.metrics_token)
     if config.metrics_port is not None:
         try:
             await observability.serve(config.metrics_host, config.metrics_port)
@@ -230,6 +236,23 @@ async def record_lag(stage: str, consumer: Consumer) -> None:
         per_topic[tp.topic] = per_topic.get(tp.topic, 0) + lag
     for topic, lag in per_topic.items():
         CONSUMER_LAG.labels(stage=stage, topic=topic).set(lag)
+
+
+def _bearer(token: SecretStr) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware that answers 401 unless the request carries ``Authorization: Bearer <token>``."""
+    from aiohttp import web
+
+    expected = f"Bearer {token.get_secret_value()}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
+            return web.json_response({"error": "missing or wrong bearer token (observability.metrics_token)"},
+                                     status=401)
+        return await handler(request)
+
+    return check
 
 
 async def _close_connection(_: web.Request, response: web.StreamResponse) -> None:

@@ -3,17 +3,33 @@
 Precedence (highest first): explicit keyword arguments, environment (``RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS``,
 nested with ``__``), the YAML file (``--config FILE`` or ``RIVERGUARD_CONFIG``), defaults.
 Unknown keys are errors, secrets are ``SecretStr`` and print as ``**********``.
+
+Every secret can also come from a file (the ``*_FILE`` convention of Docker and Kubernetes
+secrets): ``RIVERGUARD_KAFKA__SASL_PASSWORD_FILE=/run/secrets/kafka`` or ``sasl_password_file:``
+in YAML. The file's first line is the secret; giving both forms is an error. Secrets therefore
+never need to be on a command line, and no error message or log line includes one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import ssl
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -31,14 +47,105 @@ NON_SETTINGS_ENV = frozenset(
         "RIVERGUARD_CONFIG",
         "RIVERGUARD_CACHE",
         "RIVERGUARD_STACK_DIR",
+        "RIVERGUARD_SECRETS_DIR",
         "RIVERGUARD_MQTT_USERS_FILE",
         "RIVERGUARD_UPDATE_GOLDEN",
     }
 )
 
 
+FILE_SUFFIX = "_file"
+
+
 class _Section(BaseModel):
+    """A settings section. A field ``<secret>_file`` next to a ``SecretStr`` field names a file
+    holding that secret; it is read once, here, and then cleared (the secret is what the rest of
+    the program and a child process's environment see)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _secret_file_readable(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if value is None or name not in _secret_file_fields(cls):
+            return value
+        secret = name.removesuffix(FILE_SUFFIX)
+        given = info.data.get(secret)
+        if given is not None and given != cls.model_fields[secret].default:
+            raise ValueError(f"{secret} and {name} are both set: give the secret one way only")
+        _read_secret(Path(value))
+        return value
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Self:
+        for name in _secret_file_fields(type(self)):
+            if (path := getattr(self, name)) is not None:
+                # Still inside validation: the frozen model is completed, not changed afterwards.
+                object.__setattr__(self, name.removesuffix(FILE_SUFFIX), SecretStr(_read_secret(path)))
+                object.__setattr__(self, name, None)
+        return self
+
+
+def _secret_file_fields(section: type[BaseModel]) -> list[str]:
+    """The ``<secret>_file`` fields of ``section``: those beside a ``SecretStr`` field."""
+    fields = section.model_fields
+    return [
+        name for name in fields
+        if name.endswith(FILE_SUFFIX)
+        and (secret := fields.get(name.removesuffix(FILE_SUFFIX))) is not None
+        and "SecretStr" in str(secret.annotation)
+    ]
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as f:
+            secret = f.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read the secret file {path}: {exc.strerror}") from None
+    if not secret:
+        raise ValueError(f"the secret file {path} is empty")
+    return secret
+
+
+def _existing_file(_cls: type[BaseModel], path: Path | None) -> Path | None:
+    if path is not None and not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+def tls_client_context(
+    ca_file: Path | None, certfile: Path | None = None, keyfile: Path | None = None
+) -> ssl.SSLContext:
+    """A TLS client context that verifies the server (against ``ca_file``, else the system's CAs)
+    and its host name; with ``certfile`` it presents that certificate (mutual TLS)."""
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certfile is not None:
+        context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    return context
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (an address in 127/8, ::1, or "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+def require_token_off_loopback(host: str, token: SecretStr | None, host_key: str, token_key: str) -> None:
+    """The rule for every HTTP endpoint riverguard serves: bound to an address other machines can
+    reach, it must have a token; without one it may listen on loopback only."""
+    if token is None and not is_loopback(host):
+        variable = f"{ENV_PREFIX}{token_key.upper().replace('.', '__')}"
+        raise ValueError(
+            f"{host_key}={host} is reachable from other machines but {token_key} is not set: set it "
+            f"({variable} or {variable}_FILE), or bind to 127.0.0.1"
+        )
 
 
 class KafkaSettings(_Section):
@@ -48,9 +155,30 @@ class KafkaSettings(_Section):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    #: CA that signed the brokers' certificates (SSL, SASL_SSL); else the system's CAs.
+    ssl_ca_file: Path | None = None
     partitions: int = Field(default=6, ge=1, le=1000)
     replication_factor: int = Field(default=1, ge=1, le=10)
     linger_ms: int = Field(default=5, ge=0, le=1000)
+
+    _ssl_ca_exists = field_validator("ssl_ca_file")(classmethod(_existing_file))
+
+    @model_validator(mode="after")
+    def _complete_security(self) -> Self:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [f"kafka.{name}" for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"security_protocol {self.security_protocol} needs {', '.join(missing)}")
+        if self.ssl_ca_file is not None and not self.security_protocol.endswith("SSL"):
+            raise ValueError(f"ssl_ca_file is set but security_protocol is {self.security_protocol}, "
+                             "which does not use TLS: use SSL or SASL_SSL")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client TLS context for SSL and SASL_SSL, else None."""
+        return tls_client_context(self.ssl_ca_file) if self.security_protocol.endswith("SSL") else None
 
 
 class TopicSettings(_Section):
@@ -72,16 +200,24 @@ class TopicSettings(_Section):
 
 class MqttSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+    #: MQTT over TLS (8883, IANA's "secure-mqtt"); there is no plaintext default: stations reach
+    #: the broker over public networks.
+    port: int = Field(default=8883, ge=1, le=65535)
     username: str | None = "riverguard-bridge"
     password: SecretStr | None = None
+    password_file: Path | None = None
     #: 3.1.1 by default: the bridge uses nothing MQTT 5 adds that 3.1.1 lacks in effect (the
     #: in-flight window is the broker's ``max_inflight_messages``, a 3.1.1 persistent session does
     #: not expire), and paho parses an MQTT 5 PUBLISH's properties per message — about 15 % of the
     #: bridge's CPU per message (bench/ingest.py). Stations may use either version.
     protocol: Literal["5", "3.1.1"] = "3.1.1"
-    tls: bool = False
+    tls: bool = True
+    #: CA that signed the broker's certificate; else the system's CAs.
     ca_file: Path | None = None
+    #: A client certificate and its key (PEM) for a broker listener that authenticates by
+    #: certificate (Mosquitto ``use_identity_as_username``: its CN is the username).
+    certfile: Path | None = None
+    keyfile: Path | None = None
     client_id: str = "riverguard-ingest"
     #: Subscription filter and the pattern that says where river and station id sit in a topic.
     topic_filter: str = "stations/+/+/telemetry"
@@ -91,6 +227,21 @@ class MqttSettings(_Section):
     #: Processes that decode and produce for the bridge (0: the bridge does it itself). More than
     #: one core's worth of messages needs them; a station always goes to the same worker.
     routing_workers: int = Field(default=0, ge=0, le=32)
+
+    _files_exist = field_validator("ca_file", "certfile", "keyfile")(classmethod(_existing_file))
+
+    @model_validator(mode="after")
+    def _complete_tls(self) -> Self:
+        files = [f"mqtt.{name}" for name in ("ca_file", "certfile", "keyfile") if getattr(self, name) is not None]
+        if files and not self.tls:
+            raise ValueError(f"{', '.join(files)} set but tls is false: the connection would not be encrypted")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile is set without certfile")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client TLS context (with the client certificate if one is set), or None without TLS."""
+        return tls_client_context(self.ca_file, self.certfile, self.keyfile) if self.tls else None
 
 
 class Hj212Settings(_Section):
@@ -127,7 +278,9 @@ class Hj212Settings(_Section):
 
 class InfluxSettings(_Section):
     url: str = "http://127.0.0.1:8086"
+    #: InfluxDB 2.x: an API token; 1.8 with authentication: "<user>:<password>".
     token: SecretStr = SecretStr("riverguard:riverguard")
+    token_file: Path | None = None
     org: str = "-"
     bucket: str = "riverguard/autogen"
     #: The sink writes a batch when it holds this many points or the oldest is this old.
@@ -144,8 +297,14 @@ class AlertSettings(_Section):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8470, ge=0, le=65535)
     api_token: SecretStr | None = None
+    api_token_file: Path | None = None
     public_url: str = "http://127.0.0.1:8470"
     language: Literal["zh", "en"] = "zh"
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> Self:
+        require_token_off_loopback(self.http_host, self.api_token, "alerts.http_host", "alerts.api_token")
+        return self
 
 
 class ObservabilitySettings(_Section):
@@ -154,6 +313,16 @@ class ObservabilitySettings(_Section):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     #: Address the /metrics and /health endpoint binds to (0.0.0.0 for a Prometheus in Docker).
     metrics_host: str = "127.0.0.1"
+    #: Bearer token the endpoint asks for; required when it is bound to a non-loopback address.
+    metrics_token: SecretStr | None = None
+    metrics_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> Self:
+        if self.metrics_port is not None:
+            require_token_off_loopback(self.metrics_host, self.metrics_token, "observability.metrics_host",
+                                       "observability.metrics_token")
+        return self
 
 
 class ConsoleSettings(_Section):
@@ -233,7 +402,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     except ValidationError as exc:
         where = f" (from {path} and RIVERGUARD_* environment)" if path else " (from RIVERGUARD_* environment)"
-        raise ConfigError(f"invalid settings{where}: {describe_validation_error(exc)}") from exc
+        # a section-level check's input is the whole section, secrets included: not shown
+        raise ConfigError(f"invalid settings{where}: {describe_validation_error(exc, show_mappings=False)}") from exc
     finally:
         _yaml_file.reset(token)
 

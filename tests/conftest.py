@@ -4,14 +4,31 @@ skip — when a service is unreachable, so a green run always means the real ser
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from pipeline.harness import Receiver
 from riverguard.bus.kafka import KafkaBus
 from riverguard.bus.memory import MemoryBus
 from riverguard.settings import Settings, load_settings
-from tests.support.services import require_service
+from tests.support.services import FAILED, require_service
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if call.when == "call":
+        item.stash[FAILED] = bool(getattr(report, "failed", False))
+    return report
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """The HTTP endpoint Apprise's ``json://`` targets post to (end-to-end and cluster tests)."""
+    started = Receiver().start()
+    yield started
+    started.stop()
 
 
 @pytest.fixture(scope="session")

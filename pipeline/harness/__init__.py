@@ -10,7 +10,7 @@
 Nothing in the services imports this package; it needs a checkout (``deploy/``), not an install.
 """
 
-from pipeline.harness.mqtt import StationFeed, close_bridge_session, dev_password, open_bridge_session
+from pipeline.harness.mqtt import StationFeed, close_bridge_session, dev_password, mqtt5_client, open_bridge_session
 from pipeline.harness.probes import KafkaProbe, flux_counts, influx_statement, read_topic, reading_counts
 from pipeline.harness.processes import (
     REPO,
@@ -25,9 +25,10 @@ from pipeline.harness.processes import (
     settings_env,
 )
 from pipeline.harness.receiver import Delivery, Receiver
-from pipeline.harness.stack import PrivateStack, free_port, port_open
+from pipeline.harness.stack import PRIVATE_PORTS, PrivateStack, free_port, port_open, private_stack
 
 __all__ = [
+    "PRIVATE_PORTS",
     "REPO",
     "RIVERGUARD",
     "ROUTING",
@@ -45,8 +46,10 @@ __all__ = [
     "free_port",
     "influx_statement",
     "isolated",
+    "mqtt5_client",
     "open_bridge_session",
     "port_open",
+    "private_stack",
     "process_cpu_s",
     "process_rss_mb",
     "read_topic",

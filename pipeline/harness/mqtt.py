@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from riverguard.settings import Settings
+from riverguard.settings import MqttSettings, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,10 +39,17 @@ def _connect(settings: Settings, client: paho.Client, *, clean_start: bool, expi
         raise RuntimeError(f"no CONNACK from MQTT {settings.mqtt.host}:{settings.mqtt.port}")
 
 
+def mqtt5_client(mqtt: MqttSettings, client_id: str) -> paho.Client:
+    """A paho MQTT 5 client for ``mqtt``'s broker, with its TLS settings (not yet connected)."""
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    if (context := mqtt.ssl_context()) is not None:
+        client.tls_set_context(context)
+    return client
+
+
 def _bridge_client(settings: Settings) -> paho.Client:
     mqtt = settings.mqtt
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=mqtt.client_id,
-                         protocol=paho.MQTTv5)
+    client = mqtt5_client(mqtt, mqtt.client_id)
     client.username_pw_set(mqtt.username, mqtt.password.get_secret_value() if mqtt.password else None)
     return client
 
@@ -83,8 +90,7 @@ class StationFeed:
 
     def __init__(self, settings: Settings, client_id: str) -> None:
         self.settings = settings
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=paho.MQTTv5)
+        self.client = mqtt5_client(settings.mqtt, client_id)
         self.client.username_pw_set("riverguard-sim", dev_password("riverguard-sim"))
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)

@@ -12,8 +12,8 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from riverguard.bus.base import Record, TopicPartition
-from riverguard.bus.kafka import KafkaBus
-from riverguard.settings import Settings
+from riverguard.bus.kafka import KafkaBus, connection_options
+from riverguard.settings import InfluxSettings, Settings
 
 
 async def read_topic(bus: KafkaBus, topic: str) -> list[Record]:
@@ -28,8 +28,8 @@ class KafkaProbe:
     (cheap enough to poll several times a second)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        self._consumer = AIOKafkaConsumer(**connection_options(settings.kafka))
+        self._admin = AIOKafkaAdminClient(**connection_options(settings.kafka))
         self._known: dict[str, list[int]] = {}
 
     async def __aenter__(self) -> KafkaProbe:
@@ -61,12 +61,22 @@ class KafkaProbe:
         committed = await self._admin.list_consumer_group_offsets(group)
         return sum(end - max(committed[tp].offset if tp in committed else 0, 0) for tp, end in ends.items())
 
+    async def stable(self, group: str) -> bool:
+        """Whether ``group`` has members and they hold their partitions (the group is Stable)."""
+        [response] = await self._admin.describe_consumer_groups([group])
+        # each described group is a raw DescribeGroups tuple: its 3rd field is the state, the 6th the members
+        return any(described[2] == "Stable" and described[5] for described in response.groups)
 
-def influx_statement(url: str, statement: str) -> None:
+
+def influx_statement(influx: InfluxSettings, statement: str) -> None:
+    """Run an InfluxQL statement as ``influx.token``'s user (1.8 takes "<user>:<password>" as a token)."""
+    url = influx.url
     body = urllib.parse.urlencode({"q": statement}).encode()
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"InfluxDB url {url!r} is not http(s)")
-    with urllib.request.urlopen(f"{url}/query", data=body, timeout=10) as response:  # noqa: S310 - checked above
+    request = urllib.request.Request(f"{url}/query", data=body,  # noqa: S310 - checked above
+                                     headers={"Authorization": f"Token {influx.token.get_secret_value()}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
         answer = json.loads(response.read())
     if "error" in json.dumps(answer):
         raise RuntimeError(f"InfluxDB {url}: {statement}: {answer}")

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,25 +157,48 @@ def process_cpu_s(pid: int) -> float:
     return (int(after[11]) + int(after[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: The stages' default consumer groups: the Kafka ACLs (deploy/kafka/acls.txt) allow each
+#: service principal the groups with its stage's prefix, so a test's group extends it.
+GROUP_PREFIXES = {"detect": "riverguard-detect", "alert": "riverguard-alerts", "sink": "riverguard-sink"}
+
+
+def as_principal(settings: Settings, identity: Settings) -> Settings:
+    """``settings`` with the Kafka login and the InfluxDB token of ``identity`` (a service's own
+    principal, ``deploy/stack.sh env <service>``): what it may do is then what its ACLs allow."""
+    kafka = identity.kafka
+    return settings.model_copy(update={
+        "kafka": settings.kafka.model_copy(update={
+            "security_protocol": kafka.security_protocol, "sasl_mechanism": kafka.sasl_mechanism,
+            "sasl_username": kafka.sasl_username, "sasl_password": kafka.sasl_password}),
+        "influx": settings.influx.model_copy(update={"token": identity.influx.token}),
+    })
+
+
 class Pipeline:
-    """The four services for one isolated :class:`Settings`, with their consumer groups."""
+    """The four services for one isolated :class:`Settings`, with their consumer groups.
+
+    ``identities``: the settings of the principal each service runs as (by service name; see
+    :func:`as_principal`); a service without one runs with ``settings``' own credentials.
+    """
 
     def __init__(self, settings: Settings, log_dir: Path, unique: str,
-                 prefix: Sequence[str] = ()) -> None:
+                 prefix: Sequence[str] = (), identities: Mapping[str, Settings] | None = None) -> None:
         self.settings = settings
         self.log_dir = log_dir
-        self.groups = {name: f"{name}-e2e-{unique}" for name in ("detect", "alert", "sink")}
-        env = settings_env(settings)
+        self.groups = {name: f"{group}-e2e-{unique}" for name, group in GROUP_PREFIXES.items()}
+        env = {name: settings_env(as_principal(settings, identities[name]) if identities and name in identities
+                                  else settings) for name in SERVICES}
         run = [*prefix, str(RIVERGUARD), "run"]
         self.services = {
-            "ingest": ServiceProcess("ingest", [*run, "ingest"], env, log_dir / "ingest.log"),
+            "ingest": ServiceProcess("ingest", [*run, "ingest"], env["ingest"], log_dir / "ingest.log"),
             # checkpoints (and offset commits) every 2 s rather than 30: a test waits for commits
             "detect": ServiceProcess(
                 "detect", [*run, "detect", "--group", self.groups["detect"], "--checkpoint-seconds", "2"],
-                env, log_dir / "detect.log"),
-            "alert": ServiceProcess("alert", [*run, "alert", "--group", self.groups["alert"]], env,
+                env["detect"], log_dir / "detect.log"),
+            "alert": ServiceProcess("alert", [*run, "alert", "--group", self.groups["alert"]], env["alert"],
                                     log_dir / "alert.log"),
-            "sink": ServiceProcess("sink", [*run, "sink", "--group", self.groups["sink"]], env, log_dir / "sink.log"),
+            "sink": ServiceProcess("sink", [*run, "sink", "--group", self.groups["sink"]], env["sink"],
+                                   log_dir / "sink.log"),
         }
         self._stopping: set[str] = set()
         self._watch: threading.Thread | None = None
@@ -186,6 +209,14 @@ class Pipeline:
         from here on the broker queues the stations' messages for the bridge."""
         await KafkaBus(self.settings.kafka).create_topics(topic_specs(self.settings))
         await asyncio.to_thread(open_bridge_session, self.settings)
+
+    def add_member(self, name: str) -> str:
+        """One more process of stage ``name`` in the same consumer group (scaling out), not yet
+        started; its key in :attr:`services` (``detect-2``, ...)."""
+        first = self.services[name]
+        key = f"{name}-{sum(1 for k in self.services if k.split('-')[0] == name) + 1}"
+        self.services[key] = ServiceProcess(key, first.argv, first.env, self.log_dir / f"{key}.log")
+        return key
 
     def start(self, *names: str, supervise: bool = False) -> None:
         for name in names or SERVICES:
@@ -219,7 +250,8 @@ class Pipeline:
         if self._watch is not None:
             self._watch.join()
         # downstream first, so nothing upstream keeps feeding a stage that is gone
-        return {name: self.services[name].stop() for name in reversed(SERVICES)}
+        order = sorted(self.services, key=lambda key: SERVICES.index(key.split("-")[0]), reverse=True)
+        return {key: self.services[key].stop() for key in order}
 
     def logs(self, lines: int = 60) -> str:
         return "\n".join(f"----- {name} ({s.log}) -----\n{s.tail(lines)}" for name, s in self.services.items())

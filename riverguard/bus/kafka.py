@@ -31,11 +31,14 @@ from riverguard.errors import BusError
 from riverguard.settings import KafkaSettings
 
 
-def _connection_options(settings: KafkaSettings) -> dict[str, Any]:
+def connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Where and how to connect (TLS, SASL): the keyword arguments every aiokafka client takes."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.security_protocol,
     }
+    if (context := settings.ssl_context()) is not None:
+        options["ssl_context"] = context
     if settings.sasl_mechanism:
         options["sasl_mechanism"] = settings.sasl_mechanism
         options["sasl_plain_username"] = settings.sasl_username
@@ -55,7 +58,7 @@ def _theirs(tp: TopicPartition) -> KafkaTopicPartition:
 class KafkaBus:
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
-        self._options = _connection_options(settings)
+        self._options = connection_options(settings)
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
         admin = AIOKafkaAdminClient(client_id=f"{self._settings.client_id}-admin", **self._options)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import signal
 import subprocess
 import threading
@@ -17,12 +16,11 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from ingest.bridge import Bridge
 from ingest.codecs import encode_hj212, encode_json
-from pipeline.harness import dev_password
+from pipeline.harness import dev_password, mqtt5_client, settings_env
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, decode
@@ -89,15 +87,16 @@ async def until(condition: Any, what: str, limit_s: float = 60) -> None:
 
 
 class Publisher:
-    def __init__(self, user: str) -> None:
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    def __init__(self, settings: Settings, user: str) -> None:
+        self.mqtt = settings.mqtt
+        self.client = mqtt5_client(settings.mqtt, "")
         self.client.username_pw_set(user, dev_password(user))
         self.client.max_inflight_messages_set(1000)
         self.acks: dict[int, Any] = {}
         self.client.on_publish = lambda _c, _u, mid, reason_code, _p: self.acks.__setitem__(mid, reason_code)
 
     def __enter__(self) -> Publisher:
-        self.client.connect("127.0.0.1", 1883)
+        self.client.connect(self.mqtt.host, self.mqtt.port)
         self.client.loop_start()
         return self
 
@@ -124,7 +123,8 @@ async def read_topic(bus: KafkaBus, name: str) -> list[tuple[TopicPartition, byt
 def mosquitto_pub(settings: Settings, station_id: str, lines: list[bytes]) -> None:
     subprocess.run(
         ["mosquitto_pub", "-h", settings.mqtt.host, "-p", str(settings.mqtt.port), "-u", "riverguard-sim",
-         "-P", dev_password("riverguard-sim"), "-q", "1", "-t", topic(settings, station_id), "-l"],
+         "-P", dev_password("riverguard-sim"), "-q", "1", "-t", topic(settings, station_id), "-l",
+         *(["--cafile", str(settings.mqtt.ca_file)] if settings.mqtt.ca_file else [])],
         input=b"\n".join(lines) + b"\n", check=True, timeout=60,
     )
 
@@ -151,7 +151,7 @@ async def test_paho_and_mosquitto_pub_messages_arrive_exactly_once_in_order(
     stations = ["tuo-hongyuan", "tuo-sanhuangmiao", "min-pengshan", "jialing-xiaodukou"]  # JSON and HJ 212
     n = 300
     async with running_bridge(ingest_settings) as bridge:
-        with Publisher("riverguard-sim") as publisher:
+        with Publisher(ingest_settings, "riverguard-sim") as publisher:
             messages = [(topic(ingest_settings, s), payload(s, seq)) for seq in range(n) for s in stations]
             await asyncio.to_thread(publisher.publish_all, messages)
         json_station = "tuo-shunhechang"
@@ -183,7 +183,7 @@ async def test_invalid_payloads_land_in_the_dlq_with_their_reason(
         "hj212_length": (topic(ingest_settings, "tuo-sanhuangmiao"), good_frame.replace(b"DataTime", b"DataTim")),
     }
     async with running_bridge(ingest_settings) as bridge:
-        with Publisher("riverguard-sim") as publisher:
+        with Publisher(ingest_settings, "riverguard-sim") as publisher:
             await asyncio.to_thread(publisher.publish_all, list(cases.values()))
         await until(lambda: bridge.stats.acked >= len(cases), "dead letters acknowledged")
     dlq = await read_topic(kafka_bus, ingest_settings.topics.dlq)
@@ -196,29 +196,10 @@ async def test_invalid_payloads_land_in_the_dlq_with_their_reason(
     assert await read_topic(kafka_bus, ingest_settings.topics.readings) == []
 
 
-def bridge_env(settings: Settings) -> dict[str, str]:
-    mqtt = settings.mqtt
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")}
-    env.update({
-        "RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "RIVERGUARD_TOPICS__READINGS": settings.topics.readings,
-        "RIVERGUARD_TOPICS__DLQ": settings.topics.dlq,
-        "RIVERGUARD_MQTT__HOST": mqtt.host,
-        "RIVERGUARD_MQTT__PORT": str(mqtt.port),
-        "RIVERGUARD_MQTT__PASSWORD": mqtt.password.get_secret_value() if mqtt.password else "",
-        "RIVERGUARD_MQTT__CLIENT_ID": mqtt.client_id,
-        "RIVERGUARD_MQTT__TOPIC_FILTER": mqtt.topic_filter,
-        "RIVERGUARD_MQTT__TOPIC_PATTERN": mqtt.topic_pattern,
-        "RIVERGUARD_MQTT__PROTOCOL": mqtt.protocol,
-        "RIVERGUARD_MQTT__ROUTING_WORKERS": str(mqtt.routing_workers),
-    })
-    return env
-
-
 @pytest.fixture
 def bridge_process(tmp_path: Path) -> Iterator[Any]:
     with service_processes(tmp_path) as start:
-        yield lambda settings: start("ingest", bridge_env(settings))
+        yield lambda settings: start("ingest", settings_env(settings))
 
 
 @pytest.mark.slow
@@ -235,7 +216,7 @@ async def test_killing_the_bridge_mid_stream_loses_nothing(
     messages = [(topic(settings, s), payload(s, seq)) for seq in range(n) for s in stations]
 
     def publish() -> None:
-        with Publisher("riverguard-sim") as publisher:
+        with Publisher(ingest_settings, "riverguard-sim") as publisher:
             publisher.publish_all(messages)
 
     first = bridge_process(settings)
@@ -270,7 +251,7 @@ def test_a_station_cannot_publish_as_another(ingest_settings: Settings) -> None:
     other = topic(ingest_settings, "tuo-tuojiangdaqiao")
     received: list[str] = []
     got_own = threading.Event()
-    subscriber = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    subscriber = mqtt5_client(ingest_settings.mqtt, "")
     subscriber.username_pw_set("riverguard-bridge", dev_password("riverguard-bridge"))
     subscribed = threading.Event()
     subscriber.on_subscribe = lambda *_: subscribed.set()
@@ -281,12 +262,12 @@ def test_a_station_cannot_publish_as_another(ingest_settings: Settings) -> None:
             got_own.set()
 
     subscriber.on_message = on_message
-    subscriber.connect("127.0.0.1", 1883)
+    subscriber.connect(ingest_settings.mqtt.host, ingest_settings.mqtt.port)
     subscriber.subscribe(ingest_settings.mqtt.topic_filter, qos=1)
     subscriber.loop_start()
     try:
         assert subscribed.wait(10)
-        with Publisher("tuo-sanhuangmiao") as station:
+        with Publisher(ingest_settings, "tuo-sanhuangmiao") as station:
             [forbidden, allowed] = station.publish_all([(other, b"spoofed"), (own, b"mine")])
         assert got_own.wait(10)
         # Same publisher, same subscription: had the spoofed message passed, it would have come first.

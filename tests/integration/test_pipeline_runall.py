@@ -51,17 +51,14 @@ def environment(unique: str, tmp_path: Path, settings: Settings) -> dict[str, st
     apprise.write_text(f"version: 1\nurls:\n  - rgfile://{tmp_path / 'alerts.jsonl'}:\n      - tag: console\n")
     routing = tmp_path / "routing.yaml"
     routing.write_text("routes:\n  - {name: console, notify: [console]}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_") or k in ("RIVERGUARD_CACHE",)}
-    # Stack addresses from the environment of the test run still apply (e.g. a private stack).
-    for key in ("RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS", "RIVERGUARD_MQTT__HOST", "RIVERGUARD_MQTT__PORT",
-                "RIVERGUARD_INFLUX__URL"):
-        if key in os.environ:
-            env[key] = os.environ[key]
+    # How to reach the stack (addresses, TLS, credentials) comes from the environment of the test run.
+    reach = ("RIVERGUARD_KAFKA__", "RIVERGUARD_MQTT__", "RIVERGUARD_INFLUX__", "RIVERGUARD_CACHE",
+             "RIVERGUARD_SECRETS_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_") or k.startswith(reach)}
     topics = {"READINGS": "readings", "DLQ": "dlq", "DETECTIONS": "detections", "INCIDENTS": "incidents",
               "NOTIFICATIONS": "notifications", "DETECTOR_STATE": "state"}
     env.update({f"RIVERGUARD_TOPICS__{key}": f"runall-{unique}.{name}" for key, name in topics.items()})
     env.update({
-        "RIVERGUARD_MQTT__PASSWORD": "bridge-dev-only",
         "RIVERGUARD_MQTT__CLIENT_ID": f"runall-{unique}",
         "RIVERGUARD_MQTT__TOPIC_FILTER": f"stations/+/+/runall-{unique}",
         "RIVERGUARD_MQTT__TOPIC_PATTERN": f"stations/{{river}}/{{station_id}}/runall-{unique}",
@@ -71,6 +68,8 @@ def environment(unique: str, tmp_path: Path, settings: Settings) -> dict[str, st
         "RIVERGUARD_OBSERVABILITY__METRICS_PORT": str(_free_port()),
         "RIVERGUARD_OBSERVABILITY__LOG_FORMAT": "text",
     })
+    if "RIVERGUARD_MQTT__PASSWORD_FILE" not in env:
+        env.setdefault("RIVERGUARD_MQTT__PASSWORD", "bridge-dev-only")
     return env
 
 

@@ -35,9 +35,11 @@ DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "dashboards" / "r
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def influx_query(url: str, statement: str) -> None:
+def influx_query(settings: Settings, statement: str) -> None:
     body = urllib.parse.urlencode({"q": statement}).encode()
-    with urllib.request.urlopen(f"{url}/query", data=body, timeout=10) as response:
+    request = urllib.request.Request(f"{settings.influx.url}/query", data=body,
+                                     headers={"Authorization": f"Token {settings.influx.token.get_secret_value()}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert "error" not in response.read().decode()
 
 
@@ -47,11 +49,11 @@ def influx_settings(settings: Settings, unique: str) -> Iterator[Settings]:
     host, _, port = netloc.rpartition(":")
     require_service("InfluxDB", host, int(port))
     database = f"rg_grafana_{unique}"
-    influx_query(settings.influx.url, f'CREATE DATABASE "{database}"')
+    influx_query(settings, f'CREATE DATABASE "{database}"')
     yield settings.model_copy(
         update={"influx": settings.influx.model_copy(update={"bucket": f"{database}/autogen"})}
     )
-    influx_query(settings.influx.url, f'DROP DATABASE "{database}"')
+    influx_query(settings, f'DROP DATABASE "{database}"')
 
 
 def incident(incident_id: str, status: str, minutes_ago: int) -> bytes:
@@ -117,7 +119,8 @@ def substitute(query: str, bucket: str) -> str:
 
 
 def run(settings: Settings, query: str) -> list[dict[str, Any]]:
-    with InfluxDBClient(url=settings.influx.url, token="x:x", org=settings.influx.org) as client:
+    influx = settings.influx
+    with InfluxDBClient(url=influx.url, token=influx.token.get_secret_value(), org=influx.org) as client:
         tables = client.query_api().query(query, org=settings.influx.org)
     return [dict(r.values) for t in tables for r in t.records]
 

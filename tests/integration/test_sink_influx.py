@@ -74,9 +74,11 @@ class CuttableProxy:
         self._writers -= {writer, up_writer}
 
 
-def influx_query(url: str, statement: str) -> None:
+def influx_query(settings: Settings, statement: str) -> None:
     body = urllib.parse.urlencode({"q": statement}).encode()
-    with urllib.request.urlopen(f"{url}/query", data=body, timeout=10) as response:
+    request = urllib.request.Request(f"{settings.influx.url}/query", data=body,
+                                     headers={"Authorization": f"Token {settings.influx.token.get_secret_value()}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         answer = json.loads(response.read())
     assert "error" not in json.dumps(answer), answer
 
@@ -87,7 +89,7 @@ def sink_settings(kafka_settings: Settings, unique: str) -> Iterator[Settings]:
     host, _, port = urllib.parse.urlsplit(url).netloc.rpartition(":")
     require_service("InfluxDB", host, int(port))
     database = f"rg_sink_{unique}"
-    influx_query(url, f'CREATE DATABASE "{database}"')
+    influx_query(kafka_settings, f'CREATE DATABASE "{database}"')
     topics = TopicSettings(**{name: f"{name}-{unique}" for name in TopicSettings.model_fields})
     yield kafka_settings.model_copy(
         update={
@@ -99,7 +101,7 @@ def sink_settings(kafka_settings: Settings, unique: str) -> Iterator[Settings]:
             "observability": kafka_settings.observability.model_copy(update={"metrics_port": free_port()}),
         }
     )
-    influx_query(url, f'DROP DATABASE "{database}"')
+    influx_query(kafka_settings, f'DROP DATABASE "{database}"')
 
 
 def free_port() -> int:
@@ -136,7 +138,7 @@ from(bucket: "{settings.influx.bucket}")
   |> group(columns: ["station", "parameter"])
   |> count()
 """
-    with InfluxDBClient(url=settings.influx.url, token="x:x", org="-") as client:
+    with InfluxDBClient(url=settings.influx.url, token=settings.influx.token.get_secret_value(), org="-") as client:
         tables = client.query_api().query(query, org="-")
     return {(r.values["station"], r.values["parameter"]): int(r.values["_value"]) for t in tables for r in t.records}
 

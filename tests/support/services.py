@@ -71,3 +71,12 @@ def service_processes(directory: Path) -> Iterator[Callable[[str, dict[str, str]
     finally:
         for process in started:
             process.stop(signal.SIGKILL)
+
+
+#: Set by the root conftest's report hook: whether a test's call phase failed, so fixtures that
+#: run real services can print their logs at teardown only when it helps.
+FAILED = pytest.StashKey[bool]()
+
+
+def call_failed(request: pytest.FixtureRequest) -> bool:
+    return bool(request.node.stash.get(FAILED, False))
