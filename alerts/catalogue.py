@@ -70,7 +70,7 @@ CATALOGUE: Final[Mapping[str, Text]] = MappingProxyType({
     "tag.resolved": _t("已解除·", "RESOLVED "),
     "tag.summary": _t("限流汇总·", "SUMMARY "),
     "tag.digest": _t("运维日报·", "DIGEST "),
-    "tag.revised_eta": _t("到达时间修正·", "REVISED ETA "),
+    "tag.revised_eta": _t("到达时间第{stage}次修正·", "REVISED ETA {stage} "),  # each revision its own title
     "message.prefix": _t("【{reason}{level}】", "[{reason}{level}] "),
     "summary.level": _t("{route}·最高{level}", "{route}, highest {level}"),
     # incident status

@@ -31,7 +31,7 @@ from ingest.codecs import encode_hj212
 from ingest.datalogger import DataLogger, LoggerState
 from ingest.gateway import Gateway
 from ingest.hj212 import Frame, build_frame, crc16, parse_frame, split_frame
-from pipeline.harness.mqtt import dev_password
+from pipeline.harness import dev_password, settings_env
 from pipeline.stages import alert_stage, detect_stage
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
@@ -338,8 +338,9 @@ async def test_mqtt_and_tcp_give_the_same_kafka_record_for_the_same_reading(
     bridging = asyncio.create_task(bridge.run(stop))
     await asyncio.wait_for(bridge.connected.wait(), 30)
     topic = f"stations/{STATION.river}/{STATION.station_id}/t-{unique}"
+    tls = ["--cafile", str(mqtt.ca_file)] if mqtt.tls and mqtt.ca_file else []  # as a station would, over TLS
     await asyncio.to_thread(subprocess.run, [
-        "mosquitto_pub", "-h", mqtt.host, "-p", str(mqtt.port), "-u", "riverguard-sim", "-P",
+        "mosquitto_pub", "-h", mqtt.host, "-p", str(mqtt.port), *tls, "-u", "riverguard-sim", "-P",
         dev_password("riverguard-sim"), "-q", "1", "-t", topic, "-s"], input=encode_hj212(same, STATION), check=True,
         timeout=30)
     await eventually(lambda: read_topic(kafka_bus, settings.topics.readings), lambda r: len(r) == 1, "the MQTT record")
@@ -393,15 +394,8 @@ def gateway_process(tmp_path: Path) -> Iterator[Any]:
     stations.write_text(yaml.safe_dump(REGISTRY.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
 
     def env(settings: Settings, port: int) -> dict[str, str]:
-        t, h = settings.topics, settings.hj212
-        return {k: v for k, v in os.environ.items() if not k.startswith("RIVERGUARD_")} | {
-            "RIVERGUARD_STATIONS_FILE": str(stations),
-            "RIVERGUARD_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            **{f"RIVERGUARD_TOPICS__{name.upper()}": getattr(t, name) for name in (
-                "readings", "dlq", "incidents", "station_commands", "command_results")},
-            "RIVERGUARD_HJ212__HOST": "127.0.0.1", "RIVERGUARD_HJ212__PORT": str(port),
-            "RIVERGUARD_HJ212__PASSWORDS_FILE": str(h.passwords_file),
-        }
+        listening = settings.model_copy(update={"hj212": settings.hj212.model_copy(update={"port": port})})
+        return settings_env(listening) | {"RIVERGUARD_STATIONS_FILE": str(stations)}
 
     with service_processes(tmp_path) as start:
         yield lambda settings, port: start("hj212-gateway", env(settings, port))

@@ -148,7 +148,7 @@ async def notifications_exactly_once(pipeline: Pipeline, receiver: Receiver,
         titles[delivery.path][delivery.title] += 1
     doubled = {title: n for per_target in titles.values() for title, n in per_target.items() if n > 1}
     assert delivered == owed, f"each notification recorded as sent must arrive exactly once; doubled: {doubled}"
-    assert not doubled
+    assert not doubled, f"two notifications to one target under one title: {doubled}"
     print(f"{len(incidents)} incidents, {sum(delivered.values())} notifications, each delivered once; "
           f"unplanned service exits (restarted): {pipeline.crashes() or 'none'}")
     return incidents

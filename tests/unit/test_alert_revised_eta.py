@@ -34,7 +34,7 @@ def test_a_deadline_moved_by_more_than_the_margin_is_announced_once_as_urgent() 
     assert [e.what for e in revised.history].count("eta_revised") == 1
     assert lane_of(revised, NotificationReason.REVISED_ETA) is Lane.URGENT
     sms = render(revised, entries[0], MessageContext(language="zh"), T0 + timedelta(hours=2))
-    assert sms.body.startswith("【到达时间修正·")
+    assert sms.body.startswith("【到达时间第1次修正·")
 
 
 def test_a_small_move_or_a_deadline_long_past_sends_nothing() -> None:
@@ -49,3 +49,18 @@ def test_a_small_move_or_a_deadline_long_past_sends_nothing() -> None:
     late.observe(detection(300, station="tuo-sanhuangmiao", event="evt-2"),
                  Context(intakes=(intake(2.5),), station_km=97.8), T0 + timedelta(hours=5))
     assert not [e for e in late.incidents()[0].outbox if e.reason is NotificationReason.REVISED_ETA]
+
+
+def test_each_revision_has_its_own_title() -> None:
+    b = book()
+    b.observe(detection(0, station="tuo-hongyuan"), Context(intakes=(intake(30),), station_km=26.1), T0)
+    b.observe(detection(120, station="tuo-sanhuangmiao", event="evt-2"),
+              Context(intakes=(intake(28.5),), station_km=97.8), T0 + timedelta(hours=2))
+    b.observe(detection(180, station="tuo-sanhuangmiao", event="evt-3"),
+              Context(intakes=(intake(27),), station_km=97.8), T0 + timedelta(hours=3))
+    incident = b.incidents()[0]
+    entries = [e for e in incident.outbox if e.reason is NotificationReason.REVISED_ETA]
+    assert incident.eta_revisions == 2
+    ctx = MessageContext(language="zh")
+    titles = {e.stage: render(incident, e, ctx, T0 + timedelta(hours=3)).body.split("】")[0] for e in entries}
+    assert titles == {1: "【到达时间第1次修正·黄色预警", 2: "【到达时间第2次修正·黄色预警"}
