@@ -3,7 +3,11 @@ maximised per-reading F1 on a training stream (like tuning on operator verdicts 
 
 The training stream is run once through the detectors with their current tuning; the per-reading
 spike scores are then replayed through :class:`~detectors.events.EventLatch` for each candidate.
-Candidates are score quantiles, so the search adapts to any data set instead of to one.
+Candidates are score quantiles, so the search adapts to any data set instead of to one. Rows
+that other events mark anyway (a limit exceedance; a sensor fault when faults count) are
+positive whatever the spike threshold. When nothing can be calibrated — the labels hold no
+event, or every training spike score is 0 (too few readings to warm up, only hydrological
+columns) — :func:`calibrate` says why and the defaults stay.
 """
 
 from __future__ import annotations
@@ -27,17 +31,17 @@ _QUANTILES = np.concatenate([np.linspace(0.9, 0.99, 10), np.linspace(0.991, 0.99
 #: Among candidates within this fraction of the best training F1, the one that catches the most
 #: training events wins (a missed spill is the costliest error), then the one with the fewest
 #: false-alarm events (each wakes a duty officer), then the most sensitive threshold.
-_NEAR_BEST = 0.9
+_NEAR_BEST = 0.97
 
 
 @dataclass(frozen=True, slots=True)
 class ScoredStream:
-    """One station's training scores in reading order, its labels, and whether a regulatory
-    (non-spike) pollution event was open at each reading."""
+    """One station's training scores in reading order, its labels, and whether the reading is
+    predicted positive whatever the spike threshold (another counted event was open)."""
 
     scores: Sequence[float]
     labels: Sequence[bool]
-    regulatory: Sequence[bool]
+    fixed: Sequence[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,10 @@ class Calibration:
     config: DetectorConfig
     train_f1: float
     candidates: int
+
+
+class NothingToCalibrate(Exception):  # noqa: N818 (an outcome, not a failure)
+    """Why the training data cannot tune anything; the defaults stay."""
 
 
 def simulate(scores: np.ndarray, threshold: float, hold: float, persistence: Persistence) -> np.ndarray:
@@ -71,17 +79,33 @@ def simulate(scores: np.ndarray, threshold: float, hold: float, persistence: Per
     return active
 
 
-def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibration | None:
-    """The tuning with the best training F1, or ``None`` when the labels hold no event."""
-    labels = np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams]) if streams else np.zeros(0, bool)
-    if not labels.any():
-        log.warning("training labels contain no event; keeping the default spike threshold")
-        return None
+def check_labels(streams: Sequence[ScoredStream]) -> None:
+    """Raise :class:`NothingToCalibrate` when the labels hold no event."""
+    if not any(any(s.labels) for s in streams):
+        raise NothingToCalibrate("the training labels hold no event")
+
+
+def fixed_f1(streams: Sequence[ScoredStream]) -> float:
+    """Training F1 of the rows predicted positive without the spike (spikes not counted)."""
+    labels = np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams])
+    return _f1(labels, np.concatenate([np.asarray(s.fixed, dtype=bool) for s in streams]))
+
+
+def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibration:
+    """The spike tuning with the best training F1; :class:`NothingToCalibrate` says why there is none."""
+    check_labels(streams)
+    labels = np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams])
     series = [np.asarray(s.scores, dtype=float) for s in streams]
     pooled = np.concatenate(series)
-    thresholds = sorted({float(t) for t in np.quantile(pooled[pooled > 0], _QUANTILES)} | {config.spike_threshold})
+    positive = pooled[pooled > 0]
+    if not positive.size:
+        raise NothingToCalibrate(
+            f"every training spike score is 0 (each station needs more than {config.warmup_readings} readings of "
+            "a non-hydrological parameter to score spikes)"
+        )
+    thresholds = sorted({float(t) for t in np.quantile(positive, _QUANTILES)} | {config.spike_threshold})
     label_series = [np.asarray(s.labels, dtype=bool) for s in streams]
-    regulatory_series = [np.asarray(s.regulatory, dtype=bool) for s in streams]
+    regulatory_series = [np.asarray(s.fixed, dtype=bool) for s in streams]
     results: list[tuple[float, int, int, DetectorConfig]] = []
     for threshold in thresholds:
         for k, n in _PERSISTENCE:

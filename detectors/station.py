@@ -33,9 +33,11 @@ from detectors.cadence import Cadence, Gap
 from detectors.channels import STATION_WIDE, EventBook, Verdict
 from detectors.config import DetectorConfig
 from detectors.events import event_id
+from detectors.faults import SensorFaults
 from detectors.findings import value_findings
 from detectors.health import InstrumentHealth
 from detectors.limits import RegulatoryCheck
+from detectors.quantities import hydrological
 from detectors.spikes import SpikeScorer
 from detectors.state import FORMAT, VERSION, StationState
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
@@ -78,6 +80,11 @@ class StationDetector:
     def in_pollution_event(self) -> bool:
         """True while any pollution event (spike, limit exceedance, class downgrade) is open."""
         return self.events.in_pollution_event
+
+    @property
+    def instrument_score(self) -> float:
+        """How strongly the latest reading looked like an instrument problem (>= 1: it did)."""
+        return self.health.score
 
     def reconfigure(self, config: DetectorConfig) -> None:
         """Adopt new tuning (e.g. calibrated thresholds) keeping everything learned."""
@@ -135,7 +142,7 @@ class StationDetector:
 
         health, events = self.health, self.events
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
-        eligible = health.screen(values)
+        eligible = health.screen(values, bool(maintenance))
         score = self.spikes.score(eligible)
         self.last_score = score
 
@@ -154,8 +161,9 @@ class StationDetector:
 
         # Learning never pauses for an open event: the clipped update already keeps a plume out
         # of the baseline, and scores that do not depend on the threshold make calibration exact.
-        for _, track, value, z in values:
-            track.learn(value, z, hour, diurnal, config)
+        calm = health.calm
+        for name, track, value, z in values:
+            track.learn(value, z, hour, diurnal, config, calm or hydrological(name) or not config.calm_tails)
         events.remember(reading)
         return out
 
@@ -186,6 +194,7 @@ class StationDetector:
             format=FORMAT, version=VERSION, station_id=station_id, readings=self.cadence.readings,
             stale_readings=self.stale_readings, last_score=self.last_score, cadence=self.cadence.snapshot(),
             tracks={name: track.snapshot() for name, track in self.tracks.items()},
+            sensors={name: sensor.snapshot() for name, sensor in self.health.sensors.items()},
             channels=self.events.snapshot(), watched=sorted(self.limits.watched), spikes=self.spikes.snapshot(),
             recent=list(self.events.recent),
         )
@@ -198,6 +207,9 @@ class StationDetector:
         detector.stale_readings = state.stale_readings
         detector.last_score = state.last_score
         detector.health.tracks.update({name: ParameterTrack.restore(t) for name, t in state.tracks.items()})
+        detector.health.sensors.update(
+            {name: SensorFaults.restore(name, s, config) for name, s in state.sensors.items()}
+        )
         detector.limits.watched.update(state.watched)
         detector.spikes = SpikeScorer.restore(state.spikes, config)
         detector.events.restore(state.channels, state.recent)
