@@ -1,4 +1,4 @@
-"""The alert service's small HTTP API (stdlib ``asyncio.start_server``; one request per connection).
+"""The alert service's HTTP API (an aiohttp application, see :mod:`riverguard.web`).
 
 =======  ===================================  ===============================================
 GET      /healthz                             no auth
@@ -9,33 +9,41 @@ POST     /incidents/{id}/resolve              Bearer token; same body
 GET      /ack/{id}?k=KEY                      the link in messages: a confirmation page
 POST     /ack/{id}?k=KEY                      form field ``by``: acknowledges
 GET      /incidents/{id}/playbook?k=KEY       the playbook document (HTML)
+*        /console/...                         the duty-officer console, when one is mounted
 =======  ===================================  ===============================================
 
 ``KEY`` is a per-incident HMAC of the API token, so a forwarded SMS can acknowledge that one
 incident and nothing else. Without ``alerts.api_token`` the API is open (a warning says so); bind
 it to 127.0.0.1 then. Neither the token nor query strings are ever logged.
+
+Errors are JSON ``{"error": "..."}`` with a 4xx status naming what was wrong: 400 for a body that
+is not a JSON object (or a malformed request, answered by aiohttp itself), 401 for a missing or
+wrong token or link key, 404 for an unknown incident or path, 405 for a method a path does not
+take, 409 for an action the incident's state does not allow, 413 for a body over 64 KiB.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import html
 import json
 import logging
 from typing import Any, Final, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from alerts.errors import AlertError, IncidentStateError, UnknownIncidentError
 from riverguard.incidents import Incident
 from riverguard.settings import AlertSettings
+from riverguard.web import WebServer, log_requests
 
 log = logging.getLogger(__name__)
 
 MAX_BODY: Final = 64 * 1024
-_REASONS: Final = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-                   409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error"}
+#: Where a console application is mounted on the API's application.
+CONSOLE_PREFIX: Final = "/console"
+_HTML: Final = "text/html"
 
 
 class IncidentDesk(Protocol):
@@ -59,126 +67,123 @@ def summary(incident: Incident) -> dict[str, Any]:
     )
 
 
-class _Response(Exception):  # noqa: N818 - raised to answer early, not an error
-    def __init__(self, status: int, body: Any, content_type: str = "application/json") -> None:
-        super().__init__(status)
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, dumps=_dumps)
+
+
+class Refused(Exception):  # noqa: N818 - raised to answer early, not an error of the service
+    """Answer the request with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
         self.status = status
-        self.body = body
-        self.content_type = content_type
+        self.message = message
 
 
 class IncidentApi:
-    def __init__(self, desk: IncidentDesk, settings: AlertSettings) -> None:
+    """The API of one alert service; ``console`` is an aiohttp application mounted at /console."""
+
+    def __init__(self, desk: IncidentDesk, settings: AlertSettings, *, console: web.Application | None = None) -> None:
         self._desk = desk
         self._settings = settings
-        self._server: asyncio.Server | None = None
+        self.app = self._application(console)
+        self._server = WebServer(self.app, "incident API")
         self.port = settings.http_port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._settings.http_host, self._settings.http_port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        try:
+            await self._server.start(self._settings.http_host, self._settings.http_port)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot serve the incident API on {self._settings.http_host}:{self._settings.http_port} "
+                f"({exc.strerror}); set RIVERGUARD_ALERTS__HTTP_PORT to a free port"
+            ) from exc
+        self.port = self._server.port or 0
         if self._settings.api_token is None:
             log.warning("alerts.api_token is not set: the incident API on %s:%d accepts acknowledgements from anyone "
                         "who can reach it", self._settings.http_host, self.port)
-        log.info("incident API listening on http://%s:%d", self._settings.http_host, self.port)
+        log.info("incident API listening on %s", self._server.url)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await self._server.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        method, path = "?", "?"
+    def _application(self, console: web.Application | None) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[log_requests, self._errors])
+        routes = app.router
+        routes.add_get("/healthz", self._healthz)
+        routes.add_get("/incidents", self._list)
+        routes.add_get("/incidents/{id}", self._show)
+        routes.add_post("/incidents/{id}/{action:ack|resolve}", self._act)
+        routes.add_get("/incidents/{id}/playbook", self._playbook)
+        routes.add_route("GET", "/ack/{id}", self._ack_page)
+        routes.add_route("POST", "/ack/{id}", self._ack_link)
+        if console is not None:
+            app.add_subapp(CONSOLE_PREFIX, console)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The API's errors as JSON; the console (a mounted application) answers its own."""
+        if request.match_info.apps[-1] is not request.app:
+            return await handler(request)
         try:
-            try:
-                method, target, headers, body = await asyncio.wait_for(_read_request(reader), timeout=10)
-                path = urlsplit(target).path
-                result = await self._route(method, target, headers, body)
-                response = _Response(200, result) if not isinstance(result, _Response) else result
-            except _Response as early:
-                response = early
-            except UnknownIncidentError as exc:
-                response = _Response(404, {"error": str(exc)})
-            except IncidentStateError as exc:
-                response = _Response(409, {"error": str(exc)})
-            except AlertError as exc:
-                response = _Response(400, {"error": str(exc)})
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-                return
-            except Exception:
-                log.exception("incident API failed on %s %s", method, path)
-                response = _Response(500, {"error": "internal error, see the alert service log"})
-            log.info("%s %s → %d", method, path, response.status)
-            await _write(writer, response)
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            return await handler(request)
+        except Refused as exc:
+            return error(exc.status, exc.message)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error(exc.status, _http_reason(request, exc))
+        except UnknownIncidentError as exc:
+            return error(404, str(exc))
+        except IncidentStateError as exc:
+            return error(409, str(exc))
+        except AlertError as exc:
+            return error(400, str(exc))
 
-    async def _route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
-        url = urlsplit(target)
-        parts = [unquote(p) for p in url.path.strip("/").split("/") if p]
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        if parts == ["healthz"]:
-            return {"status": "ok"}
-        if parts[:1] == ["ack"] and len(parts) == 2:
-            return await self._ack_link(method, parts[1], query, body)
-        if len(parts) == 3 and parts[0] == "incidents" and parts[2] == "playbook":
-            self._allow(parts[1], headers, query)
-            page = self._desk.playbook_html(parts[1])
-            if page is None:
-                raise _Response(404, {"error": f"incident {parts[1]} has no playbook"})
-            return _Response(200, page, "text/html; charset=utf-8")
-        if parts[:1] != ["incidents"]:
-            raise _Response(404, {"error": f"no such resource {url.path}"})
-        self._authorise(headers)
-        if len(parts) == 1 and method == "GET":
-            wanted = query.get("status", "all")
-            incidents = self._desk.all_incidents()
-            if wanted == "active":
-                incidents = [i for i in incidents if i.is_active]
-            elif wanted != "all":
-                incidents = [i for i in incidents if i.status.value == wanted]
-            return [summary(i) for i in incidents]
-        if len(parts) == 2 and method == "GET":
-            return self._desk.incident(parts[1]).model_dump(mode="json")
-        if len(parts) == 3 and method == "POST" and parts[2] in ("ack", "resolve"):
-            fields = _json_body(body)
-            by = str(fields.get("by") or "api")
-            note = str(fields.get("note") or "")
-            act = self._desk.acknowledge if parts[2] == "ack" else self._desk.resolve
-            return (await act(parts[1], by, note)).model_dump(mode="json")
-        raise _Response(405 if len(parts) <= 3 else 404, {"error": f"{method} {url.path} is not supported"})
+    # -- the JSON API (bearer token) -----------------------------------------------------
 
-    def _authorise(self, headers: dict[str, str]) -> None:
-        token = self._settings.api_token
-        if token is None:
-            return
-        given = headers.get("authorization", "")
-        expected = f"Bearer {token.get_secret_value()}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise _Response(401, {"error": "missing or wrong bearer token (alerts.api_token)"})
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
-    def _allow(self, incident_id: str, headers: dict[str, str], query: dict[str, str]) -> None:
-        """The per-incident link key, or the bearer token."""
-        expected = self._desk.capability(incident_id)
-        if not expected or hmac.compare_digest(query.get("k", "").encode(), expected.encode()):
-            return
-        self._authorise(headers)
+    async def _list(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        wanted = request.query.get("status", "all")
+        incidents = self._desk.all_incidents()
+        if wanted == "active":
+            incidents = [i for i in incidents if i.is_active]
+        elif wanted != "all":
+            incidents = [i for i in incidents if i.status.value == wanted]
+        return web.json_response([summary(i) for i in incidents], dumps=_dumps)
 
-    async def _ack_link(self, method: str, incident_id: str, query: dict[str, str], body: bytes) -> _Response:
-        self._allow(incident_id, {}, query)
+    async def _show(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        return _incident_json(self._desk.incident(request.match_info["id"]))
+
+    async def _act(self, request: web.Request) -> web.Response:
+        self._authorise(request)
+        fields = await _json_object(request)
+        by = str(fields.get("by") or "api")
+        note = str(fields.get("note") or "")
+        incident_id = request.match_info["id"]
+        act = self._desk.acknowledge if request.match_info["action"] == "ack" else self._desk.resolve
+        return _incident_json(await act(incident_id, by, note))
+
+    # -- the links in messages (per-incident key) ----------------------------------------
+
+    async def _playbook(self, request: web.Request) -> web.Response:
+        incident_id = request.match_info["id"]
+        self._allow(incident_id, request)
+        page = self._desk.playbook_html(incident_id)
+        if page is None:
+            return error(404, f"incident {incident_id} has no playbook")
+        return web.Response(text=page, content_type=_HTML)
+
+    async def _ack_page(self, request: web.Request) -> web.Response:
+        incident_id = request.match_info["id"]
+        self._allow(incident_id, request)
         incident = self._desk.incident(incident_id)
-        if method == "POST":
-            form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-            by = form.get("by", "").strip() or "ack-link"
-            try:
-                incident = await self._desk.acknowledge(incident_id, by)
-                text = f"已确认 / acknowledged: {incident_id} ({html.escape(by)})"
-            except IncidentStateError as exc:
-                text = html.escape(str(exc))
-            return _Response(200, f"<html><body><p>{text}</p></body></html>", "text/html; charset=utf-8")
-        key = html.escape(query.get("k", ""))
+        key = html.escape(request.query.get("k", ""))
         page = (
             f"<html><body><h3>{html.escape(incident.incident_id)} · {incident.level.label_zh} · "
             f"{html.escape(incident.river)} {html.escape(incident.pollutant)} · {incident.status.value}</h3>"
@@ -186,52 +191,67 @@ class IncidentApi:
             "<label>确认人 / by: <input name='by'></label> <button type='submit'>确认接警 / Acknowledge</button>"
             "</form></body></html>"
         )
-        return _Response(200, page, "text/html; charset=utf-8")
+        return web.Response(text=page, content_type=_HTML)
+
+    async def _ack_link(self, request: web.Request) -> web.Response:
+        incident_id = request.match_info["id"]
+        self._allow(incident_id, request)
+        self._desk.incident(incident_id)  # 404 before reading the form for an unknown id
+        form = await request.post()
+        by = str(form.get("by", "")).strip() or "ack-link"
+        try:
+            await self._desk.acknowledge(incident_id, by)
+            text = f"已确认 / acknowledged: {html.escape(incident_id)} ({html.escape(by)})"
+        except IncidentStateError as exc:
+            text = html.escape(str(exc))
+        return web.Response(text=f"<html><body><p>{text}</p></body></html>", content_type=_HTML)
+
+    # -- access ----------------------------------------------------------------------------
+
+    def _authorise(self, request: web.Request) -> None:
+        token = self._settings.api_token
+        if token is None:
+            return
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Refused(401, "missing or wrong bearer token (alerts.api_token)")
+
+    def _allow(self, incident_id: str, request: web.Request) -> None:
+        """The per-incident link key, or the bearer token."""
+        expected = self._desk.capability(incident_id)
+        if not expected or hmac.compare_digest(request.query.get("k", "").encode(), expected.encode()):
+            return
+        self._authorise(request)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    try:
-        method, target, _ = lines[0].split(" ", 2)
-    except ValueError as exc:
-        raise _Response(400, {"error": "malformed request line"}) from exc
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError as exc:
-        raise _Response(400, {"error": "bad Content-Length"}) from exc
-    if length > MAX_BODY:
-        raise _Response(413, {"error": f"body larger than {MAX_BODY} bytes"})
-    body = await reader.readexactly(length) if length else b""
-    return method.upper(), target, headers, body
-
-
-def _json_body(body: bytes) -> dict[str, Any]:
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = await request.read()  # over client_max_size: aiohttp raises 413
     if not body.strip():
         return {}
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise _Response(400, {"error": f"body is not JSON: {exc}"}) from exc
+        raise Refused(400, f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise _Response(400, {"error": "body must be a JSON object like {\"by\": \"name\"}"})
+        raise Refused(400, 'body must be a JSON object like {"by": "name"}')
     return data
 
 
-async def _write(writer: asyncio.StreamWriter, response: _Response) -> None:
-    if isinstance(response.body, str):
-        payload = response.body.encode()
-    else:
-        payload = json.dumps(response.body, ensure_ascii=False).encode()
-    head = (
-        f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}\r\n"
-        f"Content-Type: {response.content_type}\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    )
-    writer.write(head.encode() + payload)
-    with contextlib.suppress(ConnectionError):
-        await writer.drain()
+def _incident_json(incident: Incident) -> web.Response:
+    return web.Response(text=incident.model_dump_json(), content_type="application/json")
+
+
+def _http_reason(request: web.Request, exc: web.HTTPException) -> str:
+    """The message of an HTTP error: ours, or aiohttp's made specific."""
+    if exc.status == 404:
+        return f"no such resource {request.path}"
+    if exc.status == 405:
+        return f"{request.method} {request.path} is not supported"
+    if exc.status == 413:
+        return f"body larger than {MAX_BODY} bytes"
+    return exc.reason
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -6,13 +6,15 @@ Fed detections (:meth:`IncidentBook.observe`), clock ticks (:meth:`tick`), opera
 notifications it still owes) and delivery records. The shell persists, sends and feeds back.
 Queueing, silences, rate limits and retries live in :mod:`alerts.outbox`.
 
-Grouping rule (the incident key):
+Grouping rule (the incident key, :data:`~riverguard.incidents.IncidentKey`):
 
-- pollution route: ``pollution|river|reach|pollutant|water`` (or ``|flow`` for ecological flow).
-  ``reach`` comes from the playbooks river network when it knows the station, else it is the river
-  itself, so a plume moving downstream past several stations stays one incident;
+- pollution route: :class:`~riverguard.incidents.PollutionKey` — river, reach, main pollutant and
+  kind group (water quality, or ecological flow). ``reach`` comes from the playbooks river network
+  when it knows the station, else it is the river itself, so a plume moving downstream past several
+  stations stays one incident;
 - maintenance route (sensor fault, maintenance, data gap, or any detection from a station inside a
-  maintenance window): ``maintenance|station|kind`` — instrument trouble is per station.
+  maintenance window): :class:`~riverguard.incidents.MaintenanceKey` — instrument trouble is per
+  station.
 
 While an incident with that key is active, detections update it (peak, stations, level only ever
 rises). Lifecycle: open → acknowledged → resolved. It resolves by itself once every detector event
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+from alerts.catalogue import both
 from alerts.intakes import IntakeOutlook, follow_front, incident_time, outlook
 from alerts.outbox import Outbox
 from alerts.routing import RoutingConfig
@@ -45,26 +48,27 @@ from alerts.targets import Directory
 from riverguard.incidents import (
     DeliveryStatus,
     Incident,
-    IncidentEvent,
+    IncidentKey,
     IncidentStatus,
     IntakeArrival,
+    KindGroup,
+    MaintenanceKey,
     NotificationReason,
     NotificationRecord,
     OutboxEntry,
+    PollutionKey,
     Reason,
     Route,
     WarningLevel,
+    evolved,
 )
 from riverguard.models import Detection, DetectionKind, DetectionPhase
 from riverguard.parameters import PARAMETERS, PollutantClass
 
 from .errors import IncidentStateError, UnknownIncidentError
 
-HISTORY_LIMIT: Final = 50
 _MAINTENANCE_KINDS: Final = frozenset({DetectionKind.SENSOR_FAULT, DetectionKind.MAINTENANCE, DetectionKind.DATA_GAP})
-_MAINTENANCE_REASON: Final = Reason(
-    zh="设备故障/运维 → 运维通道", en="instrument fault/maintenance → maintenance route"
-)
+_MAINTENANCE_REASON: Final = both("reason.maintenance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +122,7 @@ class IncidentBook:
         self.directory = directory
         self.outbox = Outbox(routing, directory)
         self._incidents: dict[str, Incident] = {}
-        self._by_key: dict[str, str] = {}
+        self._by_key: dict[IncidentKey, str] = {}
 
     def use_routing(self, routing: RoutingConfig) -> None:
         """Swap in an edited routing file (new silences, routes, timings) without losing state."""
@@ -168,7 +172,7 @@ class IncidentBook:
         pollutant, value, multiple, unit = main_pollutant(detection)
         key = self._key(route, detection, context, pollutant)
         current = self._incidents.get(self._by_key.get(key, ""))
-        if (current is None or not current.is_active) and route is Route.POLLUTION:
+        if (current is None or not current.is_active) and isinstance(key, PollutionKey):
             current = self._upstream_incident(key, context) or current
         if detection.phase is DetectionPhase.CLEARED:
             # by event id first: a clear may carry fewer findings than its onset (so another key)
@@ -188,7 +192,7 @@ class IncidentBook:
             elif current is not None and current.resolved_at is not None and now - current.resolved_at <= window:
                 current = self._reopen(current, now, effects)
             else:
-                current = self._open(candidate_id, key, route, detection, pollutant, unit, now)
+                current = self._open(candidate_id, key, detection, pollutant, unit, now)
         updated = self._update(current, detection, context, value, multiple, now, effects)
         self._put(updated)
         effects.incidents[updated.incident_id] = updated
@@ -221,21 +225,9 @@ class IncidentBook:
         if incident.status is IncidentStatus.ACKNOWLEDGED:
             return Effects()
         outbox = self.outbox.cancel_paging(incident, f"acknowledged by {by}")
-        acked = self._event(
-            incident.model_copy(
-                update={
-                    "status": IncidentStatus.ACKNOWLEDGED,
-                    "acknowledged_at": now,
-                    "acknowledged_by": by,
-                    "updated_at": now,
-                    "outbox": outbox,
-                }
-            ),
-            now,
-            "acknowledged",
-            by,
-            note,
-        )
+        acked = incident.evolve(
+            status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by, updated_at=now, outbox=outbox
+        ).with_event(now, "acknowledged", by, note)
         self._put(acked)
         return Effects({acked.incident_id: acked})
 
@@ -271,30 +263,30 @@ class IncidentBook:
         if latest is None or latest.incident_id == incident.incident_id or not latest.is_active:
             self._by_key[incident.key] = incident.incident_id
 
-    def _key(self, route: Route, detection: Detection, context: Context, pollutant: str) -> str:
+    def _key(self, route: Route, detection: Detection, context: Context, pollutant: str) -> IncidentKey:
         if route is Route.MAINTENANCE:
-            return f"maintenance|{detection.station_id}|{detection.kind.value}"
-        group = "flow" if detection.kind is DetectionKind.ECOLOGICAL_FLOW_LOW else "water"
-        return f"pollution|{detection.river}|{context.reach or detection.river}|{pollutant}|{group}"
+            return MaintenanceKey(station=detection.station_id, kind=detection.kind)
+        group = KindGroup.FLOW if detection.kind is DetectionKind.ECOLOGICAL_FLOW_LOW else KindGroup.WATER
+        return PollutionKey(river=detection.river, reach=context.reach or detection.river, pollutant=pollutant,
+                            group=group)
 
-    def _upstream_incident(self, key: str, context: Context) -> Incident | None:
+    def _upstream_incident(self, key: PollutionKey, context: Context) -> Incident | None:
         """The active incident of the same river, pollutant and kind group on a reach upstream."""
-        route, river, _, pollutant, group = key.split("|")
         for reach in reversed(context.upstream_reaches):  # nearest reach first
-            found = self._incidents.get(self._by_key.get(f"{route}|{river}|{reach}|{pollutant}|{group}", ""))
+            found = self._incidents.get(self._by_key.get(key.on_reach(reach), ""))
             if found is not None and found.is_active:
                 return found
         return None
 
     def _open(
-        self, incident_id: str, key: str, route: Route, d: Detection, pollutant: str, unit: str, now: datetime
+        self, incident_id: str, key: IncidentKey, d: Detection, pollutant: str, unit: str, now: datetime
     ) -> Incident:
         incident = Incident(
             incident_id=incident_id,
             key=key,
-            route=route,
+            route=key.route,
             river=d.river,
-            reach=key.split("|")[2] if route is Route.POLLUTION else d.station_id,
+            reach=key.reach if isinstance(key, PollutionKey) else d.station_id,
             pollutant=pollutant,
             kind=d.kind,
             level=WarningLevel.BLUE,
@@ -305,35 +297,29 @@ class IncidentBook:
             first_station=d.station_id,
             unit=unit,
         )
-        return self._event(incident, now, "opened", note=f"{d.station_id} {d.kind.value} ({d.detector})")
+        return incident.with_event(now, "opened", note=f"{d.station_id} {d.kind.value} ({d.detector})")
 
     def _reopen(self, incident: Incident, now: datetime, effects: Effects) -> Incident:
         if incident.is_active:
             return incident
-        reopened = self._event(
-            incident.model_copy(
-                update={
-                    "status": IncidentStatus.OPEN,
-                    "resolved_at": None,
-                    "resolved_by": "",
-                    "acknowledged_at": None,
-                    "acknowledged_by": "",
-                    "reopen_count": incident.reopen_count + 1,
-                    "paging_since": now,
-                    "escalation_stage": 0,
-                    "reminders_sent": 0,
-                    "normal_since": None,
-                    "active_events": (),
-                    # a new episode: the old plume's intake windows would pass for this one's
-                    "intakes": (),
-                    "front_km": None,
-                    "nearest_intake": "",
-                    "intake_arrival_at": None,
-                }
-            ),
-            now,
-            "reopened",
-        )
+        reopened = incident.evolve(
+            status=IncidentStatus.OPEN,
+            resolved_at=None,
+            resolved_by="",
+            acknowledged_at=None,
+            acknowledged_by="",
+            reopen_count=incident.reopen_count + 1,
+            paging_since=now,
+            escalation_stage=0,
+            reminders_sent=0,
+            normal_since=None,
+            active_events=(),
+            # a new episode: the old plume's intake windows would pass for this one's
+            intakes=(),
+            front_km=None,
+            nearest_intake="",
+            intake_arrival_at=None,
+        ).with_event(now, "reopened")
         reason, stage = NotificationReason.REOPENED, reopened.reopen_count
         return self.outbox.queue(reopened, reason, stage, None, now, effects.records)
 
@@ -363,29 +349,27 @@ class IncidentBook:
             events = (*events, d.event_id)
         level, reasons = self._assess(incident.route, incident.pollutant, peak_multiple, context, ahead)
         raised = level.rank > incident.level.rank
-        updated = incident.model_copy(
-            update={
-                "updated_at": now,
-                "last_active_at": now,
-                "normal_since": None,
-                "stations": stations,
-                "cities": cities,
-                "active_events": events[-20:],
-                "detection_count": incident.detection_count + 1,
-                "peak_value": peak_value,
-                "peak_multiple": peak_multiple,
-                "playbook_tags": tuple(dict.fromkeys((*incident.playbook_tags, *context.playbook_tags))),
-                "intakes": intakes,
-                "front_km": front_km,
-                **_nearest(incident, intakes, ahead),
-                "level": level if raised or is_new else incident.level,
-                # the current case for the level (e.g. the next intake); a lower one keeps what raised it
-                "level_reasons": reasons if is_new or level.rank >= incident.level.rank else incident.level_reasons,
-                "latest_detection": d.model_copy(update={"readings": ()}),
-            }
+        updated = incident.evolve(
+            updated_at=now,
+            last_active_at=now,
+            normal_since=None,
+            stations=stations,
+            cities=cities,
+            active_events=events[-20:],
+            detection_count=incident.detection_count + 1,
+            peak_value=peak_value,
+            peak_multiple=peak_multiple,
+            playbook_tags=tuple(dict.fromkeys((*incident.playbook_tags, *context.playbook_tags))),
+            intakes=intakes,
+            front_km=front_km,
+            **_nearest(incident, intakes, ahead),
+            level=level if raised or is_new else incident.level,
+            # the current case for the level (e.g. the next intake); a lower one keeps what raised it
+            level_reasons=reasons if is_new or level.rank >= incident.level.rank else incident.level_reasons,
+            latest_detection=evolved(d, readings=()),
         )
         if d.station_id not in incident.stations and incident.stations:
-            updated = self._event(updated, now, "updated", note=f"plume reached {d.station_id}")
+            updated = updated.with_event(now, "updated", note=f"plume reached {d.station_id}")
         if is_new:
             return self.outbox.queue(updated, NotificationReason.OPENED, 0, None, now, effects.records)
         if raised:
@@ -407,7 +391,7 @@ class IncidentBook:
         level, reasons = self._assess(incident.route, incident.pollutant, incident.peak_multiple, Context(), ahead)
         if level.rank <= incident.level.rank:
             return None
-        updated = incident.model_copy(update={"level": level, "level_reasons": reasons, "updated_at": now})
+        updated = incident.evolve(level=level, level_reasons=reasons, updated_at=now)
         return self._announce_rise(updated, incident.level, now, effects)
 
     def _announce_rise(self, updated: Incident, was: WarningLevel, now: datetime, effects: Effects) -> Incident:
@@ -416,7 +400,7 @@ class IncidentBook:
         An acknowledged incident is told too — acknowledging stops paging, not news of a worse level.
         """
         level = updated.level
-        updated = self._event(updated, now, "level_raised", note=f"{was.value} → {level.value}")
+        updated = updated.with_event(now, "level_raised", note=f"{was.value} → {level.value}")
         return self.outbox.queue(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects.records)
 
     def _assess(
@@ -436,11 +420,8 @@ class IncidentBook:
 
     def _clear(self, incident: Incident, d: Detection, now: datetime) -> Effects:
         events = tuple(e for e in incident.active_events if e != d.event_id)
-        updated = incident.model_copy(
-            update={"active_events": events, "updated_at": now, "normal_since": incident.normal_since or now}
-            if not events
-            else {"active_events": events, "updated_at": now}
-        )
+        normal_since = incident.normal_since if events else incident.normal_since or now
+        updated = incident.evolve(active_events=events, updated_at=now, normal_since=normal_since)
         self._put(updated)
         return Effects({updated.incident_id: updated})
 
@@ -453,7 +434,7 @@ class IncidentBook:
             return None
         ahead = fields["nearest_intake"] or "none left within the playbook's horizon"
         note = f"plume passed {incident.nearest_intake}; next intake: {ahead}"
-        return self._event(incident.model_copy(update={**fields, "updated_at": now}), now, "updated", note=note)
+        return incident.evolve(**fields, updated_at=now).with_event(now, "updated", note=note)
 
     def _auto_resolve(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
         after = self.routing.lifecycle.resolve_after
@@ -467,21 +448,9 @@ class IncidentBook:
 
     def _resolved(self, incident: Incident, now: datetime, by: str, note: str, effects: Effects) -> Incident:
         outbox = self.outbox.cancel_paging(incident, "resolved")
-        resolved = self._event(
-            incident.model_copy(
-                update={
-                    "status": IncidentStatus.RESOLVED,
-                    "resolved_at": now,
-                    "resolved_by": by,
-                    "updated_at": now,
-                    "outbox": outbox,
-                }
-            ),
-            now,
-            "resolved",
-            by,
-            note,
-        )
+        resolved = incident.evolve(
+            status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by, updated_at=now, outbox=outbox
+        ).with_event(now, "resolved", by, note)
         reason, stage = NotificationReason.RESOLVED, resolved.reopen_count
         return self.outbox.queue(resolved, reason, stage, None, now, effects.records)
 
@@ -493,11 +462,8 @@ class IncidentBook:
         stage = incident.escalation_stage
         if stage < len(esc.stages) and now - since >= timedelta(minutes=esc.stages[stage].after_min):
             stage += 1
-            updated = self._event(
-                incident.model_copy(update={"escalation_stage": stage, "updated_at": now}),
-                now,
-                "escalated",
-                note=f"stage {stage}: {', '.join(esc.stages[stage - 1].notify)}",
+            updated = incident.evolve(escalation_stage=stage, updated_at=now).with_event(
+                now, "escalated", note=f"stage {stage}: {', '.join(esc.stages[stage - 1].notify)}"
             )
             tags = esc.stages[stage - 1].notify
             return self.outbox.queue(updated, NotificationReason.ESCALATION, stage, tags, now, effects.records)
@@ -508,13 +474,9 @@ class IncidentBook:
             and now - last >= timedelta(minutes=esc.reminder_every_min)
         ):
             n = incident.reminders_sent + 1
-            updated = incident.model_copy(update={"reminders_sent": n, "updated_at": now})
+            updated = incident.evolve(reminders_sent=n, updated_at=now)
             return self.outbox.queue(updated, NotificationReason.REMINDER, n, None, now, effects.records)
         return None
-
-    def _event(self, incident: Incident, now: datetime, what: str, by: str = "", note: str = "") -> Incident:
-        history = (*incident.history, IncidentEvent(at=now, what=what, by=by, note=note))[-HISTORY_LIMIT:]
-        return incident.model_copy(update={"history": history})
 
 
 def _nearest(incident: Incident, intakes: tuple[IntakeArrival, ...], ahead: IntakeOutlook | None) -> dict[str, object]:

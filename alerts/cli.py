@@ -1,4 +1,4 @@
-"""``riverguard run alert`` and ``riverguard incidents list|show|ack|resolve``.
+"""``riverguard incidents list|show|ack|resolve``.
 
 The incident commands talk to the running alert service's HTTP API (``--url``, default
 ``http://alerts.http_host:alerts.http_port``, bearer ``alerts.api_token``). When the API cannot be
@@ -19,15 +19,12 @@ from typing import Annotated, Any
 
 import typer
 
-from alerts import GROUP_ID
-from alerts.api import summary
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
+from riverguard.cli import ConfigOption, settings_or_exit
 from riverguard.errors import RiverguardError
 from riverguard.incidents import Incident
 from riverguard.models import decode
-from riverguard.observability import bus_check
-from riverguard.runner import ConfigOption, fail, run_service, settings_or_exit
 from riverguard.settings import Settings
 
 UrlOption = Annotated[str | None, typer.Option("--url", help="Alert service API (default from the settings).")]
@@ -100,26 +97,6 @@ def _line(item: dict[str, Any]) -> str:
 
 incidents = typer.Typer(help="List, show, acknowledge and resolve incidents.", no_args_is_help=True)
 
-def run_alert(
-    config: ConfigOption = None,
-    group: Annotated[str, typer.Option("--group", help="Kafka consumer group id.")] = GROUP_ID,
-) -> None:
-    """Consume detections, keep incidents, dispatch notifications through Apprise, serve the incident API."""
-    settings = settings_or_exit(config)
-    bus = KafkaBus(settings.kafka)
-    try:
-        from alerts.playbook_source import RiverPlaybooks  # the service's libraries (Apprise) only when run
-        from alerts.service import AlertService
-
-        service = AlertService.from_settings(
-            settings, bus, playbooks=RiverPlaybooks.from_settings(settings), group_id=group
-        )
-    except RiverguardError as exc:
-        raise fail(str(exc), 2) from exc
-    checks = {"kafka": bus_check(bus, [settings.topics.detections, settings.topics.incidents])}
-    run_service("alert", settings, service.run, checks)
-
-
 @incidents.command("list")
 def list_incidents(
     config: ConfigOption = None,
@@ -132,6 +109,8 @@ def list_incidents(
     try:
         items: list[dict[str, Any]] = _call(settings, url, "GET", f"/incidents?status={status}")
     except ApiUnreachableError as exc:
+        from alerts.api import summary  # the HTTP server's module: aiohttp only when it is needed
+
         found = _from_topic(settings, exc)
         if status == "active":
             found = [i for i in found if i.is_active]
@@ -190,6 +169,5 @@ def resolve(
     _act("resolve", incident_id, by, note, config, url)
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.add_typer(incidents, name="incidents")
-    run_app.command("alert")(run_alert)

@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from alerts.catalogue import Language, Text, say
 from riverguard.incidents import Incident, IntakeArrival
 
 CHINA: Final = ZoneInfo("Asia/Shanghai")
@@ -53,9 +54,9 @@ def clock(at: datetime) -> str:
     return at.astimezone(CHINA).strftime("%m-%d %H:%M")
 
 
-def intake_label(name: str) -> str:
-    """The intake's name as a Chinese reader expects it (``取水口`` unless the name says it)."""
-    return name if name.endswith(_NAMED) else f"{name}取水口"
+def intake_text(name: str) -> Text:
+    """The intake's name as a reader expects it: in Chinese with ``取水口`` unless the name says it."""
+    return Text(name if name.endswith(_NAMED) else f"{name}取水口", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +76,15 @@ class IntakeOutlook:
             return 0.0
         return max(0.0, (self.arrival_at - self.at).total_seconds() / 3600)
 
-    def describe(self, lang: str, *, with_clock: bool = True) -> str:
+    def describe(self, lang: Language, *, with_clock: bool = True) -> str:
         """Short phrase for SMS and reasons: ``约2.5小时(16:55)到达X`` or ``已到达X``."""
-        hhmm = clock(self.arrival_at)[6:]
-        hours = max(self.hours, 0.1)  # "0.0 小时" reads as "already there"; arrived is said as such
-        if lang == "zh":
-            label = intake_label(self.name)
-            when = f"({hhmm})" if with_clock else ""
-            return f"已到达{label}" if self.arrived else f"约{hours:.1f}小时{when}到达{label}"
+        intake = intake_text(self.name)
         if self.arrived:
-            return f"at intake {self.name} now"
-        return f"reaches intake {self.name} in ~{hours:.1f} h" + (f" ({hhmm})" if with_clock else "")
+            return say(lang, "intake.arrived.short", intake=intake)
+        hours = max(self.hours, 0.1)  # "0.0 小时" reads as "already there"; arrived is said as such
+        if with_clock:
+            return say(lang, "intake.ahead.short.clock", intake=intake, hours=hours, clock=clock(self.arrival_at)[6:])
+        return say(lang, "intake.ahead.short", intake=intake, hours=hours)
 
 
 def outlook(intakes: Iterable[IntakeArrival], at: datetime) -> IntakeOutlook | None:
@@ -153,12 +152,10 @@ def follow_front(
         if new.river_km < front_km:
             continue  # behind the front
         old = widened.get(new.name)
-        widened[new.name] = new if old is None else old.model_copy(
-            update={
-                "leading_edge_at": min(old.leading_edge_at, new.leading_edge_at),
-                "leading_edge_fast_at": min(old.leading_edge_fast_at, new.leading_edge_fast_at),
-                "trailing_edge_at": max(old.trailing_edge_at, new.trailing_edge_at),
-            }
+        widened[new.name] = new if old is None else old.evolve(
+            leading_edge_at=min(old.leading_edge_at, new.leading_edge_at),
+            leading_edge_fast_at=min(old.leading_edge_fast_at, new.leading_edge_fast_at),
+            trailing_edge_at=max(old.trailing_edge_at, new.trailing_edge_at),
         )
     return _downstream_order(widened.values()), front_km
 

@@ -91,16 +91,14 @@ class Outbox:
                 next_attempt_at=now,
             )
             if silence is not None:
-                entry = entry.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": silence.describe()})
+                entry = entry.suppressed(silence.describe())
             elif not self._bucket(target).take(now):
-                entry = entry.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": RATE_LIMITED})
+                entry = entry.suppressed(RATE_LIMITED)
             new.append(entry)
-        updated = incident.model_copy(
-            update={
-                "outbox": (*incident.outbox, *new),
-                "silenced_by": silence.describe() if silence else "",
-                "last_notified_at": now if new else incident.last_notified_at,
-            }
+        updated = incident.evolve(
+            outbox=(*incident.outbox, *new),
+            silenced_by=silence.describe() if silence else "",
+            last_notified_at=now if new else incident.last_notified_at,
         )
         records.extend(
             self.record(updated, e, DeliveryOutcome.SUPPRESSED, now, error=e.note)
@@ -122,7 +120,7 @@ class Outbox:
     def cancel_paging(self, incident: Incident, why: str) -> tuple[OutboxEntry, ...]:
         """The outbox with pending escalations and reminders suppressed (acknowledged or resolved)."""
         return tuple(
-            e.model_copy(update={"status": DeliveryStatus.SUPPRESSED, "note": why})
+            e.suppressed(why)
             if e.status is DeliveryStatus.PENDING and e.reason in PAGING_REASONS
             else e
             for e in incident.outbox
@@ -150,13 +148,10 @@ class Outbox:
                 status, outcome, next_at = DeliveryStatus.GAVE_UP, DeliveryOutcome.GAVE_UP, entry.next_attempt_at
             else:
                 status, outcome, next_at = DeliveryStatus.PENDING, DeliveryOutcome.FAILED, now + retry.delay(attempts)
-            entries[n] = entry.model_copy(
-                update={"status": status, "attempts": attempts, "next_attempt_at": next_at, "last_error": error}
+            entries[n] = entry.evolve(status=status, attempts=attempts, next_attempt_at=next_at, last_error=error)
+            updated = incident.evolve(
+                outbox=tuple(entries), updated_at=now, last_notified_at=now if ok else incident.last_notified_at
             )
-            update: dict[str, object] = {"outbox": tuple(entries), "updated_at": now}
-            if ok:
-                update["last_notified_at"] = now
-            updated = incident.model_copy(update=update)
             return updated, self.record(updated, entries[n], outcome, now, error=error, title=title)
         return None
 
@@ -188,12 +183,12 @@ class Outbox:
             for incident_id in incident_ids:
                 incident = current(incident_id)
                 marked = tuple(
-                    e.model_copy(update={"note": f"{RATE_LIMITED}, summarised in {summary_id}"})
+                    e.evolve(note=f"{RATE_LIMITED}, summarised in {summary_id}")
                     if e.target_id == target_id and e.status is DeliveryStatus.SUPPRESSED and e.note == RATE_LIMITED
                     else e
                     for e in incident.outbox
                 )
-                changed[incident_id] = incident.model_copy(update={"outbox": marked})
+                changed[incident_id] = incident.evolve(outbox=marked)
             carrier = current(carrier.incident_id)
             entry = OutboxEntry(
                 notification_id=summary_id,
@@ -205,7 +200,7 @@ class Outbox:
                 next_attempt_at=now,
                 note=f"{len(items)}: " + ", ".join(incident_ids),  # count: incidents (messages word it)
             )
-            changed[carrier.incident_id] = carrier.model_copy(update={"outbox": (*carrier.outbox, entry)})
+            changed[carrier.incident_id] = carrier.evolve(outbox=(*carrier.outbox, entry))
         return changed
 
     def record(

@@ -4,19 +4,26 @@ Alerts reads a playbook for the drinking-water intakes downstream (severity, SMS
 (IM) and the HTML document and map (e-mail). :class:`PlaybookSource` is all the service calls;
 :class:`NoPlaybooks` is the source when no river network is available (messages then omit those
 parts and the incident's reach is the whole river).
+
+:class:`RiverPlaybooks` remembers what each station saw of a plume (:class:`SeenPlumes`: first
+exceedance, peak, back to normal, from the detections' onset/update/cleared), so a playbook built
+for a later detection is live-corrected by every station that saw the same pollutant on the same
+river recently, and shows predicted against observed arrival per station. The memory is the
+process's: after a restart it refills from the detections that follow.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final, Protocol
 
 from alerts.book import main_pollutant
-from playbooks import Playbook, PlaybookError, RiverNetwork, build_playbook, load_networks
+from playbooks import Playbook, PlaybookError, RiverNetwork, StationObservation, build_playbook, load_networks
 from playbooks import render_html as render_playbook_html
-from riverguard.models import Detection
+from riverguard.models import Detection, DetectionPhase
 from riverguard.settings import Settings
 
 if TYPE_CHECKING:
@@ -100,6 +107,76 @@ class NoPlaybooks:
         return None
 
 
+#: How long a station's sighting of a plume counts for the playbooks of later detections.
+PLUME_MEMORY: Final = timedelta(days=3)
+
+
+@dataclass(slots=True)
+class _Sighting:
+    first: datetime
+    peak_at: datetime
+    peak: float | None
+    threshold: float | None
+    cleared: datetime | None = None
+
+    def observation(self, station_id: str) -> StationObservation:
+        return StationObservation(
+            station_id=station_id,
+            first_exceeded_at=self.first,
+            peak_at=max(self.peak_at, self.first),
+            peak_concentration=self.peak,
+            normal_again_at=self.cleared if self.cleared is not None and self.cleared >= self.peak_at else None,
+            threshold=self.threshold,
+        )
+
+
+class SeenPlumes:
+    """What each station saw of each river's plumes, from the detections (pure bookkeeping).
+
+    >>> from datetime import UTC
+    >>> from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding
+    >>> t = datetime(2024, 7, 1, tzinfo=UTC)
+    >>> def seen(station: str, hours: float, value: float, phase: DetectionPhase) -> Detection:
+    ...     return Detection(detection_id=f"{station}{hours}", event_id=station, station_id=station, river="tuo",
+    ...                      time=t + timedelta(hours=hours), kind=DetectionKind.LIMIT_EXCEEDANCE, phase=phase,
+    ...                      detector="limits", findings=(Finding(parameter="NH3N", value=value, limit=1.0),))
+    >>> plumes = SeenPlumes()
+    >>> for d in (seen("tuo-a", 0, 2.0, DetectionPhase.ONSET), seen("tuo-a", 1, 3.5, DetectionPhase.UPDATE),
+    ...           seen("tuo-a", 2.5, 0.8, DetectionPhase.CLEARED), seen("tuo-b", 9, 1.6, DetectionPhase.ONSET)):
+    ...     plumes.record(d)
+    >>> seen_so_far = plumes.observations("tuo", "NH3N", t)
+    >>> [(o.station_id, o.peak_concentration, o.normal_again_at is not None) for o in seen_so_far]
+    [('tuo-a', 3.5, True), ('tuo-b', 1.6, False)]
+    """
+
+    def __init__(self, memory: timedelta = PLUME_MEMORY) -> None:
+        self.memory = memory
+        self._seen: dict[tuple[str, str], dict[str, _Sighting]] = {}
+
+    def record(self, detection: Detection) -> None:
+        if not detection.kind.is_pollution:
+            return
+        pollutant, value, _, _ = main_pollutant(detection)
+        limit = next((f.limit for f in detection.findings if f.parameter == pollutant), None)
+        stations = self._seen.setdefault((detection.river, pollutant), {})
+        now = detection.time
+        for station_id in [s for s, seen in stations.items() if now - seen.first > self.memory]:
+            del stations[station_id]
+        sighting = stations.get(detection.station_id)
+        if sighting is None or (sighting.cleared is not None and detection.phase is DetectionPhase.ONSET):
+            stations[detection.station_id] = _Sighting(now, now, value, limit)
+            return
+        if detection.phase is DetectionPhase.CLEARED:
+            sighting.cleared = now
+        elif value is not None and (sighting.peak is None or value > sighting.peak):
+            sighting.peak, sighting.peak_at = value, now
+
+    def observations(self, river: str, pollutant: str, since: datetime) -> list[StationObservation]:
+        """The stations that saw ``pollutant`` on ``river`` from ``since`` on."""
+        stations = self._seen.get((river, pollutant), {})
+        return [s.observation(station) for station, s in stations.items() if s.first >= since]
+
+
 class RiverPlaybooks:
     """The real source: the playbooks package's river networks (shipped + ``settings.network_dir``).
 
@@ -111,6 +188,7 @@ class RiverPlaybooks:
         self._networks = dict(networks)
         self._maps: dict[tuple[str, str, datetime], PlaybookMap] = {}
         self._warned: set[tuple[str, str]] = set()
+        self.plumes = SeenPlumes()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiverPlaybooks:
@@ -121,14 +199,20 @@ class RiverPlaybooks:
         network = self._networks.get(detection.river)
         if network is None:
             return None
+        self.plumes.record(detection)
         pollutant, value, _, _ = main_pollutant(detection)
         discharge = next(
             (r.values["discharge"].value for r in reversed(detection.readings) if "discharge" in r.values), None
         )
+        known = {s.station_id for s in network.stations}
+        seen = [
+            o for o in self.plumes.observations(detection.river, pollutant, detection.time - self.plumes.memory)
+            if o.station_id in known
+        ]
         try:
             return build_playbook(
                 network, station_id=detection.station_id, pollutant=pollutant, at=detection.time,
-                concentration=value, discharge_m3s=discharge or None,
+                concentration=value, discharge_m3s=discharge or None, observations=seen,
             )
         except (PlaybookError, ValueError) as exc:
             if (detection.station_id, pollutant) not in self._warned:

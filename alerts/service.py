@@ -1,4 +1,5 @@
-"""The alert service (imperative shell around :class:`~alerts.book.IncidentBook`).
+"""The alert stage: the imperative shell around :class:`~alerts.book.IncidentBook`, a processor of
+the stage runtime (:mod:`riverguard.stage`).
 
 Consumes ``detections``, persists every incident change to the compacted ``incidents`` topic
 (key = incident id; each incident carries its outbox) and only then commits the input offsets;
@@ -40,15 +41,15 @@ from alerts.messages import Message, MessageContext, render
 from alerts.playbook_source import NoPlaybooks, PlaybookSource, PlaybookView
 from alerts.routing import RoutingConfig, load_routing
 from alerts.targets import Directory, Target, load_directory
-from riverguard.bus.base import Bus, Producer, Record, TopicPartition, next_offsets
+from riverguard.bus.base import Record, TopicPartition
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
 from riverguard.incidents import Incident, IntakeArrival, NotificationRecord, OutboxEntry
 from riverguard.models import DeadLetter, Detection, decode, encode
-from riverguard.observability import MESSAGES_IN, MESSAGES_OUT, NOTIFICATIONS
+from riverguard.observability import NOTIFICATIONS
 from riverguard.settings import Settings
-from riverguard.stage import Outgoing, produce_all, stopped_within
-from riverguard.stations import Station, load_registry
+from riverguard.stage import Outgoing, Processor, StageConfig, StageContext
+from riverguard.stations import Station, StationRegistry
 
 log = logging.getLogger(__name__)
 
@@ -59,41 +60,47 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class AlertService:
+def alert_config(group_id: str = GROUP_ID, *, tick_s: float = 0.5) -> StageConfig:
+    """How the alert stage consumes: a commit after every batch (the book is persisted by then),
+    and a tick for escalations, reminders, auto-resolution and summaries."""
+    return StageConfig(group_id=group_id, tick_s=tick_s)
+
+
+class AlertService(Processor):
+    """The alert stage's processor: detections → the incident book → incidents, notifications, Apprise."""
+
+    stage = "alerts"
+
     def __init__(
         self,
         settings: Settings,
-        bus: Bus,
+        registry: StationRegistry,
         *,
         routing: RoutingConfig,
         directory: Directory,
         playbooks: PlaybookSource | None = None,
         clock: Clock = system_clock,
-        tick_s: float = 0.5,
-        group_id: str = GROUP_ID,
         serve_api: bool = True,
         reload_s: float = 5.0,
     ) -> None:
         self.settings = settings
-        self.bus = bus
         self.book = IncidentBook(routing, directory)
         self.directory = directory
         self.playbooks: PlaybookSource = playbooks or NoPlaybooks()
         self.clock = clock
-        self.tick_s = tick_s
-        self.group_id = group_id
         self.serve_api = serve_api
         self.api: IncidentApi | None = None
-        self._stations: dict[str, Station] = load_registry(settings.stations_file).by_id
+        self._stations: dict[str, Station] = registry.by_id
         self._targets = directory.by_id()
         self._known_tags: set[str] = set().union(*(t.tags for t in directory.targets))
         self._unknown_tags: set[str] = set()
         self._lock = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._playbook_cache: dict[str, PlaybookView | None] = {}
-        self._producer: Producer | None = None
-        self._attachments = Path(tempfile.gettempdir())
+        self._context: StageContext | None = None
+        self._attachments: tempfile.TemporaryDirectory[str] | None = None
         self.reload_s = reload_s
+        self._next_reload = 0.0
         routing_file = settings.alerts.routing_file
         self._routing_mtime = routing_file.stat().st_mtime_ns if routing_file and routing_file.exists() else None
         self.ready = asyncio.Event()
@@ -101,7 +108,7 @@ class AlertService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, bus: Bus, *, playbooks: PlaybookSource | None = None, **kwargs: Any
+        cls, settings: Settings, registry: StationRegistry, *, playbooks: PlaybookSource | None = None, **kwargs: Any
     ) -> AlertService:
         """Load and cross-check the routing file and the Apprise config; raise ConfigError naming the bad entry."""
         if settings.alerts.apprise_config is None:
@@ -109,38 +116,68 @@ class AlertService:
         routing = load_routing(settings.alerts.routing_file)
         directory = load_directory(settings.alerts.apprise_config, routing.channels)
         directory.check_tags(routing.all_tags(), str(settings.alerts.apprise_config))
-        return cls(settings, bus, routing=routing, directory=directory, playbooks=playbooks, **kwargs)
+        return cls(settings, registry, routing=routing, directory=directory, playbooks=playbooks, **kwargs)
 
-    # -- running --------------------------------------------------------------------------
+    # -- the stage runtime's calls ----------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Restore, serve the API, consume and dispatch until ``stop`` is set."""
+    def topics(self) -> Sequence[str]:
+        return [self.settings.topics.detections]
+
+    async def start(self, context: StageContext) -> None:
+        """Restore the book, serve the API; the runtime then consumes."""
+        self._context = context
         self._stopping = False
-        attachments = tempfile.TemporaryDirectory(prefix="riverguard-alerts-")  # map PNGs for e-mail
-        self._attachments = Path(attachments.name)
-        try:
-            await self._run(stop)
-        finally:
-            attachments.cleanup()
-
-    async def _run(self, stop: asyncio.Event) -> None:
-        await self.bus.create_topics(topic_specs(self.settings))
+        self._attachments = tempfile.TemporaryDirectory(prefix="riverguard-alerts-")  # map PNGs for e-mail
+        await context.bus.create_topics(topic_specs(self.settings))
         await self.restore()
-        async with self.bus.producer(client_id=f"{self.settings.kafka.client_id}-alerts") as producer:
-            self._producer = producer
-            if self.serve_api:
-                self.api = IncidentApi(self, self.settings.alerts)
-                await self.api.start()
-            try:
-                consume = asyncio.create_task(self._consume(stop))
-                ticking = asyncio.create_task(self._ticking(stop))
-                self.ready.set()
-                await asyncio.gather(consume, ticking)
-            finally:
-                if self.api is not None:
-                    await self.api.stop()
-                await self._drain()
-                self._producer = None
+        if self.serve_api:
+            self.api = IncidentApi(self, self.settings.alerts)
+            await self.api.start()
+        self._next_reload = asyncio.get_running_loop().time() + self.reload_s
+        self.ready.set()
+
+    async def stop(self) -> None:
+        try:
+            if self.api is not None:
+                await self.api.stop()
+            await self._drain()
+        finally:
+            if self._attachments is not None:
+                self._attachments.cleanup()
+            self._context = None
+            self.ready.clear()
+
+    async def assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        await self.restore()
+
+    async def handle(self, records: Sequence[Record]) -> Sequence[Outgoing]:
+        """Feed a batch of detection records to the book and persist the result (before the commit)."""
+        effects = Effects()
+        dead: list[Outgoing] = []
+        async with self._lock:
+            for record in records:
+                if record.value is None:
+                    continue
+                try:
+                    detection = decode(record.value, Detection).payload
+                except ValidationError as exc:
+                    dead.append(self._dead_letter(record, describe_validation_error(exc)))
+                    continue
+                effects.merge(self.book.observe(detection, self._context_of(detection), self.clock()))
+            await self._persist(effects, dead)
+        self._dispatch()
+        return ()
+
+    async def tick(self) -> Sequence[Outgoing]:
+        """Escalations, reminders, auto-resolution, summaries; then send what is due."""
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_reload:
+            self.reload_routing()
+            self._next_reload = loop.time() + self.reload_s
+        async with self._lock:
+            await self._persist(self.book.tick(self.clock()))
+        self._dispatch()
+        return ()
 
     async def _drain(self, timeout_s: float = 10.0) -> None:
         """Let sends in flight finish and record their outcome: cancelling one that Apprise already
@@ -164,11 +201,13 @@ class AlertService:
         (a send recorded as "sent") would otherwise be overwritten by the older state read
         before it, and the notification sent again.
         """
+        assert self._context is not None
+        bus = self._context.bus
         topic = self.settings.topics.incidents
         latest: dict[str, Incident] = {}
         async with self._lock:
-            for partition in range(await self.bus.partitions(topic)):
-                for record in await self.bus.read_partition(TopicPartition(topic, partition)):
+            for partition in range(await bus.partitions(topic)):
+                for record in await bus.read_partition(TopicPartition(topic, partition)):
                     if record.key is None:
                         continue
                     if record.value is None:
@@ -184,48 +223,6 @@ class AlertService:
             self.book.restore(latest.values())
         active = sum(1 for i in latest.values() if i.is_active)
         log.info("restored %d incidents (%d active) from %s", len(latest), active, topic)
-
-    async def _consume(self, stop: asyncio.Event) -> None:
-        async def on_assign(_: frozenset[TopicPartition]) -> None:
-            await self.restore()
-
-        topics = [self.settings.topics.detections]
-        async with self.bus.consumer(topics, group_id=self.group_id, on_assign=on_assign) as consumer:
-            log.info("alert service consuming %s as group %s", topics[0], self.group_id)
-            while not stop.is_set():
-                records = await consumer.getmany(timeout_ms=200, max_records=500)
-                if not records:
-                    continue
-                await self.handle(records)
-                await consumer.commit(next_offsets(records))
-
-    async def handle(self, records: Sequence[Record]) -> None:
-        """Feed a batch of detection records to the book and persist the result (before commit)."""
-        MESSAGES_IN.labels(stage="alerts").inc(len(records))
-        effects = Effects()
-        dead: list[Outgoing] = []
-        async with self._lock:
-            for record in records:
-                if record.value is None:
-                    continue
-                try:
-                    detection = decode(record.value, Detection).payload
-                except ValidationError as exc:
-                    dead.append(self._dead_letter(record, describe_validation_error(exc)))
-                    continue
-                effects.merge(self.book.observe(detection, self._context(detection), self.clock()))
-            await self._persist(effects, dead)
-        self._dispatch()
-
-    async def _ticking(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        next_check = loop.time() + self.reload_s
-        while not stop.is_set():
-            if loop.time() >= next_check:
-                self.reload_routing()
-                next_check = loop.time() + self.reload_s
-            await self.tick()
-            await stopped_within(stop, self.tick_s)
 
     def reload_routing(self) -> bool:
         """Apply an edited routing file (e.g. a new maintenance window); a bad edit keeps the old one."""
@@ -250,13 +247,11 @@ class AlertService:
         log.info("routing file %s reloaded: %d routes, %d silences", path, len(routing.routes), len(routing.silences))
         return True
 
-    async def tick(self) -> None:
-        """Escalations, reminders, auto-resolution, summaries; then send what is due."""
-        async with self._lock:
-            await self._persist(self.book.tick(self.clock()))
-        self._dispatch()
-
     # -- operator actions (HTTP API and CLI) ----------------------------------------------
+
+    def owes(self, now: datetime) -> bool:
+        """True while a notification is due by ``now`` and not yet sent or given up."""
+        return bool(self.book.due(now))
 
     def incident(self, incident_id: str) -> Incident:
         return self.book.get(incident_id)
@@ -295,7 +290,7 @@ class AlertService:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _context(self, detection: Detection) -> Context:
+    def _context_of(self, detection: Detection) -> Context:
         station = self._stations.get(detection.station_id)
         reaches = self.playbooks.reaches_to(detection.station_id, detection.river)
         intakes: tuple[IntakeArrival, ...] = ()
@@ -346,16 +341,14 @@ class AlertService:
         return Outgoing(self.settings.topics.dlq, encode(letter), record.key)
 
     async def _persist(self, effects: Effects, extra: Sequence[Outgoing] = ()) -> None:
-        if self._producer is None:
+        if self._context is None:
             raise AlertError("the alert service is not running")
         topics = self.settings.topics
         outputs = [Outgoing(topics.incidents, encode(i), i.incident_id.encode()) for i in effects.incidents.values()]
         outputs += [Outgoing(topics.notifications, encode(r), r.record_id.encode()) for r in effects.records]
         for record in effects.records:
             NOTIFICATIONS.labels(channel=record.channel.value, outcome=record.outcome.value).inc()
-        await produce_all(self._producer, [*outputs, *extra])
-        for output in (*outputs, *extra):
-            MESSAGES_OUT.labels(stage="alerts", topic=output.topic).inc()
+        await self._context.emit([*outputs, *extra])
 
     def _dispatch(self) -> None:
         """Start one send per target that has something due and nothing in flight."""
@@ -419,7 +412,8 @@ class AlertService:
     async def _deliver(self, target: Target, message: Message, entry: OutboxEntry) -> tuple[bool, str]:
         attach = None
         if message.attachment_png is not None:
-            path = self._attachments / f"{entry.notification_id.replace(':', '_')}-map.png"
+            assert self._attachments is not None
+            path = Path(self._attachments.name) / f"{entry.notification_id.replace(':', '_')}-map.png"
             path.write_bytes(message.attachment_png)
             attach = AppriseAttachment(str(path))
         try:

@@ -3,7 +3,9 @@
 The level starts from how far over the limit the water is, is raised for toxic pollutant classes
 (heavy metals, unknown toxicants) and raised again when the plume reaches a drinking-water intake
 soon. Every factor that moved the level becomes a :class:`~riverguard.incidents.Reason` that the
-messages print. The thresholds are configuration (``severity:`` in the routing file).
+messages print. The thresholds are configuration (``severity:`` in the routing file). Class names
+come from the pollutant catalogue (:class:`~riverguard.parameters.PollutantClass` labels), the same
+the playbooks print.
 
 >>> rule = SeverityRule()
 >>> level, reasons = rule.assess(multiple=4.2, pollutant_class=PollutantClass.HEAVY_METAL, intake_hours=None)
@@ -17,24 +19,12 @@ messages print. The thresholds are configuration (``severity:`` in the routing f
 
 from __future__ import annotations
 
-from typing import Final
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerts.intakes import IntakeOutlook, clock, intake_label
+from alerts.catalogue import Text, both, level_name
+from alerts.intakes import IntakeOutlook, clock, intake_text
 from riverguard.incidents import Reason, WarningLevel
 from riverguard.parameters import PollutantClass
-
-_CLASS_NAMES: Final = {
-    PollutantClass.HEAVY_METAL: ("重金属", "heavy metal"),
-    PollutantClass.UNKNOWN: ("未知/不明毒物", "unknown toxicant"),
-    PollutantClass.EMERGING: ("新污染物", "emerging pollutant"),
-    PollutantClass.OIL: ("石油类", "oil"),
-    PollutantClass.ORGANIC: ("有机/耗氧污染物", "organic / oxygen-demanding"),
-    PollutantClass.PHOSPHORUS: ("总磷", "phosphorus"),
-    PollutantClass.PH: ("pH", "pH"),
-    PollutantClass.NONE: ("非污染物", "not a pollutant"),
-}
 
 
 class IntakeRaise(BaseModel):
@@ -83,25 +73,20 @@ class SeverityRule(BaseModel):
         rank = 1
         reasons: list[Reason] = []
         if multiple is None:
-            reasons.append(Reason(zh="异常突变（无标准限值）→ 蓝色", en="anomalous spike (no standard limit) → blue"))
+            reasons.append(both("reason.spike"))
         else:
             crossed = [(lvl, t) for lvl, t in self.multiples.items() if multiple >= t]
             if crossed:
                 level, threshold = max(crossed, key=lambda kv: kv[0].rank)
                 rank = level.rank
-                reasons.append(
-                    Reason(
-                        zh=f"超标 {multiple:.1f} 倍 ≥ {threshold:g} 倍 → {level.label_zh}",
-                        en=f"{multiple:.1f}× over the limit ≥ {threshold:g}× → {level.value}",
-                    )
-                )
+                reasons.append(both("reason.multiple", multiple=multiple, threshold=threshold, level=level_name(level)))
             else:
-                reasons.append(Reason(zh=f"超标 {multiple:.1f} 倍 → 蓝色", en=f"{multiple:.1f}× over the limit → blue"))
+                reasons.append(both("reason.multiple.low", multiple=multiple))
         bump = self.class_raise.get(pollutant_class, 0)
         if bump:
-            zh, en = _CLASS_NAMES[pollutant_class]
             rank += bump
-            reasons.append(Reason(zh=f"{zh} → 升 {bump} 级", en=f"{en} → up {bump}"))
+            label = Text(pollutant_class.label_zh, pollutant_class.label_en)
+            reasons.append(both("reason.class", pollutant_class=label, up=bump))
         if intake_hours is not None:
             for step in sorted(self.intake, key=lambda s: s.within_h):
                 if intake_hours <= step.within_h and step.levels_up:
@@ -112,21 +97,9 @@ class SeverityRule(BaseModel):
 
 
 def _intake_reason(hours: float, intake: IntakeOutlook | None, step: IntakeRaise) -> Reason:
-    within_zh, within_en, up_zh, up_en = (
-        f"≤ {step.within_h:g} 小时", f"≤ {step.within_h:g} h", f"升 {step.levels_up} 级", f"up {step.levels_up}"
-    )
     if intake is None:
-        return Reason(
-            zh=f"{hours:.1f} 小时到达取水口 ({within_zh}) → {up_zh}",
-            en=f"reaches a drinking-water intake in {hours:.1f} h ({within_en}) → {up_en}",
-        )
-    label = intake_label(intake.name)
+        return both("reason.intake.unnamed", hours=hours, within=step.within_h, up=step.levels_up)
+    named = {"intake": intake_text(intake.name), "up": step.levels_up}
     if intake.arrived:
-        return Reason(
-            zh=f"污染团已到达{label}（{clock(intake.at)}）→ {up_zh}",
-            en=f"the plume is at intake {intake.name} ({clock(intake.at)}) → {up_en}",
-        )
-    return Reason(
-        zh=f"预计 {clock(intake.arrival_at)} 到达{label}，约 {hours:.1f} 小时 ({within_zh}) → {up_zh}",
-        en=f"reaches intake {intake.name} at {clock(intake.arrival_at)}, in {hours:.1f} h ({within_en}) → {up_en}",
-    )
+        return both("reason.intake.arrived", **named, clock=clock(intake.at))
+    return both("reason.intake.ahead", **named, clock=clock(intake.arrival_at), hours=hours, within=step.within_h)

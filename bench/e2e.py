@@ -40,11 +40,14 @@ import contextlib
 import json
 import os
 import pstats
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -60,15 +63,7 @@ from detectors.config import DetectorConfig
 from ingest.codecs import TopicPattern
 from ingest.publisher import payload_for
 from ingest.simulator import Simulator
-from riverguard.bus.base import TopicSpec
-from riverguard.bus.kafka import KafkaBus
-from riverguard.incidents import Incident
-from riverguard.models import Detection, Measurement, Reading, decode
-from riverguard.parameters import PARAMETERS, gb3838_limit
-from riverguard.settings import Settings, load_settings
-from riverguard.stations import load_registry
-from tests.e2e.harness import (
-    REPO,
+from pipeline.harness import (
     KafkaProbe,
     Pipeline,
     Receiver,
@@ -81,6 +76,13 @@ from tests.e2e.harness import (
     process_rss_mb,
     read_topic,
 )
+from riverguard.bus.base import TopicSpec
+from riverguard.bus.kafka import KafkaBus
+from riverguard.incidents import Incident
+from riverguard.models import Detection, Measurement, Reading, decode
+from riverguard.parameters import PARAMETERS, gb3838_limit
+from riverguard.settings import Settings, load_settings
+from riverguard.stations import load_registry
 
 REGISTRY = load_registry()
 
@@ -274,12 +276,19 @@ def machine_cpu() -> dict[str, float]:
     return {"busy": user + nice + system + irq + softirq, "idle": idle + iowait, "stolen": steal}
 
 
-def broker_pids() -> dict[str, int]:
-    run = REPO / ".stack" / "run"
+def broker_pids(settings: Settings) -> dict[str, int]:
+    """The processes listening on the configured Mosquitto, Kafka and InfluxDB ports (whichever
+    stack started them), found with ``ss``."""
+    kafka_port = int(settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")[2])
+    influx_port = urllib.parse.urlsplit(settings.influx.url).port or 8086
     pids = {}
-    for name in ("mosquitto", "kafka", "influxdb"):
-        with contextlib.suppress(OSError, ValueError):
-            pids[name] = int((run / f"{name}.pid").read_text())
+    for name, port in (("mosquitto", settings.mqtt.port), ("kafka", kafka_port), ("influxdb", influx_port)):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            listening = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
+                                       timeout=5, check=False).stdout
+            found = re.search(r"pid=(\d+)", listening)
+            if found:
+                pids[name] = int(found[1])
     return pids
 
 
@@ -292,7 +301,8 @@ async def saturation(pipeline: Pipeline, count: int) -> float:
                 (next(readings) for _ in range(count))]
     async with KafkaProbe(settings) as kafka:
         before = await kafka.size(settings.topics.readings)
-    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids()
+    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids(pipeline.settings)
+    pids["bench (this process)"] = os.getpid()
     cpu = {name: process_cpu_s(pid) for name, pid in pids.items()}
     machine = machine_cpu()
     feed = StationFeed(settings, f"bench-burst-{settings.mqtt.client_id}")
@@ -310,16 +320,19 @@ async def saturation(pipeline: Pipeline, count: int) -> float:
     print(f"  sustained: {count / elapsed:,.0f} readings/s (ingest → Kafka → detect + sink committed)")
     print("  all in Kafka / committed by: " + ", ".join(
         f"{stage} {done[stage] - began:.1f} s" for stage in ("ingest", "detect", "sink")))
+    used["other processes on the machine"] = max(0.0, machine["busy"] - sum(used.values()))
     print("  CPU seconds during it: " + ", ".join(f"{n} {s:.1f}" for n, s in sorted(used.items(), key=lambda x: -x[1])))
     cores = ", ".join(f"{state} {seconds / elapsed:.2f}" for state, seconds in machine.items())
     print(f"  machine, in cores over the run: {cores} (stolen: the hypervisor ran something else)")
-    per_reading = 1000 * sum(used.values()) / count
-    print(f"  CPU per reading, all processes: {per_reading:.2f} ms → ceiling on 2 cores ≈ {2000 / per_reading:,.0f}/s")
+    services = {n: s for n, s in used.items() if n in pipeline.services}
+    per_reading = 1000 * sum(services.values()) / count
+    print("  CPU per reading, ms: " + ", ".join(f"{n} {1000 * s / count:.3f}" for n, s in used.items())
+          + f"; the four services {per_reading:.2f}")
     return count / elapsed
 
 
 def memory(pipeline: Pipeline) -> None:
-    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids()
+    pids = {name: s.pid for name, s in pipeline.services.items()} | broker_pids(pipeline.settings)
     rows = []
     for name, pid in pids.items():
         with contextlib.suppress(OSError):

@@ -35,12 +35,12 @@ from pydantic import SecretStr
 from ingest.bridge import Bridge
 from ingest.publisher import Pace, publish_readings
 from ingest.simulator import Simulator
+from pipeline.harness import dev_password
 from riverguard.bus.base import Outgoing, TopicSpec
 from riverguard.bus.kafka import KafkaBus
 from riverguard.models import encode
 from riverguard.settings import Settings, load_settings
 from riverguard.stations import load_registry
-from tests.e2e.harness import dev_password
 
 
 def bench_settings() -> Settings:

@@ -7,7 +7,7 @@ databases (one per contender, dropped at the end), produces the readings first (
 then times:
 - raw: the same line-protocol points, built beforehand, written with influxdb-client's
   synchronous write API in batches of ``--batch`` (the floor for any writer of these points);
-- sink: ``Sink`` from a fresh consumer group until every record is committed (Kafka fetch,
+- sink: the sink stage from a fresh consumer group until every record is written (Kafka fetch,
   envelope decode, validation, mapping, write, commit).
 """
 
@@ -25,14 +25,13 @@ from datetime import UTC, datetime, timedelta
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 
+from pipeline.stages import sink_stage
 from riverguard.bus.kafka import KafkaBus
 from riverguard.bus.topics import topic_specs
 from riverguard.models import Measurement, Reading, SourceFormat, encode
-from riverguard.observability import MESSAGES_IN
 from riverguard.settings import Settings, TopicSettings, load_settings
-from riverguard.sink.influx import InfluxWriter
-from riverguard.sink.points import reading_points
-from riverguard.sink.service import Sink
+from sink.influx import InfluxWriter
+from sink.points import reading_points
 
 PARAMETERS = {"NH3N": 0.3, "pH": 7.5, "DO": 8.1, "TP": 0.08}
 STATIONS = ("tuo-sanhuangmiao", "tuo-hongyuan", "min-pengshan", "jialing-shaxi")
@@ -71,16 +70,17 @@ def raw_write(settings: Settings, bucket: str, lines: list[str], batch: int) -> 
 
 
 async def sink_write(settings: Settings, records: int) -> tuple[float, float, int]:
-    """Seconds until all ``records`` are committed, seconds to the first commit, records in it."""
+    """Seconds until all ``records`` are written, seconds to the first written batch, records in it."""
     bus = KafkaBus(settings.kafka)
     writer = InfluxWriter(settings.influx)
-    counter = MESSAGES_IN.labels(stage="sink")
-    start_count = counter._value.get()
+    written = [0]  # records whose points InfluxDB acknowledged (the stage's Handled batches)
     stop = asyncio.Event()
     started = time.perf_counter()
     first: tuple[float, int] | None = None
-    task = asyncio.create_task(Sink(settings, bus, writer, group_id=f"bench-{uuid.uuid4().hex[:8]}").run(stop))
-    while (done := int(counter._value.get() - start_count)) < records:
+    stage = sink_stage(settings, bus, writer, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+                       observers=[lambda handled: written.__setitem__(0, written[0] + len(handled.records))])
+    task = asyncio.create_task(stage.run(stop))
+    while (done := written[0]) < records:
         if task.done():
             task.result()
         if first is None and done:

@@ -1,4 +1,4 @@
-"""Commands of the detectors package: ``riverguard run detect`` and ``riverguard replay``."""
+"""Commands of the detectors package: ``riverguard replay``."""
 
 from __future__ import annotations
 
@@ -9,45 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from riverguard.cli import ConfigOption, settings_and_registry_or_exit
 from riverguard.errors import RiverguardError
-from riverguard.runner import ConfigOption, run_service, settings_and_registry_or_exit
 
 if TYPE_CHECKING:
     from detectors.replay import Count, RowOutcome
 
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    run_app.command("detect")(run_detect)
+def register(app: typer.Typer) -> None:
     app.command("replay")(replay_command)
-
-
-def run_detect(
-    config: ConfigOption = None,
-    group: Annotated[str, typer.Option(help="Consumer group; processes with the same group share stations.")] = (
-        "riverguard-detect"
-    ),
-    checkpoint_readings: Annotated[
-        int, typer.Option(min=1, help="Checkpoint a station's state after this many of its readings.")
-    ] = 1000,
-    checkpoint_seconds: Annotated[
-        float, typer.Option(min=0.1, help="...and at least this often (seconds); offsets commit with it.")
-    ] = 30.0,
-) -> None:
-    """Readings → detections (Kafka consumer group), state in the compacted changelog topic."""
-    from detectors.service import DetectorService
-    from detectors.stack import DetectorStack
-    from riverguard.bus.kafka import KafkaBus
-    from riverguard.observability import bus_check
-
-    settings, registry = settings_and_registry_or_exit(config)
-    bus = KafkaBus(settings.kafka)
-    service = DetectorService(
-        settings, bus, DetectorStack(registry=registry), group_id=group,
-        checkpoint_readings=checkpoint_readings, checkpoint_seconds=checkpoint_seconds,
-    )
-    checks = {"kafka": bus_check(bus, [settings.topics.readings, settings.topics.detector_state])}
-    run_service("detect", settings, service.run, checks)
 
 
 def replay_command(

@@ -3,7 +3,7 @@
 class FastRouter:
     def __init__(
         self,
-        stations: list[tuple[str, str, str, str | None, dict[str, float], bytes, bytes]],
+        stations: list[tuple[str, str, str, str | None, dict[str, float], dict[str, float], bytes, bytes]],
         ranges: dict[str, tuple[float, float]],
         names: dict[str, str],
         commands: dict[str, str],

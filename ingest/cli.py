@@ -1,4 +1,4 @@
-"""Commands of the ingest package: ``riverguard run ingest``, ``riverguard parse``, ``riverguard simulate``."""
+"""Commands of the ingest package: ``riverguard parse`` and ``riverguard simulate``."""
 
 from __future__ import annotations
 
@@ -11,31 +11,17 @@ import typer
 
 from ingest.hj212 import iter_frames
 from ingest.routing import Message, Router
+from riverguard.cli import ConfigOption, settings_and_registry_or_exit
 from riverguard.errors import RiverguardError
-from riverguard.runner import ConfigOption, run_service, settings_and_registry_or_exit
 
 StationsOption = Annotated[
     Path | None, typer.Option("--stations", help="Station registry YAML (else settings.stations_file, else built-in).")
 ]
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    run_app.command("ingest")(run_ingest)
+def register(app: typer.Typer) -> None:
     app.command("parse")(parse)
     app.command("simulate")(simulate)
-
-
-def run_ingest(config: ConfigOption = None) -> None:
-    """MQTT → Kafka bridge: station payloads to telemetry.readings, rejects to telemetry.dlq."""
-    from ingest.bridge import Bridge, mqtt_check
-    from riverguard.bus.kafka import KafkaBus
-    from riverguard.observability import bus_check
-
-    settings, registry = settings_and_registry_or_exit(config)
-    bus = KafkaBus(settings.kafka)
-    bridge = Bridge(settings, registry, bus)
-    checks = {"kafka": bus_check(bus, [settings.topics.readings]), "mqtt": mqtt_check(bridge)}
-    run_service("ingest", settings, bridge.run, checks)
 
 
 def parse(

@@ -18,9 +18,11 @@ Both codecs share one interface, :class:`Codec`, and reject with
                    (it would move the detectors' event time ahead for every station; see ``routing``)
 =================  ==========================================================================
 
-Values are converted from the station's reporting units (registry ``units``) to canonical units;
-this holds for JSON payloads as for HJ 212 frames, so the registry is the one place that says
-what a station's instruments report in.
+Values are converted from the station's reporting units to canonical units. The registry's
+``units`` say what a station's instruments report in, for JSON payloads and HJ 212 frames alike;
+where it says nothing, JSON values are in the canonical unit and an HJ 212 value is in the unit
+its factor code has in the standard's code table (:mod:`ingest.codetable`: heavy metals in µg/L,
+w00000 in L/s, HJ/T 212-2005 codes in mg/L).
 """
 
 from __future__ import annotations
@@ -28,26 +30,28 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from ingest.codetable import station_factors, value_name
 from ingest.hj212 import Frame, build_frame, parse_frame
 from riverguard.errors import PayloadError, describe_validation_error
 from riverguard.models import DataFlag, Reading, SourceFormat
-from riverguard.parameters import BY_HJ212_CODE, PARAMETERS
+from riverguard.parameters import PARAMETERS
 from riverguard.settings import MqttSettings
 from riverguard.stations import Station, StationRegistry
+from riverguard.timekeeping import BEIJING  # HJ 212 and JSON times without a zone are Beijing time
 
-#: HJ 212 and JSON times without a zone are Beijing time.
-BEIJING: Final = timezone(timedelta(hours=8), "CST")
 DEFAULT_TOPIC_PATTERN: Final = MqttSettings().topic_pattern
 #: CN codes that upload data, and the CP suffix holding the value we keep (interval data: Avg).
 DATA_COMMANDS: Final = {"2011": "Rtd", "2051": "Avg", "2061": "Avg", "2031": "Avg", "2041": "Avg"}
 _VALUE_SUFFIXES: Final = ("Rtd", "Avg", "Min", "Max", "Cou")
 _FLAGS: Final = {flag.value for flag in DataFlag}
+#: A data flag: the standard's table is extensible, so any upper-case letter (see DataFlag).
+_FLAG: Final = re.compile(r"[A-Z]")
 _NORMAL: Final = DataFlag.NORMAL.value
 _FACTOR_FIELDS: Final = frozenset({*_VALUE_SUFFIXES, "Flag"})
 #: The keys a JSON reading may have.
@@ -206,20 +210,35 @@ class JsonCodec:
 
 
 def _canonical_values(station: Station, values: dict[str, object]) -> dict[str, object]:
-    """Bare numbers become measurements; values in a station unit are converted. Everything else
-    is passed on as sent, for the model to accept or reject by name."""
+    """Bare numbers become measurements; numbers are read as floats (numbers sent as text by the
+    same grammar as HJ 212 values) and converted from the station's unit. Everything else is
+    passed on as sent, for the model to accept or reject by name."""
     factors = station.unit_factors
     out: dict[str, object] = {}
     for name, sent in values.items():
+        measurement = sent if isinstance(sent, dict) else {"value": sent}
+        number = measurement.get("value")
+        if isinstance(number, str | int) and not isinstance(number, bool):
+            measurement = {**measurement, "value": _json_number(name, number)}
         factor = factors.get(name)
-        if isinstance(sent, dict):
-            number = sent.get("value")
-            convert = factor is not None and isinstance(number, int | float) and not isinstance(number, bool)
-            out[name] = {**sent, "value": number * factor} if convert else sent  # type: ignore[operator]
-        else:
-            convert = factor is not None and isinstance(sent, int | float) and not isinstance(sent, bool)
-            out[name] = {"value": sent * factor if convert else sent}  # type: ignore[operator]
+        if factor is not None and isinstance(value := measurement.get("value"), float):
+            measurement = {**measurement, "value": value * factor}
+        out[name] = measurement
     return out
+
+
+def _json_number(name: str, sent: str | int) -> float:
+    if isinstance(sent, int):
+        try:
+            return float(sent)
+        except OverflowError:
+            raise PayloadError(
+                "out_of_range", f"values.{name}: an integer of {len(str(sent))} digits is beyond the range of a number"
+            ) from None
+    number = finite_number(sent)
+    if number is None:
+        raise PayloadError("schema", f"values.{name}={sent[:40]!r} is not a number")
+    return number
 
 
 def encode_json(reading: Reading, station: Station) -> bytes:
@@ -244,6 +263,7 @@ class Hj212Codec:
 
     def __init__(self, topic_pattern: str = DEFAULT_TOPIC_PATTERN) -> None:
         self._pattern = TopicPattern(topic_pattern)
+        self._factors = _CodeFactors()
 
     def decode(self, payload: bytes, *, topic: str, registry: StationRegistry) -> list[Reading]:
         frame = parse_frame(payload)
@@ -271,7 +291,7 @@ class Hj212Codec:
                     "station_id": station.station_id,
                     "river": station.river,
                     "time": parse_local_time(time_text, "DataTime"),
-                    "values": _factor_values(frame.cp, kept, station),
+                    "values": _factor_values(frame.cp, kept, self._factors.of(station)),
                     "source_format": SourceFormat.HJ212,
                     "section": station.section,
                 }
@@ -279,7 +299,22 @@ class Hj212Codec:
         ]
 
 
-def _factor_values(cp: tuple[tuple[str, str], ...], kept: str, station: Station) -> dict[str, dict[str, object]]:
+class _CodeFactors:
+    """:func:`ingest.codetable.station_factors` per station, computed once (looked up per value)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[Station, dict[str, float]]] = {}
+
+    def of(self, station: Station) -> dict[str, float]:
+        known = self._known.get(station.station_id)
+        if known is None or known[0] is not station:
+            known = self._known[station.station_id] = (station, station_factors(station))
+        return known[1]
+
+
+def _factor_values(
+    cp: tuple[tuple[str, str], ...], kept: str, factors: dict[str, float]
+) -> dict[str, dict[str, object]]:
     by_code: dict[str, dict[str, str]] = {}
     for key, value in cp:
         code, dash, suffix = key.partition("-")
@@ -289,31 +324,54 @@ def _factor_values(cp: tuple[tuple[str, str], ...], kept: str, station: Station)
                 fields = by_code[code] = {}
             fields[suffix] = value
     values: dict[str, dict[str, object]] = {}
+    codes: dict[str, str] = {}
     for code, fields in by_code.items():
         chosen = kept if kept in fields else "Rtd" if "Rtd" in fields else "Avg" if "Avg" in fields else None
         if chosen is None:
             continue  # Min/Max/Cou alone (e.g. a daily total) carry no value for a reading
         numbers = {field: _number(code, field, text) for field, text in fields.items() if field != "Flag"}
         flag = fields.get("Flag", _NORMAL)
-        if flag not in _FLAGS:
-            raise PayloadError("schema", f"CP {code}-Flag={flag!r} is not one of {''.join(sorted(_FLAGS))}")
-        spec = BY_HJ212_CODE.get(code)
+        if flag not in _FLAGS and not _FLAG.fullmatch(flag):
+            raise PayloadError(
+                "schema", f"CP {code}-Flag={flag!r} is not a data flag (one upper-case letter: N, F, M, S, D, C, T, B "
+                "or an extension of the standard's table)"
+            )
         # Factors we have no canonical name for keep their code, so their data is not lost.
-        name = spec.name if spec else code
-        values[name] = {"value": station.to_canonical(name, numbers[chosen]), "flag": flag}
+        name = value_name(code)
+        if name is None:
+            raise PayloadError("schema", f"CP factor code {code!r} cannot name a value (letters, digits, '_.-')")
+        if name in codes:
+            raise PayloadError("schema", f"CP {codes[name]} and {code} both report {name}; which one is meant?")
+        codes[name] = code
+        values[name] = {"value": numbers[chosen] * factors.get(code, 1.0), "flag": flag}
     if not values:
         raise PayloadError("schema", f"CP has no factor with a value (looked for {kept}, Rtd, Avg)")
     return values
 
 
 def _number(code: str, suffix: str, text: str) -> float:
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise PayloadError("schema", f"CP {code}-{suffix}={text!r} is not a number")
+    number = finite_number(text)
+    if number is None:
+        raise PayloadError("schema", f"CP {code}-{suffix}={text[:40]!r} is not a number")
     return number
+
+
+#: A decimal number as frames write it: float() also takes '_' between digits ('0_5' is 5.0),
+#: surrounding spaces, 'inf' and 'nan', which are no station's numbers. The fast path (native/)
+#: reads the same grammar.
+_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def finite_number(text: str) -> float | None:
+    """``text`` as a finite float when it is a plain decimal number, else None.
+
+    >>> finite_number("-.5"), finite_number("1e3"), finite_number("0_5"), finite_number(" 7"), finite_number("1e999")
+    (-0.5, 1000.0, None, None, None)
+    """
+    if not _NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 def encode_hj212(reading: Reading, station: Station, *, cn: str = "2011", pw: str = "123456") -> bytes:
@@ -336,14 +394,16 @@ def encode_hj212(reading: Reading, station: Station, *, cn: str = "2011", pw: st
 
 
 def frame_of(reading: Reading, station: Station, *, cn: str = "2011", pw: str = "123456") -> Frame:
-    """The (unsplit) frame ``encode_hj212`` sends; ``hj212.split_frame`` cuts it into packets."""
+    """The (unsplit) frame ``encode_hj212`` sends; ``hj212.split_frame`` cuts it into packets.
+    Values are written in the unit their code has for the station (:mod:`ingest.codetable`)."""
     suffix = DATA_COMMANDS.get(cn, "Rtd")
     local = reading.time.astimezone(BEIJING)
+    factors = station_factors(station)
     cp: list[tuple[str, str]] = [("DataTime", local.strftime("%Y%m%d%H%M%S"))]
     for name, measurement in reading.values.items():
         spec = PARAMETERS.get(name)
         code = spec.hj212_code if spec and spec.hj212_code else name
-        cp.append((f"{code}-{suffix}", f"{_reported(station, name, measurement.value):.10g}"))
+        cp.append((f"{code}-{suffix}", f"{measurement.value / factors.get(code, 1.0):.10g}"))
         cp.append((f"{code}-Flag", measurement.flag.value))
     qn = local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}"
     return Frame(cn=cn, mn=station.mn, cp=tuple(cp), qn=qn, st="21", pw=pw, flag="4")

@@ -19,8 +19,9 @@ from pydantic_core import to_json
 
 from ingest._fastpath import FastRouter
 from ingest.codecs import DATA_COMMANDS, JSON_KEYS, TopicPattern
+from ingest.codetable import WATER, station_factors, value_name
 from riverguard.models import DataFlag, SourceFormat
-from riverguard.parameters import BY_HJ212_CODE, PARAMETERS
+from riverguard.parameters import PARAMETERS
 from riverguard.stations import Station, StationRegistry
 
 __all__ = ["FastRouter", "fast_router"]
@@ -33,7 +34,7 @@ def fast_router(
     return FastRouter(
         [_station_spec(station, pattern) for station in registry.stations],
         ranges={name: spec.physical_range for name, spec in PARAMETERS.items()},
-        names={code: spec.name for code, spec in BY_HJ212_CODE.items()},
+        names={code: name for code in WATER if (name := value_name(code)) is not None},
         commands=dict(DATA_COMMANDS),
         flags="".join(flag.value for flag in DataFlag),
         evidence="".join(flag.value for flag in DataFlag if flag.is_water_evidence),
@@ -46,10 +47,11 @@ def fast_router(
 
 def _station_spec(
     station: Station, pattern: TopicPattern
-) -> tuple[str, str, str, str | None, dict[str, float], bytes, bytes]:
+) -> tuple[str, str, str, str | None, dict[str, float], dict[str, float], bytes, bytes]:
     head = b'{"station_id":%s,"river":%s,"time":' % (to_json(station.station_id), to_json(station.river))
     tail = b',"section":%s}' % to_json(station.section)
-    return station.station_id, station.mn, station.river, _own_topic(station, pattern), station.unit_factors, head, tail
+    topic, codes = _own_topic(station, pattern), station_factors(station)
+    return station.station_id, station.mn, station.river, topic, station.unit_factors, codes, head, tail
 
 
 def _own_topic(station: Station, pattern: TopicPattern) -> str | None:

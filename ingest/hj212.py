@@ -29,6 +29,9 @@ from typing import Final
 from riverguard.errors import PayloadError
 
 MAX_DATA_LENGTH: Final = 9999  # four decimal digits
+#: PNUM and PNO are numbers of 4 digits (HJ 212-2017 §6.3.2, Table 3: "PNUM=" and "PNO=" fields of
+#: 9 and 8 characters). Longer ones are refused before int(), which gives up beyond 4300 digits.
+PACKET_DIGITS: Final = 4
 _TERMINATORS: Final = (b"\r\n", b"\n", b"")
 _HEX: Final = re.compile(rb"^[0-9A-Fa-f]{4}$")
 _DIGITS: Final = re.compile(rb"^[0-9]{4}$")
@@ -178,8 +181,9 @@ def _int_field(fields: dict[str, str], key: str) -> int | None:
     value = fields.get(key)
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise PayloadError("hj212_frame", f"{key}={value!r} is not a positive integer")
+    if not (value.isascii() and value.isdigit() and len(value) <= PACKET_DIGITS) or int(value) < 1:
+        shown = value if len(value) <= 20 else f"{value[:20]}… ({len(value)} characters)"
+        raise PayloadError("hj212_frame", f"{key}={shown!r} is not a positive number of at most {PACKET_DIGITS} digits")
     return int(value)
 
 
@@ -252,30 +256,32 @@ def split_frame(frame: Frame, parts: int) -> list[Frame]:
 
 
 def iter_frames(stream: bytes) -> Iterator[bytes]:
-    """Cut a byte stream of concatenated frames into single frames (for files and logs).
+    """Cut a file or log of frames (one or more per line) into single frames.
 
-    The length field says where a frame ends; bytes that do not start a frame are returned as
-    one chunk up to the next ``##`` so the caller can reject them with a reason.
+    A frame never spans lines (its data segment is printable ASCII), so a length field is trusted
+    only within its line: a wrong length cannot swallow the next line's frame. A frame also ends
+    where its length says only if a frame start, a space or the line end follows there; otherwise
+    it runs to the next frame start, and the caller rejects it with the length error. Bytes that
+    do not start a frame are returned as one chunk up to the next frame start or the line end, so
+    a megabyte of garbage is one rejection, not one per byte.
 
-    >>> list(iter_frames(b"##0007CP=&&&&0000\\r\\n junk ##0007CP=&&&&0000"))
-    [b'##0007CP=&&&&0000\\r\\n', b'junk ', b'##0007CP=&&&&0000']
+    >>> list(iter_frames(b"##0007CP=&&&&0000\\r\\n junk ##0007CP=&&&&0000##0099CP=&&&&0000\\n##0007CP=&&&&0000"))
+    [b'##0007CP=&&&&0000', b'junk ', b'##0007CP=&&&&0000', b'##0099CP=&&&&0000', b'##0007CP=&&&&0000']
     """
-    position = 0
-    while position < len(stream):
-        if stream[position] in b" \t\r\n":
-            position += 1
-            continue
-        start = position
-        header = stream[start + 2 : start + 6]
-        if stream.startswith(b"##", start) and _DIGITS.match(header):
-            end = start + 6 + int(header) + 4
-            for terminator in _TERMINATORS:
-                if stream.startswith(terminator, end):
-                    end += len(terminator)
-                    break
-            yield stream[start:end]
+    for line in stream.splitlines():
+        position = 0
+        while position < len(line):
+            if line[position] in b" \t":
+                position += 1
+                continue
+            following = _FRAME_START.search(line, position + 1)
+            end = len(line) if following is None else following.start()
+            if _FRAME_START.match(line, position):
+                declared = position + 6 + int(line[position + 2 : position + 6]) + 4
+                if declared == len(line) or (declared < len(line) and line[declared] in b"# \t"):
+                    end = declared
+            yield line[position:end]
             position = end
-            continue
-        following = stream.find(b"##", start + 1)
-        position = len(stream) if following < 0 else following
-        yield stream[start:position]
+
+
+_FRAME_START: Final = re.compile(rb"##[0-9]{4}")

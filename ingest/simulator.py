@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,11 +42,11 @@ from typing import Final
 from riverguard.models import DataFlag, Measurement, Reading, SourceFormat
 from riverguard.parameters import PARAMETERS
 from riverguard.stations import Station, StationRegistry
+from riverguard.timekeeping import BEIJING, parse_duration
 
 DEFAULT_SPEED_M_S: Final = 1.0
 #: Rivers whose reaches are mostly reservoirs (Jialing cascade: roughly 0.1-0.3 m/s).
 RESERVOIR_SPEED_M_S: Final = {"jialing": 0.2}
-BEIJING_OFFSET_H: Final = 8
 #: Mean time between instrument events per station (the probability per step follows).
 FAULT_INTERVALS: Final = {
     "spike": timedelta(days=1),
@@ -109,22 +108,17 @@ class Spill:
             km = float(where.removeprefix("km"))
         except ValueError:
             km = None
-        when = now + _duration(start[1:]) if start.startswith("+") else datetime.fromisoformat(start)
+        when = now + parse_duration(start[1:]) if start.startswith("+") else datetime.fromisoformat(start)
         if when.tzinfo is None:
             raise ValueError(f"spill {text!r}: start {start!r} needs a time zone")
         try:
             peak = float(multiple)
         except ValueError as exc:
             raise ValueError(f"spill {text!r}: peak multiple {multiple!r} is not a number") from exc
-        return cls(river, pollutant, when, _duration(duration), peak, None if km is not None else where, km)
-
-
-def _duration(text: str) -> timedelta:
-    found = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if found is None:
-        raise ValueError(f"duration {text!r} must look like 90s, 30m, 2h or 1d")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[found[2]]
-    return timedelta(**{unit: float(found[1])})
+        lasts = parse_duration(duration)
+        if lasts <= timedelta(0):
+            raise ValueError(f"spill {text!r}: the release must last longer than {duration!r}")
+        return cls(river, pollutant, when, lasts, peak, None if km is not None else where, km)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +227,8 @@ class Simulator:
         if self.faults:
             self._maybe_start_fault(state, time)
         state.active = [e for e in state.active if e.end > time]
-        hour = (time.hour + BEIJING_OFFSET_H + time.minute / 60) % 24
+        local = time.astimezone(BEIJING)
+        hour = local.hour + local.minute / 60
         daily = math.cos(2 * math.pi * (hour - 15) / 24)  # 1 at 15:00 Beijing time
         for name in state.drift:
             state.drift[name] = 0.999 * state.drift[name] + rng.gauss(0, 0.002)

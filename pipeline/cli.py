@@ -1,116 +1,128 @@
-"""Commands of the composition root: ``riverguard demo`` and ``riverguard run all``."""
+"""The ``riverguard`` command line — the composition root's entry point.
+
+``riverguard run <stage>`` and ``riverguard run all`` build their stages with
+:mod:`pipeline.stages` (as the demo, the benchmarks and the tests do); ``riverguard demo`` runs
+the embedded pipeline. The other commands belong to their packages (``parse``/``simulate`` to
+ingest, ``replay`` to detectors, ``playbook`` to playbooks, ``incidents`` to alerts, ``history``
+to sink): each package's ``cli.register(app)`` adds them, and no package imports this one.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import json
-import re
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
-from riverguard.errors import RiverguardError
-from riverguard.runner import ConfigOption, run_service, settings_and_registry_or_exit
+from pipeline.demo_cli import demo
+from riverguard import __version__
+from riverguard.cli import ConfigOption, fail, settings_and_registry_or_exit, settings_or_exit
+from riverguard.errors import ConfigError, RiverguardError
+from riverguard.settings import load_settings
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+#: Packages that add commands, each through ``register(app: typer.Typer) -> None`` in its ``cli`` module.
+COMMAND_MODULES: tuple[str, ...] = (
+    "ingest.cli", "sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli", "console.cli",
+)
+
+app = typer.Typer(
+    name="riverguard",
+    help="Environmental-emergency alerting for the Min, Tuo and Jialing rivers (岷江、沱江、嘉陵江).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+run_app = typer.Typer(help="Run a pipeline service (a Kafka consumer group) in the foreground.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect and check settings.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(config_app, name="config")
+app.command("demo")(demo)
+
+GroupOption = Annotated[
+    str | None, typer.Option("--group", help="Kafka consumer group id (default riverguard-<stage>).")
+]
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    app.command("demo")(demo)
-    run_app.command("all")(run_all)
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"riverguard {__version__}")
+        raise typer.Exit()
 
 
-def parse_duration(text: str, option: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``2d``, ``1h30m``; BadParameter naming the option otherwise.
-
-    >>> parse_duration("1h30m", "--after")
-    datetime.timedelta(seconds=5400)
-    """
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 30m, 2h, 2d or 1h30m", param_hint=option)
-    return sum((timedelta(**{_UNITS[unit]: float(n)}) for n, unit in parts), timedelta())
-
-
-def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the playbooks and the notification files.")] = Path("out/demo"),
-    river: Annotated[str, typer.Option(help="River of the spill: min, tuo or jialing.")] = "tuo",
-    station: Annotated[
-        str | None, typer.Option(help="Station where the spill enters (default: the river's first that measures it).")
-    ] = None,
-    pollutant: Annotated[str, typer.Option(help="Spilled parameter (canonical name, e.g. NH3N, TP, Cd).")] = "NH3N",
-    peak: Annotated[float, typer.Option(help="Peak at the spill station as a multiple of its typical value.")] = 10.0,
-    spill_duration: Annotated[str, typer.Option("--spill-duration", help="How long the release lasts.")] = "2h",
-    start: Annotated[
-        str | None, typer.Option(help="Simulated start (ISO with zone; default 2024-07-01T08:00+08:00).")
-    ] = None,
-    warmup: Annotated[str, typer.Option(help="Simulated time before the spill (detectors learn normal).")] = "2d",
-    after: Annotated[
-        str | None, typer.Option(help="Simulated time after the spill (default: until it passed the next station).")
-    ] = None,
-    step: Annotated[str, typer.Option(help="Simulated time between a station's readings.")] = "5m",
-    seed: Annotated[int, typer.Option(help="Simulator seed: the same seed gives the same water.")] = 7,
-    faults: Annotated[bool, typer.Option(help="Also simulate instrument faults and maintenance windows.")] = False,
-    lang: Annotated[Literal["zh", "en"], typer.Option(help="Language of the alerts and playbooks.")] = "zh",
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of tables.")] = False,
-    config: ConfigOption = None,
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
-    """Run the whole pipeline in one process in simulated time: stations → detectors → incident → playbook.
+    """riverguard: station telemetry → detectors → incidents → 一河一策一图 playbooks → duty officers."""
 
-    No services needed: an in-memory bus, the station simulator on the Min, Tuo and Jialing with a
-    spill injected, the real detectors, alert stage and playbooks, and Apprise writing to local files.
-    Exit status 0 when the spill was detected and an incident was raised with a playbook.
-    """
-    from rich.console import Console
 
-    from pipeline.demo import DEFAULT_START, DemoOptions, run_demo
-    from pipeline.display import ProgressDisplay, print_summary
-    from pipeline.errors import PipelineError
-    from riverguard.observability import setup_logging
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective settings as JSON (secrets masked)."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
+    typer.echo(json.dumps(settings.redacted(), indent=2, ensure_ascii=False))
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the settings; exit 2 with the bad key and value named if they are invalid."""
+    settings_or_exit(config)
+    typer.echo("settings OK")
+
+
+def _run(name: str, config: Path | None, group: str | None, **options: float) -> None:
+    from pipeline.serve import run_service
+    from pipeline.stages import service
+    from riverguard.bus.kafka import KafkaBus
 
     settings, registry = settings_and_registry_or_exit(config)
-    setup_logging(settings.observability.model_copy(update={"log_level": "WARNING"}), service="demo")
     try:
-        begin = datetime.fromisoformat(start) if start else DEFAULT_START
-        if begin.tzinfo is None:
-            raise typer.BadParameter(f"{start!r} needs a time zone, e.g. +08:00", param_hint="--start")
-        options = DemoOptions(
-            out=out, river=river, station=station, pollutant=pollutant, peak_multiple=peak,
-            spill_duration=parse_duration(spill_duration, "--spill-duration"), start=begin,
-            warmup=parse_duration(warmup, "--warmup"), after=parse_duration(after, "--after") if after else None,
-            step=parse_duration(step, "--step"), seed=seed, faults=faults, language=lang,
-        )
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    stderr = Console(stderr=True)
-    try:
-        if as_json:
-            report = asyncio.run(run_demo(options, settings, registry))
-        else:
-            with ProgressDisplay(stderr) as display:
-                report = asyncio.run(run_demo(options, settings, registry, display))
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except (PipelineError, RiverguardError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
-    else:
-        console = Console(soft_wrap=True)
-        if not console.is_terminal:
-            console = Console(soft_wrap=True, width=120)  # piped: rich would assume 80 columns
-        print_summary(report, console)
-    if not report.ok:
-        for problem in report.problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(1)
+        built = service(name, settings, registry, KafkaBus(settings.kafka), group_id=group, options=options)
+    except RiverguardError as exc:
+        raise fail(str(exc), 2) from exc
+    run_service(built, settings)
 
 
+@run_app.command("ingest")
+def run_ingest(config: ConfigOption = None) -> None:
+    """MQTT → Kafka bridge: station payloads to telemetry.readings, rejects to telemetry.dlq."""
+    _run("ingest", config, None)
+
+
+@run_app.command("detect")
+def run_detect(
+    config: ConfigOption = None,
+    group: GroupOption = None,
+    checkpoint_readings: Annotated[
+        int, typer.Option(min=1, help="Checkpoint a station's state after this many of its readings.")
+    ] = 1000,
+    checkpoint_seconds: Annotated[
+        float, typer.Option(min=0.1, help="...and at least this often (seconds); offsets commit with it.")
+    ] = 30.0,
+) -> None:
+    """Readings → detections (Kafka consumer group), state in the compacted changelog topic."""
+    _run("detect", config, group, checkpoint_readings=checkpoint_readings, checkpoint_seconds=checkpoint_seconds)
+
+
+@run_app.command("alert")
+def run_alert(config: ConfigOption = None, group: GroupOption = None) -> None:
+    """Consume detections, keep incidents, dispatch notifications through Apprise, serve the incident API."""
+    _run("alerts", config, group)
+
+
+@run_app.command("sink")
+def run_sink(config: ConfigOption = None, group: GroupOption = None) -> None:
+    """Kafka → InfluxDB: readings, detections, incidents and notification records (idempotent)."""
+    _run("sink", config, group)
+
+
+@run_app.command("all")
 def run_all(
     config: ConfigOption = None,
     skip: Annotated[
@@ -125,8 +137,12 @@ def run_all(
     Each stage is its own consumer group, as when run alone (``riverguard run <stage>``), so a
     stage can later move to its own process. SIGINT/SIGTERM stop every stage gracefully.
     """
-    from pipeline.runall import STAGES
+    import asyncio
+
     from pipeline.runall import run_all as run_stages
+    from pipeline.serve import run_service
+    from pipeline.stages import STAGES, Service
+
     unknown = sorted(set(skip or ()) - set(STAGES))
     if unknown:
         raise typer.BadParameter(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}",
@@ -137,4 +153,16 @@ def run_all(
         await run_stages(settings, registry, stop, skip=skip or (), group_prefix=group_prefix)
 
     # run_stages serves the one /metrics + /health of the process with every stage's checks.
-    run_service("all", settings, body, serve_observability=False)
+    run_service(Service("all", body), settings, serve_observability=False)
+
+
+def _register_commands() -> None:
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()

@@ -28,8 +28,7 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from alerts import RiverPlaybooks
-from detectors import DetectorStack
+from alerts import AlertService, RiverPlaybooks
 from ingest import Router, Simulator, Spill
 from pipeline.errors import PipelineError, StageError
 from pipeline.feed import StationFeed
@@ -41,7 +40,8 @@ from pipeline.report import (
     spill_arrivals,
     split_incidents,
 )
-from pipeline.watermark import WatchedAlertService, WatchedDetectorService
+from pipeline.stages import alert_stage, detect_stage
+from pipeline.watermark import Watermark
 from playbooks import FORMATS, RiverNetwork, load_networks, write_playbook
 from riverguard.bus import MemoryBus, Record, topic_specs
 from riverguard.incidents import Incident, NotificationRecord
@@ -135,9 +135,10 @@ class _Observed:
 
 @dataclass
 class _Stages:
-    detect: WatchedDetectorService
-    alerts: WatchedAlertService
+    alerts: AlertService
     tasks: dict[str, asyncio.Task[None]]
+    detected: Watermark = field(default_factory=Watermark)  # readings the detect stage handled
+    alerted: Watermark = field(default_factory=Watermark)  # detections the alert stage handled
 
     def raise_failed(self) -> None:
         for name, task in self.tasks.items():
@@ -234,16 +235,15 @@ class Demo:
         router = Router[int](self.registry, readings_topic=settings.topics.readings, dlq_topic=settings.topics.dlq,
                              topic_pattern=settings.mqtt.topic_pattern)
         feed = StationFeed(self.registry, router, settings.mqtt.topic_pattern)
-        alerts = WatchedAlertService.from_settings(
-            settings, self.bus, playbooks=RiverPlaybooks(self.networks), clock=self.clock, tick_s=0.05,
-            group_id=ALERT_GROUP, serve_api=False,
+        detected, alerted = Watermark(), Watermark()
+        alert_runtime, alerts = alert_stage(
+            settings, self.registry, self.bus, group_id=ALERT_GROUP, playbooks=RiverPlaybooks(self.networks),
+            clock=self.clock, tick_s=0.05, serve_api=False, observers=[alerted],
         )
-        assert isinstance(alerts, WatchedAlertService)
-        stack = DetectorStack(registry=self.registry)
-        detect = WatchedDetectorService(settings, self.bus, stack, group_id=DETECT_GROUP)
+        detect = detect_stage(settings, self.registry, self.bus, group_id=DETECT_GROUP, observers=[detected])
         stop = asyncio.Event()
-        stages = _Stages(detect, alerts, {"detect": asyncio.create_task(detect.run(stop)),
-                                          "alerts": asyncio.create_task(alerts.run(stop))})
+        stages = _Stages(alerts, {"detect": asyncio.create_task(detect.run(stop)),
+                                  "alerts": asyncio.create_task(alert_runtime.run(stop))}, detected, alerted)
         try:
             await self._until(stages.race(alerts.ready.wait()), "the alert stage to start")
             await self._feed(feed, stages, progress)
@@ -293,8 +293,8 @@ class Demo:
         topics = self.settings.topics
         deadline = time.monotonic() + _SETTLE_TIMEOUT_S
         while not (
-            await stages.detect.handled.covers(self.bus, topics.readings)
-            and await stages.alerts.handled.covers(self.bus, topics.detections)
+            await stages.detected.covers(self.bus, topics.readings)
+            and await stages.alerted.covers(self.bus, topics.detections)
         ):
             stages.raise_failed()
             if time.monotonic() > deadline:
@@ -304,7 +304,7 @@ class Demo:
     async def _deliveries(self, stages: _Stages) -> None:
         """Wait until the alert stage has sent everything due by now (sends run concurrently)."""
         deadline = time.monotonic() + _DELIVERY_TIMEOUT_S
-        while stages.alerts.book.due(self.clock()):
+        while stages.alerts.owes(self.clock()):
             stages.raise_failed()
             if time.monotonic() > deadline:
                 log.warning("notifications still pending after %g s; summarising without them", _DELIVERY_TIMEOUT_S)
@@ -339,7 +339,7 @@ class Demo:
         except OSError as exc:
             raise PipelineError(f"cannot prepare the output folder {self.out}: {exc}") from exc
 
-    def _target_files(self, alerts: WatchedAlertService) -> dict[str, Path]:
+    def _target_files(self, alerts: AlertService) -> dict[str, Path]:
         """Target id → the file it writes to."""
         return {
             target.target_id: self.out / name
@@ -381,7 +381,7 @@ class Demo:
                     written += write_playbook(playbook, network, self.out, FORMATS, self.options.language)
         return written
 
-    def _report(self, feed: StationFeed, alerts: WatchedAlertService) -> DemoReport:
+    def _report(self, feed: StationFeed, alerts: AlertService) -> DemoReport:
         sections = {s.station_id: s.section or s.station_id for s in self.registry.stations}
         lines = detection_lines(self.observed.detections, self.arrivals, sections)
         stations = list(dict.fromkeys(d.station_id for d in lines if d.spill_arrival is not None))

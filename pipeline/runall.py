@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Coroutine
-from typing import Any, Final
+from collections.abc import Collection
+from typing import Final
 
-from alerts import AlertService, RiverPlaybooks
-from detectors import DetectorStack
-from detectors.service import DetectorService
-from ingest.bridge import Bridge, mqtt_check
 from pipeline.errors import PipelineError, StageError
+from pipeline.stages import STAGES, Service, service
 from riverguard.bus import Bus, topic_specs
 from riverguard.bus.kafka import KafkaBus
-from riverguard.observability import HealthCheck, bus_check, start_observability
+from riverguard.observability import HealthCheck, start_observability
 from riverguard.settings import Settings
-from riverguard.sink import InfluxWriter, Sink
 from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
 
-STAGES: Final = ("ingest", "detect", "alerts", "sink")
 #: How long stages get to finish their batch and leave their groups after a stop signal.
 SHUTDOWN_TIMEOUT_S: Final = 60.0
 
@@ -49,34 +44,21 @@ async def run_all(
         raise PipelineError(f"unknown stage(s) to skip: {', '.join(sorted(unknown))} (stages: {', '.join(STAGES)})")
     the_bus: Bus = bus if bus is not None else KafkaBus(settings.kafka)
     await the_bus.create_topics(topic_specs(settings))
-    topics = settings.topics
-    checks: dict[str, HealthCheck] = {"kafka": bus_check(the_bus, [topics.readings, topics.detections])}
-    stages: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
-    writer: InfluxWriter | None = None
-    if "ingest" not in skip:
-        bridge = Bridge(settings, registry, the_bus, create_topics=False)
-        checks["mqtt"] = mqtt_check(bridge)
-        stages["ingest"] = lambda: bridge.run(stop)
-    if "detect" not in skip:
-        detect = DetectorService(settings, the_bus, DetectorStack(registry=registry), group_id=f"{group_prefix}-detect")
-        stages["detect"] = lambda: detect.run(stop)
-    if "alerts" not in skip:
-        alerts = AlertService.from_settings(
-            settings, the_bus, playbooks=RiverPlaybooks.from_settings(settings), group_id=f"{group_prefix}-alerts"
-        )
-        stages["alerts"] = lambda: alerts.run(stop)
-    if "sink" not in skip:
-        writer = InfluxWriter(settings.influx)
-        checks["influxdb"] = writer.ping
-        sink = Sink(settings, the_bus, writer, group_id=f"{group_prefix}-sink")
-        stages["sink"] = lambda: sink.run(stop)
+    services: list[Service] = [
+        service(name, settings, registry, the_bus, group_id=f"{group_prefix}-{name}")
+        for name in STAGES if name not in skip
+    ]
+    checks: dict[str, HealthCheck] = {}
+    for each in services:
+        checks.update(each.checks)
     try:
         async with await start_observability(settings, checks, service="all"):
-            log.info("running %s in one process", ", ".join(stages))
-            await _supervise({name: asyncio.create_task(start(), name=name) for name, start in stages.items()}, stop)
+            log.info("running %s in one process", ", ".join(s.name for s in services))
+            await _supervise({s.name: asyncio.create_task(s.run(stop), name=s.name) for s in services}, stop)
     finally:
-        if writer is not None:
-            writer.close()
+        for each in services:
+            if each.close is not None:
+                each.close()
         if bus is None:
             await the_bus.close()
 

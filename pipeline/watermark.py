@@ -2,18 +2,16 @@
 
 The demo advances simulated time only when the detect and alert stages have handled every
 record before it. Committed offsets do not say that — the detect stage commits only together with
-its checkpoints, every few seconds — so the demo runs the stages' own classes with one addition:
-after ``handle`` returned (its outputs acknowledged by the bus), the batch's offsets are recorded.
+its checkpoints, every few seconds — so a :class:`Watermark` observes the stage runtime: each
+batch whose outputs the bus acknowledged (:class:`~riverguard.stage.Handled`) advances it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from alerts import AlertService
-from detectors.service import DetectorService
 from riverguard.bus import Bus, Record, TopicPartition, next_offsets
+from riverguard.stage import Handled
 
 
 class Watermark:
@@ -21,6 +19,10 @@ class Watermark:
 
     def __init__(self) -> None:
         self.offsets: dict[TopicPartition, int] = {}
+
+    def __call__(self, handled: Handled) -> None:
+        """The stage runtime's observer."""
+        self.advance(handled.records)
 
     def advance(self, records: Sequence[Record]) -> None:
         for tp, offset in next_offsets(records).items():
@@ -31,27 +33,3 @@ class Watermark:
         tps = [TopicPartition(topic, p) for p in range(await bus.partitions(topic))]
         ends = await bus.end_offsets(tps)
         return all(self.offsets.get(tp, 0) >= end for tp, end in ends.items())
-
-
-class WatchedDetectorService(DetectorService):
-    """The detect stage, recording what it handled in :attr:`handled`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.handled = Watermark()
-
-    async def handle(self, records: Sequence[Record]) -> None:
-        await super().handle(records)
-        self.handled.advance(records)
-
-
-class WatchedAlertService(AlertService):
-    """The alert stage, recording what it handled in :attr:`handled`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.handled = Watermark()
-
-    async def handle(self, records: Sequence[Record]) -> None:
-        await super().handle(records)
-        self.handled.advance(records)

@@ -19,12 +19,23 @@ from typing import TYPE_CHECKING
 from riverguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from playbooks.cards import CARDS, SAFETY_MARGIN, Card
+    from playbooks.cards import SAFETY_MARGIN
+    from playbooks.correction import RevisedEta, revised_etas
     from playbooks.errors import NetworkError, PlaybookError, UnknownFeatureError
     from playbooks.export import FORMATS, playbook_stem, write_playbook
     from playbooks.geomap import PlaybookMap, render_map
     from playbooks.loader import SHIPPED_RIVERS, load_network, load_network_file, load_networks
-    from playbooks.models import ActionStep, DepartmentContact, Playbook, ReceptorArrival, SuspectedSource
+    from playbooks.models import (
+        ActionStep,
+        DepartmentContact,
+        Playbook,
+        PlumeSpan,
+        ReceptorArrival,
+        StationCheck,
+        StationObservation,
+        StretchFit,
+        SuspectedSource,
+    )
     from playbooks.network import (
         Department,
         Depot,
@@ -36,18 +47,17 @@ if TYPE_CHECKING:
         RiverNetwork,
         StationSite,
     )
-    from playbooks.playbook import DEFAULT_PULSE_H, build_playbook, plume_extent
+    from playbooks.playbook import DEFAULT_PULSE_H, MAP_HOURS, build_playbook
     from playbooks.pollutants import Pollutant, pollutant
     from playbooks.render import playbook_json, render_html, render_markdown, render_sms
 
 __all__ = [
-    "CARDS",
     "DEFAULT_PULSE_H",
     "FORMATS",
+    "MAP_HOURS",
     "SAFETY_MARGIN",
     "SHIPPED_RIVERS",
     "ActionStep",
-    "Card",
     "Department",
     "DepartmentContact",
     "Depot",
@@ -58,12 +68,17 @@ __all__ = [
     "Playbook",
     "PlaybookError",
     "PlaybookMap",
+    "PlumeSpan",
     "Pollutant",
     "Reach",
     "ReceptorArrival",
+    "RevisedEta",
     "RiskSource",
     "RiverNetwork",
+    "StationCheck",
+    "StationObservation",
     "StationSite",
+    "StretchFit",
     "SuspectedSource",
     "UnknownFeatureError",
     "build_playbook",
@@ -72,12 +87,12 @@ __all__ = [
     "load_networks",
     "playbook_json",
     "playbook_stem",
-    "plume_extent",
     "pollutant",
     "render_html",
     "render_map",
     "render_markdown",
     "render_sms",
+    "revised_etas",
     "write_playbook",
 ]
 

@@ -1,112 +1,31 @@
-"""Action cards (一策): the response steps for each pollutant class, placed on the network.
+"""Action cards (一策): the response steps for a pollutant, placed on the network.
 
-A card says what to do for a pollutant class; :func:`action_steps` puts it on the river: the
-first interception point the plume reaches that can do it, the depot that holds the materials,
-every intake in the plume's path with a deadline, and who does each step. A deadline is the
-fast-band leading edge at that place minus :data:`SAFETY_MARGIN` (never before the alert).
+The card — what to do, with which materials — is the pollutant's treatment in the core catalogue
+(:mod:`riverguard.pollutants`: its own where it has one, e.g. thallium, else its class's);
+:func:`action_steps` puts it on the river: the first interception point the plume reaches that
+can do it, the depot that holds the materials, every intake in the plume's path with a deadline,
+and who does each step. A deadline is the fast-band leading edge at that place minus
+:data:`SAFETY_MARGIN` (never before the alert).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 from playbooks.clock import clock
 from playbooks.models import ActionStep, DepartmentContact, Playbook, ReceptorArrival
 from playbooks.network import Department, Depot, RiverNetwork, Role
-from riverguard.parameters import PollutantClass
+from playbooks.pollutants import pollutant
+from riverguard.pollutants import Treatment
 
 #: Time kept between a deadline and the earliest (fast-band) arrival of the plume.
 SAFETY_MARGIN: Final = timedelta(hours=1)
-_P = PollutantClass
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """What to do at an interception point for one pollutant class, and with which materials."""
-
-    capabilities: tuple[str, ...]
-    treat_zh: str
-    treat_en: str
-    materials: tuple[str, ...]
-    #: Close intakes when the peak concentration is unknown (toxic or unidentified pollutants).
-    close_when_unknown: bool
-    #: Ask an upstream reservoir to release more water.
-    dilute: bool
-    sample_zh: str = ""
-    sample_en: str = ""
-
-
-CARDS: Final[dict[PollutantClass, Card]] = {
-    _P.HEAVY_METAL: Card(
-        ("dose",),
-        "投加石灰/液碱调节 pH 至 8.5–9.0 并投加聚合氯化铝絮凝，沉淀溶解态重金属",
-        "dose lime/caustic soda to pH 8.5–9.0 and PAC to precipitate dissolved metals",
-        ("石灰", "液碱", "聚合氯化铝", "硫化钠"),
-        close_when_unknown=True,
-        dilute=False,
-        sample_zh="加测镉、铅、砷、汞、铬等重金属",
-        sample_en="add Cd, Pb, As, Hg and Cr analyses",
-    ),
-    _P.OIL: Card(
-        ("boom", "hold"),
-        "布设两道以上围油栏拦截浮油，投放吸油毡回收",
-        "deploy two or more lines of booms and recover oil with sorbent pads",
-        ("围油栏", "吸油毡"),
-        close_when_unknown=True,
-        dilute=False,
-    ),
-    _P.ORGANIC: Card(
-        ("hold", "dose"),
-        "拦蓄污染水体，曝气增氧并投加活性炭吸附",
-        "hold the polluted water, aerate and dose activated carbon",
-        ("活性炭",),
-        close_when_unknown=False,
-        dilute=True,
-    ),
-    _P.PHOSPHORUS: Card(
-        ("dose",),
-        "投加聚合氯化铝/硫酸亚铁混凝除磷",
-        "dose PAC/ferrous sulphate to precipitate phosphorus",
-        ("聚合氯化铝", "硫酸亚铁", "石灰"),
-        close_when_unknown=False,
-        dilute=True,
-    ),
-    _P.PH: Card(
-        ("dose",),
-        "投加中和药剂（pH 偏低投石灰/液碱，偏高投稀酸）",
-        "neutralise (lime/caustic soda if low, dilute acid if high)",
-        ("石灰", "液碱"),
-        close_when_unknown=True,
-        dilute=True,
-    ),
-    _P.EMERGING: Card(
-        (),
-        "",
-        "",
-        ("活性炭",),
-        close_when_unknown=False,
-        dilute=False,
-        sample_zh="采样送实验室检测全氟化合物/抗生素（LC-MS/MS）",
-        sample_en="sample for PFAS/antibiotics (LC-MS/MS)",
-    ),
-    _P.UNKNOWN: Card(
-        ("hold",),
-        "关闸拦蓄，待查明污染物后处置",
-        "close the gates and hold the water until the pollutant is known",
-        ("活性炭", "石灰"),
-        close_when_unknown=True,
-        dilute=False,
-        sample_zh="采样送实验室全分析（重金属、有机物、生物毒性）",
-        sample_en="sample for a full lab analysis (metals, organics, toxicity)",
-    ),
-}
 
 
 def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
     """The ordered steps of the plan (ordered by deadline, then by how they are listed here)."""
-    card = CARDS.get(playbook.pollutant_class, CARDS[_P.UNKNOWN])
+    card = pollutant(playbook.pollutant).treatment
     steps: list[tuple[datetime, str, str, str, list[Department]]] = []
     at = playbook.at
     own = _departments(network, playbook.station_city, "environment")
@@ -167,8 +86,8 @@ def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
         steps.append(
             (
                 deadline,
-                f"在{target.name}{card.treat_zh}，{clock(deadline, at)}前就位",
-                f"at {target.name}: {card.treat_en}, in place by {clock(deadline, at)}",
+                f"在{target.name}{card.zh}，{clock(deadline, at)}前就位",
+                f"at {target.name}: {card.en}, in place by {clock(deadline, at)}",
                 target.name,
                 _departments(network, target.city, "environment", "emergency"),
             )
@@ -266,7 +185,7 @@ def _departments(network: RiverNetwork, city: str, *roles: Role) -> list[Departm
     return network.departments_of(city, *roles) or network.departments_of(city)
 
 
-def _interception_point(receptors: list[ReceptorArrival], card: Card) -> ReceptorArrival | None:
+def _interception_point(receptors: list[ReceptorArrival], card: Treatment) -> ReceptorArrival | None:
     for receptor in receptors:
         if receptor.kind == "interception" and any(c in receptor.capabilities for c in card.capabilities):
             return receptor

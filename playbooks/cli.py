@@ -19,7 +19,7 @@ from playbooks.render import Lang, playbook_json, render_html, render_markdown, 
 network_app = typer.Typer(help="Check and list river network files (一河).", no_args_is_help=True)
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:  # noqa: ARG001 - shared signature; no services here
+def register(app: typer.Typer) -> None:
     app.command("playbook")(playbook_command)
     app.add_typer(network_app, name="playbook-network")
 

@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Final
 
+from riverguard.timekeeping import BEIJING
+
 #: Sichuan's local time (UTC+8, no daylight saving). Documents show times in it.
-CST: Final = timezone(timedelta(hours=8), "CST")
+CST: Final = BEIJING
 
 
 def local(moment: datetime) -> datetime:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -26,7 +25,6 @@ from matplotlib import font_manager
 from playbooks.clock import clock, stamp
 from playbooks.models import Playbook, ReceptorArrival
 from playbooks.network import RiverNetwork
-from playbooks.playbook import plume_extent
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +63,11 @@ def cjk_font() -> str | None:
     return found
 
 
-def render_map(playbook: Playbook, network: RiverNetwork, hours_ahead: Sequence[float] = (0, 6, 24)) -> PlaybookMap:
+def render_map(playbook: Playbook, network: RiverNetwork) -> PlaybookMap:
     """Draw the playbook's map and collect the same features as GeoJSON."""
-    plumes = [(h, plume_extent(network, playbook, h)) for h in hours_ahead]
+    plumes: list[tuple[float, tuple[float, float] | None]] = [
+        (span.hours, (span.from_km, span.to_km)) for span in playbook.plume
+    ]
     geojson = _geojson(playbook, network, plumes)
     font = cjk_font()
     rc: Any = {

@@ -5,9 +5,10 @@ Built by :func:`playbooks.playbook.build_playbook`; rendered by :mod:`playbooks.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from riverguard.parameters import PollutantClass
 
@@ -16,6 +17,78 @@ ReceptorKind = Literal["intake", "station", "interception", "confluence", "outle
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StationObservation(_Model):
+    """What one station saw of a plume: when the pollutant first exceeded ``threshold`` (mg/L; by
+    default the pollutant's drinking-water limit), when it peaked and at what, and when it was
+    back under the threshold. Give what is known; a station still in the plume has no
+    ``normal_again_at`` yet."""
+
+    station_id: str
+    first_exceeded_at: AwareDatetime | None = None
+    peak_at: AwareDatetime | None = None
+    peak_concentration: float | None = Field(default=None, ge=0)
+    normal_again_at: AwareDatetime | None = None
+    threshold: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StationObservation:
+        times = [t for t in (self.first_exceeded_at, self.peak_at, self.normal_again_at) if t is not None]
+        if self.first_exceeded_at is None and self.peak_at is None:
+            raise ValueError(f"station {self.station_id!r}: give at least one of first_exceeded_at, peak_at")
+        if times != sorted(times):
+            raise ValueError(
+                f"station {self.station_id!r}: first_exceeded_at ≤ peak_at ≤ normal_again_at must hold, "
+                f"got {', '.join(t.isoformat() for t in times)}"
+            )
+        return self
+
+    @property
+    def centre(self) -> datetime:
+        """When the middle of the plume passed: its peak, else the middle of the exceedance."""
+        if self.peak_at is not None:
+            return self.peak_at
+        first = self.first_exceeded_at
+        if first is None:
+            raise AssertionError("validated: first_exceeded_at or peak_at is set")
+        if self.normal_again_at is not None:
+            return first + (self.normal_again_at - first) / 2
+        return first
+
+
+class StationCheck(_Model):
+    """A station below the first that saw the plume: what the model said before it came, and what
+    the station saw (times timezone-aware; the model's arrival is its crossing of the threshold)."""
+
+    station_id: str
+    name: str
+    river_km: float
+    predicted_arrival_at: AwareDatetime | None = None
+    predicted_peak_at: AwareDatetime | None = None
+    predicted_peak_concentration: float | None = None
+    observed_first_exceeded_at: AwareDatetime | None = None
+    observed_peak_at: AwareDatetime | None = None
+    observed_peak_concentration: float | None = None
+
+    @property
+    def arrival_error_h(self) -> float | None:
+        """Observed − predicted arrival (h): positive when the plume came later than said."""
+        if self.observed_first_exceeded_at is None or self.predicted_arrival_at is None:
+            return None
+        return (self.observed_first_exceeded_at - self.predicted_arrival_at).total_seconds() / 3600.0
+
+
+class StretchFit(_Model):
+    """The live correction of the river between two stations that saw the plume: the factors on the
+    file's velocities and dispersion that reproduce what the lower one saw (applied below it too)."""
+
+    from_station: str
+    to_station: str
+    from_km: float
+    to_km: float
+    velocity_factor: float
+    dispersion_factor: float
 
 
 class ReceptorArrival(_Model):
@@ -66,6 +139,14 @@ class SuspectedSource(_Model):
     pollutants: tuple[str, ...]
 
 
+class PlumeSpan(_Model):
+    """Where the plume is ``hours`` after the alert: river-km above 10 % of its highest concentration."""
+
+    hours: float
+    from_km: float
+    to_km: float
+
+
 class DepartmentContact(_Model):
     name: str
     city: str
@@ -99,6 +180,12 @@ class Playbook(_Model):
     actions: list[ActionStep] = Field(default_factory=list)
     suspected_sources: list[SuspectedSource] = Field(default_factory=list)
     departments: list[DepartmentContact] = Field(default_factory=list)
+    #: The plume on the map: now and later (hours after the alert), while it is on the network.
+    plume: list[PlumeSpan] = Field(default_factory=list)
+    #: Stations below the first that saw the plume: predicted against observed.
+    station_checks: list[StationCheck] = Field(default_factory=list)
+    #: Live correction: the factors fitted between stations that saw the plume (empty: the file's).
+    corrections: list[StretchFit] = Field(default_factory=list)
     data_quality: str = ""
 
     @property

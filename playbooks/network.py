@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -156,6 +157,50 @@ class RiskSource(_Feature):
         return value
 
 
+#: A reach boundary whose flow differs from what arrives (upstream reach + its junctions) by more
+#: than this share of the larger of the two is a contradiction in the file, not an ungauged inflow.
+BALANCE_TOLERANCE: Final = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class BoundaryFlow:
+    """The flow arriving at the top of ``reach_id`` against the reach's own discharge."""
+
+    reach_id: str
+    river_km: float
+    arriving_m3s: float
+    reach_m3s: float
+
+    @property
+    def residual_m3s(self) -> float:
+        """Ungauged inflow (> 0) or withdrawal (< 0) where the reach begins."""
+        return self.reach_m3s - self.arriving_m3s
+
+    @property
+    def balanced(self) -> bool:
+        return abs(self.residual_m3s) <= BALANCE_TOLERANCE * max(self.arriving_m3s, self.reach_m3s)
+
+
+def inflows(junctions: tuple[Junction, ...], reach: Reach) -> list[Junction]:
+    """Junctions adding water to ``reach``: below its start, down to and including its end."""
+    return [j for j in junctions if j.discharge_m3s and reach.from_km < j.river_km <= reach.to_km]
+
+
+def flow_balance(chain: tuple[Reach, ...], junctions: tuple[Junction, ...]) -> list[BoundaryFlow]:
+    """For each reach below the first: what arrives from above (reach + junctions) and its own flow.
+
+    >>> from playbooks.loader import load_network
+    >>> net = load_network("jialing")
+    >>> [f"{b.reach_id} {b.arriving_m3s:g}→{b.reach_m3s:g}" for b in flow_balance(net.chain, net.junctions)][:2]
+    ['jialing-r2 300→320', 'jialing-r3 570→600']
+    """
+    out = []
+    for upper, lower in itertools.pairwise(chain):
+        arriving = upper.discharge_m3s + sum(j.discharge_m3s or 0.0 for j in inflows(junctions, upper))
+        out.append(BoundaryFlow(lower.id, lower.from_km, arriving, lower.discharge_m3s))
+    return out
+
+
 Role = Literal["environment", "water", "emergency", "water_supply", "government", "transport"]
 
 
@@ -215,7 +260,14 @@ class RiverNetwork(_Item):
                 if label in names:
                     raise ValueError(f"{group}: {label!r} appears twice")
                 names.add(label)
-        _check_station_order(self.stations)
+            _check_order(group, features)
+        for boundary in flow_balance(chain, self.junctions):
+            if not boundary.balanced:
+                raise ValueError(
+                    f"reaches: {boundary.reach_id!r} carries {boundary.reach_m3s:g} m³/s, but "
+                    f"{boundary.arriving_m3s:g} m³/s arrive from above (the reach above plus its junctions): "
+                    f"more than {BALANCE_TOLERANCE:.0%} apart — fix a reach's or a junction's discharge_m3s"
+                )
         cities = {d.city for d in self.departments}
         for intake in self.intakes:
             if intake.city not in cities:
@@ -316,10 +368,13 @@ def _cycle_from(start: str, by_id: dict[str, Reach]) -> list[str]:
     return [*path, nxt] if nxt is not None else path
 
 
-def _check_station_order(stations: tuple[StationSite, ...]) -> None:
-    for upper, lower in itertools.pairwise(stations):
+def _check_order(group: str, features: tuple[_Feature, ...]) -> None:
+    """Every list runs upstream → downstream: a feature listed out of order is usually a typo in its km."""
+    for upper, lower in itertools.pairwise(features):
         if lower.river_km < upper.river_km:
+            first = getattr(upper, "station_id", upper.name)
+            second = getattr(lower, "station_id", lower.name)
             raise ValueError(
-                f"stations: {lower.station_id!r} (km {lower.river_km:g}) is listed after {upper.station_id!r} "
-                f"(km {upper.river_km:g}); list stations upstream → downstream"
+                f"{group}: {second!r} (km {lower.river_km:g}) is listed after {first!r} "
+                f"(km {upper.river_km:g}); list {group} upstream → downstream"
             )

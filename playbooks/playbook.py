@@ -1,9 +1,12 @@
 """The playbook (一河一策): who is hit when, what to do where by when, and who to call.
 
 :func:`build_playbook` is pure: a network, an alert (station, pollutant, time, optional
-concentration and discharge) in, a :class:`Playbook` out. Times are rounded to the minute,
-leading edges down and trailing edges up, so deadlines err on the early side; times that would
-fall before the alert (the front already passed a nearby receptor) are the alert time.
+concentration and discharge) in, a :class:`Playbook` out. Arrival times come from the numerical
+advection–dispersion model (:mod:`playbooks.transport`) run three times: at the file's velocities
+and with all of them 30 % faster and slower (the fast band sets the deadlines). Times are rounded
+to the minute, leading edges down and trailing edges up, so deadlines err on the early side;
+times that would fall before the alert (the front already passed a nearby receptor) are the
+alert time.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from playbooks.loader import load_network
@@ -12,34 +15,31 @@ fall before the alert (the front already passed a nearby receptor) are the alert
 ...                     concentration=3.2)
 >>> pb.nearest_intake.name
 '资阳城区取水口'
->>> pb.nearest_intake.leading_edge_at.strftime("%H:%M")
-'20:32'
+>>> pb.nearest_intake.leading_edge_at < pb.nearest_intake.peak_at < pb.nearest_intake.trailing_edge_at
+True
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from playbooks.cards import action_steps, departments_for
-from playbooks.models import Playbook, ReceptorArrival, SuspectedSource
+from playbooks.correction import fit_stretches, place, reach_factors, station_checks
+from playbooks.hydraulics import Piece, channel, spread_s, travel_time_s
+from playbooks.models import Playbook, PlumeSpan, ReceptorArrival, StationObservation, SuspectedSource
 from playbooks.network import RiverNetwork, StationSite
 from playbooks.pollutants import Pollutant
 from playbooks.pollutants import pollutant as lookup_pollutant
-from playbooks.traveltime import (
-    BAND_FRACTION,
-    Arrival,
-    arrival,
-    mass_from_peak,
-    passage,
-    pulse_variance,
-    segments_between,
-)
+from playbooks.transport import BAND_FRACTION, Arrival, Forecast, forecast, pulse_sigma
 
 #: How long the plume takes to pass the alerting station (10 %-edges), when nothing better is
-#: known: it sets the initial spread, hence the mass behind an observed peak concentration.
+#: known: it sets the initial spread, hence how fast the peak falls downstream.
 DEFAULT_PULSE_H = 2.0
+#: Hours after the alert at which the map draws the plume.
+MAP_HOURS: Final = (0.0, 6.0, 24.0)
 
 
 def build_playbook(
@@ -52,8 +52,14 @@ def build_playbook(
     discharge_m3s: float | None = None,
     horizon_h: float = 48.0,
     pulse_h: float = DEFAULT_PULSE_H,
+    observations: Sequence[StationObservation] = (),
 ) -> Playbook:
-    """Build the playbook for an alert at ``station_id`` at time ``at`` (must be timezone-aware)."""
+    """Build the playbook for an alert at ``station_id`` at time ``at`` (must be timezone-aware).
+
+    ``observations``: what stations saw of this plume so far (this one and others). Two or more
+    stations that saw it correct the model between them and below (:mod:`playbooks.correction`),
+    and the playbook lists predicted against observed arrival for each station below the first.
+    """
     if at.tzinfo is None:
         raise ValueError(f"at must be timezone-aware, got {at.isoformat()}")
     for name, value in (("concentration", concentration), ("discharge_m3s", discharge_m3s)):
@@ -61,35 +67,48 @@ def build_playbook(
             raise ValueError(f"{name} must be a finite non-negative number, got {value}")
     if discharge_m3s == 0:
         raise ValueError("discharge_m3s must be positive")
+    if not (math.isfinite(horizon_h) and horizon_h > 0) or not (math.isfinite(pulse_h) and pulse_h > 0):
+        raise ValueError(f"horizon_h and pulse_h must be positive, got {horizon_h} and {pulse_h}")
     site = network.station(station_id)
     spec = lookup_pollutant(pollutant)
     flow_ratio = _flow_ratio(network, site, discharge_m3s)
-    initial_variance = pulse_variance(pulse_h * 3600.0)
-    station_flow = segments_between(network, site.river_km, network.end_km, flow_ratio=flow_ratio)[0]
-    mass = None
-    if concentration is not None and spec.is_load:
-        mass = mass_from_peak(concentration, station_flow.hydraulics.discharge_m3s, initial_variance)
-
+    candidates = _downstream_features(network, site)
+    sigma = pulse_sigma(pulse_h * 3600.0)
+    seen = place(network, observations, spec.drinking_limit())
+    fits = fit_stretches(network, seen, flow_ratio=flow_ratio, decay_per_s=spec.decay_per_s, default_sigma_s=sigma)
+    # What this station saw of the plume, if told: its peak is the plume's centre, its duration the spread.
+    own = next((x for x in seen if x.observation.station_id == site.station_id), None)
+    offset_s = 0.0
+    if own is not None:
+        offset_s = (own.observation.centre - at).total_seconds()
+        sigma = own.sigma_s(sigma)
+        if concentration is None:
+            concentration = own.observation.peak_concentration
+    factors = reach_factors(network, fits)
+    bands = {
+        name: channel(network, flow_ratio=flow_ratio, velocity_factor=factor, factors=factors)
+        for name, factor in (("nominal", 1.0), ("fast", 1.0 + BAND_FRACTION), ("slow", 1.0 - BAND_FRACTION))
+    }
+    horizon_s = horizon_h * 3600.0
+    # The fast band runs for the receptors it could reach near the horizon (a generous frozen-cloud
+    # estimate) and decides which are within it; the nominal and slow bands run for those only.
+    reach = [km for km in sorted({float(c["river_km"]) for c in candidates})
+             if _reachable(bands["fast"], site.river_km, km, sigma, 1.5 * horizon_s)]
+    runs = {"fast": _run(bands["fast"], site.river_km, reach, sigma, spec)}
+    inside = [km for km in reach if _leads_within(runs["fast"].arrivals[km], horizon_s - offset_s)]
+    map_hours = tuple(h - offset_s / 3600.0 for h in MAP_HOURS if h >= offset_s / 3600.0)
+    runs["nominal"] = _run(bands["nominal"], site.river_km, inside, sigma, spec, map_hours)
+    runs["slow"] = _run(bands["slow"], site.river_km, inside, sigma, spec)
+    scale = concentration if concentration is not None and spec.is_load else None
     receptors: list[ReceptorArrival] = []
     beyond: list[str] = []
-    for candidate in _downstream_features(network, site):
-        km = candidate["river_km"]
-        timing = [
-            arrival(
-                passage(
-                    segments_between(network, site.river_km, km, flow_ratio=flow_ratio, velocity_factor=factor),
-                    initial_variance,
-                ),
-                mass_g=mass,
-                decay_per_s=spec.decay_per_s,
-            )
-            for factor in (1.0, 1.0 + BAND_FRACTION, 1.0 - BAND_FRACTION)
-        ]
-        nominal, fast, slow = timing
-        if fast.leading_s > horizon_h * 3600.0:
+    for candidate in candidates:
+        km = float(candidate["river_km"])
+        if km not in inside or runs["nominal"].arrivals[km].leading_s is None:
             beyond.append(str(candidate["name"]))
             continue
-        receptors.append(_receptor(candidate, site, at, nominal, fast, slow, spec))
+        nominal, fast, slow = (runs[b].arrivals[km] for b in ("nominal", "fast", "slow"))
+        receptors.append(_receptor(candidate, site, at, offset_s, (nominal, fast, slow), spec, scale))
 
     draft = Playbook(
         river=network.river,
@@ -111,6 +130,10 @@ def build_playbook(
         receptors=receptors,
         beyond_horizon=beyond,
         suspected_sources=_suspected_sources(network, site, spec, flow_ratio, horizon_h),
+        plume=_plume(runs["nominal"], network, offset_s / 3600.0),
+        station_checks=station_checks(network, seen, flow_ratio=flow_ratio, decay_per_s=spec.decay_per_s,
+                                      default_sigma_s=sigma),
+        corrections=fits,
         data_quality=network.data_quality,
     )
     return draft.model_copy(
@@ -175,26 +198,66 @@ def _receptor(
     candidate: dict[str, Any],
     site: StationSite,
     at: datetime,
-    nominal: Arrival,
-    fast: Arrival,
-    slow: Arrival,
+    offset_s: float,
+    bands: tuple[Arrival, Arrival, Arrival],
     spec: Pollutant,
+    scale: float | None,
 ) -> ReceptorArrival:
+    """``bands``: nominal, fast, slow; their times count from ``offset_s`` after ``at`` (the plume's centre)."""
+    nominal, fast, slow = bands
     limit = spec.drinking_limit()
-    peak = nominal.peak_concentration
+    peak = None if scale is None else scale * nominal.peak_concentration
+    leading = nominal.leading_s or 0.0
+    # a receptor the slow band does not reach within the run: its leading edge scaled as the band
+    slow_leading = slow.leading_s if slow.leading_s is not None else leading / (1.0 - BAND_FRACTION)
     return ReceptorArrival.model_validate(
         {
             **candidate,
             "distance_km": round(float(candidate["river_km"]) - site.river_km, 3),
-            "leading_edge_at": _at(at, nominal.leading_s, "down"),
-            "peak_at": _at(at, nominal.peak_s, "nearest"),
-            "trailing_edge_at": _at(at, nominal.trailing_s, "up"),
-            "leading_edge_fast_at": _at(at, fast.leading_s, "down"),
-            "leading_edge_slow_at": _at(at, slow.leading_s, "down"),
+            "leading_edge_at": _at(at, offset_s + leading, "down"),
+            "peak_at": _at(at, offset_s + _or_later(nominal.peak_s, leading), "nearest"),
+            "trailing_edge_at": _at(at, offset_s + _or_later(nominal.trailing_s, nominal.peak_s or leading), "up"),
+            "leading_edge_fast_at": _at(at, offset_s + (fast.leading_s or 0.0), "down"),
+            "leading_edge_slow_at": _at(at, offset_s + slow_leading, "down"),
             "peak_concentration": None if peak is None else float(f"{peak:.4g}"),
             "exceeds_limit": None if peak is None or limit is None else peak > limit,
         }
     )
+
+
+def _leads_within(band: Arrival, horizon_s: float) -> bool:
+    return band.leading_s is not None and band.leading_s <= horizon_s
+
+
+def _reachable(pieces: tuple[Piece, ...], origin_km: float, km: float, sigma: float, within_s: float) -> bool:
+    travel, spread = spread_s(pieces, origin_km, km, sigma)
+    return travel - 3.0 * spread <= within_s
+
+
+def _run(
+    pieces: tuple[Piece, ...],
+    origin_km: float,
+    kms: list[float],
+    sigma: float,
+    spec: Pollutant,
+    extent_hours: tuple[float, ...] = (),
+) -> Forecast:
+    """One band's plume, long enough to pass every probe (estimate + a wide tail) and the map's hours."""
+    ends = [t + 8.0 * s for t, s in (spread_s(pieces, origin_km, km, sigma) for km in kms)]
+    return forecast(
+        pieces,
+        origin_km,
+        kms,
+        sigma_s=sigma,
+        max_run_s=max([max(extent_hours, default=0.0) * 3600.0, *ends]) + 6 * 3600.0,
+        decay_per_s=spec.decay_per_s,
+        extent_hours=extent_hours,
+    )
+
+
+def _or_later(seconds: float | None, floor: float) -> float:
+    """A time the run did not reach (the plume still passing at its end) is past ``floor``."""
+    return seconds if seconds is not None else floor + 1.0
 
 
 def _at(at: datetime, seconds: float, rounding: Literal["down", "up", "nearest"]) -> datetime:
@@ -213,25 +276,15 @@ def _suspected_sources(
     window_h: float,
 ) -> list[SuspectedSource]:
     """Upstream sources emitting this pollutant (or its class) that the fast band brings here in time."""
+    nominal = channel(network, flow_ratio=flow_ratio)
+    fast = channel(network, flow_ratio=flow_ratio, velocity_factor=1.0 + BAND_FRACTION)
     found: list[SuspectedSource] = []
     for source in network.risk_sources:
         if source.river_km > site.river_km:
             continue
         match = spec.emitted_by(source.pollutants)
-        if match is None:
+        if match is None or travel_time_s(fast, source.river_km, site.river_km) > window_h * 3600.0:
             continue
-        fast = passage(
-            segments_between(
-                network,
-                source.river_km,
-                site.river_km,
-                flow_ratio=flow_ratio,
-                velocity_factor=1.0 + BAND_FRACTION,
-            )
-        )
-        if fast.travel_s > window_h * 3600.0:
-            continue
-        nominal = passage(segments_between(network, source.river_km, site.river_km, flow_ratio=flow_ratio))
         found.append(
             SuspectedSource(
                 name=source.name,
@@ -239,7 +292,7 @@ def _suspected_sources(
                 city=source.city,
                 river_km=source.river_km,
                 distance_km=round(site.river_km - source.river_km, 3),
-                travel_h=round(nominal.travel_s / 3600.0, 1),
+                travel_h=round(travel_time_s(nominal, source.river_km, site.river_km) / 3600.0, 1),
                 match=match,
                 pollutants=source.pollutants,
             )
@@ -247,31 +300,23 @@ def _suspected_sources(
     return sorted(found, key=lambda s: (s.match != "pollutant", s.distance_km))
 
 
-def plume_extent(network: RiverNetwork, playbook: Playbook, hours: float) -> tuple[float, float] | None:
-    """River-km span (back, front) where the plume is above the edge fraction ``hours`` after the alert.
-
-    ``None`` once the whole plume has left the network (or before it reaches any point below the station).
-    """
-    site = network.station(playbook.station_id)
-    spec = lookup_pollutant(playbook.pollutant)
-    flow_ratio = _flow_ratio(network, site, playbook.discharge_m3s)
-    variance = pulse_variance(playbook.pulse_h * 3600.0)
-    step = max(0.25, (network.end_km - site.river_km) / 400.0)
-    moment = hours * 3600.0
-    covered: list[float] = []
-    km = site.river_km
-    while km <= network.end_km + 1e-9:
-        timing = arrival(
-            passage(segments_between(network, site.river_km, km, flow_ratio=flow_ratio), variance),
-            decay_per_s=spec.decay_per_s,
-        )
-        if timing.leading_s <= moment <= timing.trailing_s:
-            covered.append(km)
-        elif timing.leading_s > moment:
-            break
-        km += step
-    return (covered[0], covered[-1]) if covered else None
+def _plume(nominal: Forecast, network: RiverNetwork, offset_h: float) -> list[PlumeSpan]:
+    """The map's spans, at hours after the alert (the run counts from the plume's centre)."""
+    spans = []
+    for hours, extent in nominal.extents.items():
+        if extent is None or extent[0] > network.end_km:
+            continue
+        spans.append(PlumeSpan(hours=round(hours + offset_h, 6), from_km=round(max(extent[0], network.start_km), 2),
+                               to_km=round(min(extent[1], network.end_km), 2)))
+    return spans
 
 
 def _flow_ratio(network: RiverNetwork, site: StationSite, discharge_m3s: float | None) -> float:
-    return discharge_m3s / network.reach_at(site.river_km).discharge_m3s if discharge_m3s else 1.0
+    """Live discharge at the station over the file's flow there (junctions above it included)."""
+    if not discharge_m3s:
+        return 1.0
+    return discharge_m3s / _piece_at(channel(network), site.river_km).discharge_m3s
+
+
+def _piece_at(pieces: Sequence[Piece], river_km: float) -> Piece:
+    return next((p for p in pieces if p.from_km <= river_km < p.to_km), pieces[-1])

@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 
 from playbooks.clock import clock, stamp
 from playbooks.models import ActionStep, Playbook, ReceptorArrival
-from playbooks.traveltime import BAND_FRACTION, EDGE_FRACTION
+from playbooks.transport import BAND_FRACTION, EDGE_FRACTION
 
 Lang = Literal["zh", "en"]
 #: Two concatenated SMS segments: 67 UCS-2 characters each (Chinese), 153 GSM-7 characters each.
@@ -66,7 +66,9 @@ def render_sms(playbook: Playbook, lang: Lang = "zh") -> str:
             optional.append(f"{_arrives_zh(intake, at)}{intake.name}{people_zh}，{ask}。")
         else:
             verb = "close" if verb_zh == "关闭" else "treat"
-            optional.append(f"{_arrives_en(intake, at)} {intake.name}; {verb} by {when or 'now'}. ")
+            # a deadline already past is "now", never "by now"
+            ask_en = f"{verb} by {when}" if when else f"{verb} now"
+            optional.append(f"{_arrives_en(intake, at)} {intake.name}; {ask_en}. ")
     elif playbook.receptors:
         first = playbook.receptors[0]
         optional.append(f"{_arrives_zh(first, at)}{first.name}。" if zh else f"{_arrives_en(first, at)} {first.name}. ")
@@ -107,6 +109,12 @@ def render_markdown(playbook: Playbook, lang: Lang = "zh") -> str:
         lines.append(t("no_receptors", h=f"{playbook.horizon_h:g}"))
     if playbook.beyond_horizon:
         lines += ["", t("beyond", h=f"{playbook.horizon_h:g}", names="、".join(playbook.beyond_horizon))]
+    if playbook.station_checks:
+        header, rows = _checks(playbook, lang)
+        lines += ["", f"### {t('checks')}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    if playbook.corrections:
+        lines += ["", _corrections(playbook, lang)]
     lines += ["", f"## {t('actions')}", ""]
     for step in playbook.actions:
         lines.append(f"{step.order}. {_step_text(step, at, lang)}")
@@ -117,7 +125,7 @@ def render_markdown(playbook: Playbook, lang: Lang = "zh") -> str:
         lines.append(t("no_sources"))
     lines += ["", f"## {t('departments')}", ""]
     lines += [f"- {d.city} {d.name}（{', '.join(d.apprise_tags)}）" for d in playbook.departments]
-    lines += ["", f"## {t('method')}", "", t("method_text", edge=f"{EDGE_FRACTION:.0%}", band=f"{BAND_FRACTION:.0%}")]
+    lines += ["", f"## {t('method')}", "", _method(playbook, lang)]
     if playbook.data_quality:
         lines += ["", f"{t('data')}: {playbook.data_quality}"]
     return "\n".join(lines) + "\n"
@@ -160,6 +168,14 @@ def render_html(playbook: Playbook, lang: Lang = "zh", map_svg: str | None = Non
         out.append(f"<p>{e(t('no_receptors', h=f'{playbook.horizon_h:g}'))}</p>")
     if playbook.beyond_horizon:
         out.append(f"<p>{e(t('beyond', h=f'{playbook.horizon_h:g}', names='、'.join(playbook.beyond_horizon)))}</p>")
+    if playbook.station_checks:
+        header, rows = _checks(playbook, lang)
+        out.append(f"<h3>{e(t('checks'))}</h3><table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header))
+        out.append("</tr></thead><tbody>")
+        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        out.append("</tbody></table>")
+    if playbook.corrections:
+        out.append(f"<p>{e(_corrections(playbook, lang))}</p>")
     out.append(f"<h2>{e(t('actions'))}</h2><ol>")
     out += [f"<li>{e(_step_text(step, at, lang))}</li>" for step in playbook.actions]
     out.append(f"</ol><h2>{e(t('sources'))}</h2>")
@@ -172,7 +188,7 @@ def render_html(playbook: Playbook, lang: Lang = "zh", map_svg: str | None = Non
         f"<li>{e(d.city)} {e(d.name)} <code>{e(', '.join(d.apprise_tags))}</code></li>" for d in playbook.departments
     ]
     out.append(f"</ul><h2>{e(t('method'))}</h2>")
-    out.append(f"<p>{e(t('method_text', edge=f'{EDGE_FRACTION:.0%}', band=f'{BAND_FRACTION:.0%}'))}</p>")
+    out.append(f"<p>{e(_method(playbook, lang))}</p>")
     if playbook.data_quality:
         out.append(f'<p class="note">{e(t("data"))}: {e(playbook.data_quality)}</p>')
     out += ["</body>", "</html>"]
@@ -192,12 +208,14 @@ def _summary(playbook: Playbook, lang: Lang) -> list[tuple[str, str]]:
     value = f"{playbook.concentration:g} {playbook.unit}".strip() if playbook.concentration is not None else "—"
     name = playbook.pollutant_name_zh if lang == "zh" else playbook.pollutant_name_en
     flow = f"{playbook.discharge_m3s:g} m³/s" if playbook.discharge_m3s is not None else t("typical_flow")
+    cls = playbook.pollutant_class
+    kind = cls.label_zh if lang == "zh" else cls.label_en
     return [
         (
             t("station"),
             f"{playbook.station_name}（{playbook.station_id}，{playbook.station_city}，km {playbook.station_km:g}）",
         ),
-        (t("pollutant"), f"{name}（{playbook.pollutant}）{value}，{t('class')} {playbook.pollutant_class.value}"),
+        (t("pollutant"), f"{name}（{playbook.pollutant}）{value}，{t('class')} {kind}"),
         (t("time"), f"{stamp(playbook.at)}（UTC+8）"),
         (t("flow"), flow),
         (t("horizon"), f"{playbook.horizon_h:g} h"),
@@ -256,6 +274,46 @@ def _source_rows(playbook: Playbook, lang: Lang) -> list[str]:
     return rows
 
 
+def _checks(playbook: Playbook, lang: Lang) -> tuple[list[str], list[list[str]]]:
+    """Predicted (before the plume came) against observed, per station below the first that saw it."""
+    at = playbook.at
+    header = (
+        ["断面", "距离(km)", "预测到达", "实测超标", "偏差(h)", "预测峰值", "实测峰值"]
+        if lang == "zh"
+        else ["Station", "km", "Predicted arrival", "First exceeded", "Error (h)", "Predicted peak", "Observed peak"]
+    )
+    rows = []
+    for c in playbook.station_checks:
+        error = c.arrival_error_h
+        rows.append([
+            c.name,
+            f"{c.river_km:g}",
+            clock(c.predicted_arrival_at, at) if c.predicted_arrival_at else "—",
+            clock(c.observed_first_exceeded_at, at) if c.observed_first_exceeded_at else "—",
+            "—" if error is None else f"{error:+.1f}",
+            clock(c.predicted_peak_at, at) if c.predicted_peak_at else "—",
+            clock(c.observed_peak_at, at) if c.observed_peak_at else "—",
+        ])
+    return header, rows
+
+
+def _corrections(playbook: Playbook, lang: Lang) -> str:
+    parts = [
+        (f"{f.from_station}→{f.to_station} 流速×{f.velocity_factor:g}、弥散×{f.dispersion_factor:g}" if lang == "zh"
+         else f"{f.from_station}→{f.to_station}: velocity ×{f.velocity_factor:g}, dispersion ×{f.dispersion_factor:g}")
+        for f in playbook.corrections
+    ]
+    if lang == "zh":
+        return "实时校正（按断面实测拟合，下游河段沿用最后一段）：" + "；".join(parts) + "。"
+    lead = "Live correction (fitted to what the stations saw; reaches below use the last one): "
+    return lead + "; ".join(parts) + "."
+
+
+def _method(playbook: Playbook, lang: Lang) -> str:
+    edge, band = f"{EDGE_FRACTION:.0%}", f"{BAND_FRACTION:.0%}"
+    return _Text(lang)("method_text", edge=edge, band=band, pulse=f"{playbook.pulse_h:g}")
+
+
 def _step_at(steps: list[ActionStep], where: str) -> ActionStep | None:
     return next((s for s in steps if s.where == where), None)
 
@@ -279,6 +337,7 @@ class _Text:
         "receptors": "一、下游受体与预计到达时间",
         "actions": "二、处置措施（一策）",
         "sources": "三、疑似污染源",
+        "checks": "监测断面：预测与实测",
         "departments": "四、责任单位与通知对象",
         "method": "五、计算方法",
         "map": "一图",
@@ -287,9 +346,10 @@ class _Text:
         "beyond": "预测时段 {h} h 之后才到达：{names}。",
         "no_sources": "名录中无与该污染物匹配、且在时段内可到达的上游风险源；请沿上游排查排口。",
         "method_text": (
-            "一维对流—弥散模型（Fischer 纵向弥散系数，逐河段累加流经时间与方差）。前锋/尾部为浓度达到峰值 "
-            "{edge} 的时刻；快/慢为流速 ±{band} 时的前锋到达时间；截止时间为快速前锋到达前 1 小时。"
-            "峰值浓度按预警断面实测值估算污染物总量（假定污染团历时 2 小时），未计入本底。*为估计位置。"
+            "一维对流—弥散方程数值解（按流经时间等分网格，对流精确、弥散 Crank–Nicolson；Fischer 纵向弥散系数；"
+            "支流按汇入流量稀释；按污染物一级衰减）。前锋/尾部为浓度达到峰值 {edge} 的时刻；快/慢为流速 ±{band} "
+            "时的前锋到达时间；截止时间为快速前锋到达前 1 小时。峰值浓度按预警断面实测值推算（假定污染团历时 "
+            "{pulse} 小时），未计入本底。*为估计位置。"
         ),
     }
     _EN: Final = {
@@ -304,6 +364,7 @@ class _Text:
         "receptors": "1. Downstream receptors and arrival times",
         "actions": "2. Actions",
         "sources": "3. Suspected sources",
+        "checks": "Stations: predicted against observed",
         "departments": "4. Departments to notify",
         "method": "5. Method",
         "map": "Map",
@@ -312,10 +373,11 @@ class _Text:
         "beyond": "Reached only after the {h} h horizon: {names}.",
         "no_sources": "No registered upstream source matches within the travel window; walk the outfalls upstream.",
         "method_text": (
-            "1D advection-dispersion (Fischer dispersion; travel time and variance accumulated reach by reach). "
-            "Leading/trailing edge: concentration at {edge} of the peak; fast/slow: leading edge with velocities "
-            "±{band}; deadlines: one hour before the fast leading edge. Peak concentrations estimate the load from "
-            "the observed value (assumed 2 h plume passage), background not included. * = estimated position."
+            "1D advection-dispersion equation solved numerically (cells of equal travel time: exact advection, "
+            "Crank-Nicolson dispersion; Fischer dispersion; dilution by tributary inflows; first-order decay per "
+            "pollutant). Leading/trailing edge: concentration at {edge} of the peak; fast/slow: leading edge with "
+            "velocities ±{band}; deadlines: one hour before the fast leading edge. Peak concentrations follow the "
+            "observed value (assumed {pulse} h plume passage), background not included. * = estimated position."
         ),
     }
 

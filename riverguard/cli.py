@@ -1,88 +1,47 @@
-"""The ``riverguard`` command line: the composition root.
+"""What every command shares: the ``--config`` option, settings or a clear exit.
 
-Each package contributes its own commands through a ``register(app, run)`` function in its
-``cli`` module; this module only assembles them (so ``riverguard`` the core imports no stage).
+The ``riverguard`` entry point itself is the composition root's (:mod:`pipeline.cli`); each
+package's ``cli`` module adds its commands with these helpers.
+
+Exit statuses: 2 for bad settings or configuration (nothing was started), 1 for a failure while
+running (a broker that went away, a port in use).
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from riverguard import __version__
 from riverguard.errors import ConfigError
-from riverguard.settings import load_settings
-
-#: Modules that add commands. Each has ``register(app: typer.Typer, run: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "ingest.cli", "riverguard.sink.cli", "playbooks.cli", "alerts.cli", "detectors.cli", "pipeline.cli",
-)
-
-app = typer.Typer(
-    name="riverguard",
-    help="Environmental-emergency alerting for the Min, Tuo and Jialing rivers (岷江、沱江、嘉陵江).",
-    no_args_is_help=True,
-    add_completion=False,
-)
-run_app = typer.Typer(help="Run a pipeline service (a Kafka consumer group) in the foreground.", no_args_is_help=True)
-config_app = typer.Typer(help="Inspect and check settings.", no_args_is_help=True)
-app.add_typer(run_app, name="run")
-app.add_typer(config_app, name="config")
+from riverguard.settings import Settings, load_settings
+from riverguard.stations import StationRegistry, load_registry
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).", exists=False)
+    Path | None, typer.Option("--config", "-c", help="YAML settings file (else RIVERGUARD_CONFIG).")
 ]
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"riverguard {__version__}")
-        raise typer.Exit()
+def fail(message: str, status: int) -> typer.Exit:
+    """Print ``error: message`` on stderr; raise the returned ``typer.Exit``."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(status)
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """riverguard: station telemetry → detectors → incidents → 一河一策一图 playbooks → duty officers."""
-
-
-@config_app.command("show")
-def config_show(config: ConfigOption = None) -> None:
-    """Print the effective settings as JSON (secrets masked)."""
+def settings_or_exit(config: Path | None) -> Settings:
     try:
-        settings = load_settings(config)
+        return load_settings(config)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    typer.echo(json.dumps(settings.redacted(), indent=2, ensure_ascii=False))
+        raise fail(str(exc), 2) from exc
 
 
-@config_app.command("check")
-def config_check(config: ConfigOption = None) -> None:
-    """Validate the settings; exit 2 with the bad key and value named if they are invalid."""
+def settings_and_registry_or_exit(
+    config: Path | None, stations: Path | None = None
+) -> tuple[Settings, StationRegistry]:
+    """Settings and the station registry (``stations``, else ``settings.stations_file``, else built in)."""
+    settings = settings_or_exit(config)
     try:
-        load_settings(config)
+        return settings, load_registry(stations or settings.stations_file)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    typer.echo("settings OK")
-
-
-def _register_commands() -> None:
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(module_name)
-        module.register(app, run_app)
-
-
-_register_commands()
-
-
-def main() -> None:
-    app()
+        raise fail(str(exc), 2) from exc

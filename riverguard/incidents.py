@@ -8,27 +8,55 @@ restart.
 
 >>> from datetime import datetime, timezone
 >>> t = datetime(2024, 1, 5, 10, 30, tzinfo=timezone.utc)
->>> i = Incident(incident_id="RG-0A1B2C3D", key="pollution|tuo|tuo|NH3N", route=Route.POLLUTION,
-...              river="tuo", reach="tuo", pollutant="NH3N", kind=DetectionKind.LIMIT_EXCEEDANCE,
+>>> key = PollutionKey(river="tuo", reach="tuo-r2", pollutant="NH3N")
+>>> i = Incident(incident_id="RG-0A1B2C3D", key=key, route=Route.POLLUTION,
+...              river="tuo", reach="tuo-r2", pollutant="NH3N", kind=DetectionKind.LIMIT_EXCEEDANCE,
 ...              level=WarningLevel.YELLOW, opened_at=t, updated_at=t, last_active_at=t)
 >>> i.status, i.level.label_zh
 (<IncidentStatus.OPEN: 'open'>, '黄色')
 >>> Incident.model_validate_json(i.model_dump_json()) == i
 True
+
+Changes go through :meth:`~_Frozen.evolve`, which validates them as the constructor would
+(``model_copy(update=...)`` would accept a misspelt field or a wrong type without a word):
+
+>>> i.evolve(level="purple")
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for Incident
+level
+  Input should be 'blue', 'yellow', 'orange' or 'red' [type=enum, input_value='purple', input_type=str]
+...
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Any, Final, Literal, Self, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from riverguard.models import Detection, DetectionKind
+from riverguard.models import Detection, DetectionKind, RiverId, StationId
+
+HISTORY_LIMIT: Final = 50
+M = TypeVar("M", bound=BaseModel)
+
+
+def evolved(model: M, **changes: Any) -> M:
+    """A copy of ``model`` with ``changes`` applied and validated (unknown fields and wrong types raise).
+
+    Fields not changed are handed over as they are: nested models are not validated again.
+    """
+    return model.model_validate({**model.__dict__, **changes})
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def evolve(self, **changes: Any) -> Self:
+        """:func:`evolved`: a validated copy with ``changes``."""
+        return evolved(self, **changes)
 
 
 class WarningLevel(StrEnum):
@@ -81,6 +109,52 @@ class Channel(StrEnum):
     IM = "im"  # DingTalk / WeCom / Feishu markdown
     EMAIL = "email"
     WEBHOOK = "webhook"  # anything else (json://, ntfy, ...): the IM markdown text
+
+
+class KindGroup(StrEnum):
+    """Detections of one river reach and pollutant share an incident unless they differ in this."""
+
+    WATER = "water"  # water quality: spikes, limit exceedances, class downgrades
+    FLOW = "flow"  # ecological minimum flow
+
+
+class PollutionKey(_Frozen):
+    """What pollution detections share an incident by: river, reach, main pollutant and kind group."""
+
+    route: Literal[Route.POLLUTION] = Route.POLLUTION
+    river: RiverId
+    reach: str = Field(min_length=1)
+    pollutant: str = Field(min_length=1)
+    group: KindGroup = KindGroup.WATER
+
+    def on_reach(self, reach: str) -> PollutionKey:
+        """The same river, pollutant and group on another reach (a plume joins the incident upstream)."""
+        return self.evolve(reach=reach)
+
+
+class MaintenanceKey(_Frozen):
+    """Instrument trouble is per station and kind."""
+
+    route: Literal[Route.MAINTENANCE] = Route.MAINTENANCE
+    station: StationId
+    kind: DetectionKind
+
+
+def _from_text(value: object) -> object:
+    """Keys written before they were typed were ``pollution|river|reach|pollutant[|group]`` or
+    ``maintenance|station|kind``: read them, so the incidents topic of an earlier release restores."""
+    if not isinstance(value, str):
+        return value
+    route, *parts = value.split("|")
+    if route == Route.MAINTENANCE and len(parts) == 2:
+        return {"route": route, "station": parts[0], "kind": parts[1]}
+    if route == Route.POLLUTION and len(parts) in (3, 4):
+        return {"route": route, **dict(zip(("river", "reach", "pollutant", "group"), parts, strict=False))}
+    raise ValueError(f"incident key {value!r} is neither pollution|river|reach|pollutant|group nor "
+                     "maintenance|station|kind")
+
+
+IncidentKey = Annotated[PollutionKey | MaintenanceKey, Field(discriminator="route"), BeforeValidator(_from_text)]
 
 
 class DeliveryStatus(StrEnum):
@@ -141,12 +215,16 @@ class OutboxEntry(_Frozen):
     last_error: str = ""
     note: str = ""  # why suppressed, or what a summary covers
 
+    def suppressed(self, why: str) -> OutboxEntry:
+        """Not to be sent, and why (kept, with a delivery record, so nothing vanishes without a trace)."""
+        return self.evolve(status=DeliveryStatus.SUPPRESSED, note=why)
+
 
 class Incident(_Frozen):
     """The latest state of one incident (one river reach + pollutant (+ kind) while active)."""
 
     incident_id: str
-    key: str
+    key: IncidentKey
     route: Route
     river: str
     reach: str
@@ -187,9 +265,20 @@ class Incident(_Frozen):
     history: tuple[IncidentEvent, ...] = ()
     outbox: tuple[OutboxEntry, ...] = ()
 
+    @model_validator(mode="after")
+    def _route_of_key(self) -> Incident:
+        if self.key.route is not self.route:
+            raise ValueError(f"route {self.route.value} but key of the {self.key.route.value} route")
+        return self
+
     @property
     def is_active(self) -> bool:
         return self.status is not IncidentStatus.RESOLVED
+
+    def with_event(self, at: datetime, what: str, by: str = "", note: str = "") -> Incident:
+        """The incident with a line added to its history (the oldest lines beyond the limit dropped)."""
+        history = (*self.history, IncidentEvent(at=at, what=what, by=by, note=note))[-HISTORY_LIMIT:]
+        return self.evolve(history=history)
 
 
 class DeliveryOutcome(StrEnum):

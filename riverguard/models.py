@@ -33,7 +33,16 @@ ParameterName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
 
 
 class DataFlag(StrEnum):
-    """HJ 212-2017 data flags. Only N (and S, manually entered) say something about the water."""
+    """HJ 212-2017 data flags (§6.6.4, Table 8). Only N, S (manually entered) and T (over the
+    measuring range) say something about the water.
+
+    The standard's flag table is extensible, so stations send flags of their own ("P", "H" …):
+    any other single upper-case letter is kept as an *extension* flag (``DataFlag("P")``), whose
+    meaning riverguard does not know — its values are kept but are not evidence of water quality.
+
+    >>> DataFlag("P").is_standard, DataFlag("P").is_water_evidence, DataFlag("P") is DataFlag("P")
+    (False, False, True)
+    """
 
     NORMAL = "N"
     STOPPED = "F"
@@ -43,6 +52,21 @@ class DataFlag(StrEnum):
     CALIBRATION = "C"
     OVER_RANGE = "T"
     COMMUNICATION_FAULT = "B"
+
+    @classmethod
+    def _missing_(cls, value: object) -> DataFlag | None:
+        if not (isinstance(value, str) and len(value) == 1 and "A" <= value <= "Z"):
+            return None
+        extension = str.__new__(cls, value)
+        extension._name_ = f"EXTENSION_{value}"
+        extension._value_ = value
+        # Kept in the value map, so each letter is one member (``is`` and pickling work).
+        return cls._value2member_map_.setdefault(value, extension)  # type: ignore[return-value]
+
+    @property
+    def is_standard(self) -> bool:
+        """False for an extension flag (a letter not in the standard's table)."""
+        return self._name_ in type(self).__members__
 
     @property
     def is_water_evidence(self) -> bool:

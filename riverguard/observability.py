@@ -2,7 +2,7 @@
 
 Metric names are shared by all stages (label ``stage``) so one dashboard covers the pipeline.
 
-How a service uses this module (the sink, ``riverguard.sink.service``, is a complete example)::
+How a service uses this module (the sink, ``sink.service``, is a complete example)::
 
     setup_logging(settings.observability, service="detect")   # text or one JSON object per line
     checks = {"kafka": bus_check(bus, [settings.topics.readings])}
@@ -21,7 +21,6 @@ A check is an ``async`` callable that returns when the dependency is fine and ra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sys
@@ -29,12 +28,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 from riverguard.bus.base import Bus, Consumer, TopicPartition
 from riverguard.settings import ObservabilitySettings, Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from riverguard.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +119,16 @@ class Observability:
     def __init__(self, service: str | None, checks: Mapping[str, HealthCheck]) -> None:
         self.service = service
         self._checks: dict[str, HealthCheck] = dict(checks)
-        self._server: asyncio.Server | None = None
-        self.host: str | None = None
-        self.port: int | None = None
+        self._server: WebServer | None = None
+
+    @property
+    def port(self) -> int | None:
+        return None if self._server is None else self._server.port
 
     @property
     def url(self) -> str | None:
         """``http://host:port`` when serving, else None."""
-        return None if self.port is None else f"http://{self.host}:{self.port}"
+        return None if self._server is None else self._server.url
 
     def add_check(self, name: str, check: HealthCheck) -> None:
         """Register (or replace) a named check, e.g. once a connection exists."""
@@ -140,14 +146,17 @@ class Observability:
         return report
 
     async def serve(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._handle, host, port)
-        self.host, self.port = self._server.sockets[0].getsockname()[:2]
+        # aiohttp only in a service that serves: the demo and the CLI commands never load it
+        from riverguard.web import WebServer
+
+        server = WebServer(self._app(), f"{self.service or 'riverguard'} metrics")
+        await server.start(host, port)
+        self._server = server
         log.info("metrics on %s/metrics, health on %s/health", self.url, self.url)
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            await self._server.stop()
             self._server = None
 
     async def __aenter__(self) -> Self:
@@ -158,37 +167,25 @@ class Observability:
     ) -> None:
         await self.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), timeout=10)
-            while (await asyncio.wait_for(reader.readline(), timeout=10)) not in (b"\r\n", b"\n", b""):
-                pass  # headers: nothing here depends on them
-            parts = request.decode("latin-1").split()
-            method, path = (parts[0], parts[1].split("?", 1)[0]) if len(parts) >= 2 else ("", "")
-            status, content_type, body = await self._respond(method, path)
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + (body if method != "HEAD" else b""))
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass  # a probe that hung up or stalled; nothing to answer
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+    def _app(self) -> web.Application:
+        from aiohttp import web
 
-    async def _respond(self, method: str, path: str) -> tuple[str, str, bytes]:
-        if method not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", "text/plain", b"only GET and HEAD\n"
-        if path == "/metrics":
-            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(REGISTRY)
-        if path in ("/health", "/healthz"):
+        async def metrics(_: web.Request) -> web.Response:
+            response = web.Response(body=generate_latest(REGISTRY))
+            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+            return response
+
+        async def health(_: web.Request) -> web.Response:
             report = await self.health()
-            status = "200 OK" if report["status"] == "ok" else "503 Service Unavailable"
-            return status, "application/json", json.dumps(report, ensure_ascii=False).encode()
-        return "404 Not Found", "text/plain", b"riverguard: see /metrics and /health\n"
+            return web.json_response(report, status=200 if report["status"] == "ok" else 503,
+                                     dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+        app = web.Application(client_max_size=1024)  # probes send no body
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/health", health)
+        app.router.add_get("/healthz", health)
+        app.on_response_prepare.append(_close_connection)
+        return app
 
 
 async def start_observability(
@@ -233,6 +230,12 @@ async def record_lag(stage: str, consumer: Consumer) -> None:
         per_topic[tp.topic] = per_topic.get(tp.topic, 0) + lag
     for topic, lag in per_topic.items():
         CONSUMER_LAG.labels(stage=stage, topic=topic).set(lag)
+
+
+async def _close_connection(_: web.Request, response: web.StreamResponse) -> None:
+    """Probes ask once every few seconds: close the connection, so a plain ``HTTP/1.1`` probe
+    that reads to the end of the stream (nc, a shell check) is answered instead of kept open."""
+    response.force_close()
 
 
 async def _run_check(check: HealthCheck) -> dict[str, object]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,6 +26,24 @@ from riverguard.models import RiverId, StationId
 from riverguard.parameters import PARAMETERS, UNIT_TO_MG_PER_L, WaterClass
 
 DEFAULT_STATIONS = "stations.yaml"
+#: Flow units to m³/s. HJ 212-2017 Table B.1 gives w00000 (污水流量) in L/s, river stations in m³/s.
+FLOW_TO_M3_PER_S: Final[dict[str, float]] = {"m3/s": 1.0, "m³/s": 1.0, "L/s": 1e-3, "m3/h": 1 / 3600, "m³/h": 1 / 3600}
+
+
+def unit_factor(parameter: str, unit: str) -> float:
+    """The multiplier from ``unit`` to ``parameter``'s canonical unit; ValueError naming the units
+    it knows when there is no such conversion.
+
+    >>> unit_factor("Cd", "µg/L"), unit_factor("discharge", "L/s"), unit_factor("pH", "")
+    (0.001, 0.001, 1.0)
+    """
+    canonical = PARAMETERS[parameter].unit
+    if unit == canonical:
+        return 1.0
+    known = UNIT_TO_MG_PER_L if canonical == "mg/L" else FLOW_TO_M3_PER_S if canonical == "m3/s" else {}
+    if unit not in known:
+        raise ValueError(f"unit {unit!r} of {parameter} is not one of {', '.join(dict.fromkeys([canonical, *known]))}")
+    return known[unit] / known[canonical]
 
 
 class Station(BaseModel):
@@ -68,8 +86,7 @@ class Station(BaseModel):
         for parameter, unit in value.items():
             if parameter not in PARAMETERS:
                 raise ValueError(f"units given for unknown parameter {parameter!r}")
-            if unit not in UNIT_TO_MG_PER_L and unit != PARAMETERS[parameter].unit:
-                raise ValueError(f"unit {unit!r} of {parameter} is not one of {', '.join(UNIT_TO_MG_PER_L)}")
+            unit_factor(parameter, unit)
         return value
 
     def to_canonical(self, parameter: str, value: float) -> float:
@@ -81,9 +98,9 @@ class Station(BaseModel):
     def unit_factors(self) -> dict[str, float]:
         """Reported → canonical multipliers of the parameters whose unit differs (ingest runs this per value)."""
         return {
-            parameter: UNIT_TO_MG_PER_L[unit]
+            parameter: unit_factor(parameter, unit)
             for parameter, unit in self.units.items()
-            if parameter in PARAMETERS and unit != PARAMETERS[parameter].unit
+            if unit != PARAMETERS[parameter].unit
         }
 
 

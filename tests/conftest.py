@@ -3,7 +3,6 @@ skip — when a service is unreachable, so a green run always means the real ser
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,23 +11,7 @@ import pytest
 from riverguard.bus.kafka import KafkaBus
 from riverguard.bus.memory import MemoryBus
 from riverguard.settings import Settings, load_settings
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    if not _reachable(host, port):
-        pytest.fail(
-            f"{name} is not reachable at {host}:{port}; start the local stack with `make up` "
-            f"(or set the RIVERGUARD_* address variables to a running {name})",
-            pytrace=False,
-        )
+from tests.support.services import require_service
 
 
 @pytest.fixture(scope="session")

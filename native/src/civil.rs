@@ -114,7 +114,7 @@ pub fn number(digits: &[u8]) -> Option<u32> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    // Checked: PNUM/PNO have no length limit, and a wrapped count would change a frame's meaning.
+    // Checked: a wrapped number would change a frame's meaning.
     digits
         .iter()
         .try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))

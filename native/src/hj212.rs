@@ -1,6 +1,8 @@
 //! HJ 212-2017 frames of a single packet, on the fast path. Mirrors `ingest/hj212.py` and
 //! `Hj212Codec.readings` for frames they accept; anything else returns None.
 
+use std::collections::HashMap;
+
 use crate::civil;
 use crate::rules::{plain_number, Reading, Rules, Value};
 
@@ -31,8 +33,11 @@ fn hex4(text: &[u8]) -> Option<u16> {
     u16::from_str_radix(std::str::from_utf8(text).ok()?, 16).ok()
 }
 
-/// `PNUM` / `PNO`: a positive integer.
+/// `PNUM` / `PNO`: a positive integer of at most 4 digits (`ingest.hj212.PACKET_DIGITS`).
 fn positive(text: &str) -> Option<u32> {
+    if text.len() > 4 {
+        return None;
+    }
     civil::number(text.as_bytes()).filter(|&n| n >= 1)
 }
 
@@ -88,6 +93,7 @@ pub fn reading<'a>(raw: &'a [u8], topic: &str, rules: &'a Rules) -> Option<Readi
     }
     let mut data_time = None;
     let mut factors: Vec<(&str, [Option<&str>; 6])> = Vec::with_capacity(16);
+    let mut slots: HashMap<&str, usize> = HashMap::with_capacity(16);
     for field in cp.split([';', ',']).filter(|field| !field.is_empty()) {
         let (key, value) = field.split_once('=')?;
         if key.is_empty() {
@@ -102,14 +108,11 @@ pub fn reading<'a>(raw: &'a [u8], topic: &str, rules: &'a Rules) -> Option<Readi
         let Some(slot) = SUFFIXES.iter().position(|s| *s == suffix) else {
             continue;
         };
-        match factors.iter_mut().find(|(known, _)| *known == code) {
-            Some((_, fields)) => fields[slot] = Some(value),
-            None => {
-                let mut fields = [None; 6];
-                fields[slot] = Some(value);
-                factors.push((code, fields));
-            }
-        }
+        let index = *slots.entry(code).or_insert_with(|| {
+            factors.push((code, [None; 6]));
+            factors.len() - 1
+        });
+        factors[index].1[slot] = Some(value);
     }
     let time = civil::hj212_time(data_time.filter(|t| !t.is_empty()).or(qn)?)?;
     let kept_slot = SUFFIXES.iter().position(|s| *s == kept)?;
@@ -132,7 +135,7 @@ pub fn reading<'a>(raw: &'a [u8], topic: &str, rules: &'a Rules) -> Option<Readi
         let name = rules.names.get(*code).map_or(*code, String::as_str);
         values.push(Value {
             name,
-            value: rules.canonical(station, name, numbers[chosen]),
+            value: rules.canonical_of_code(station, code, numbers[chosen]),
             flag,
         });
     }

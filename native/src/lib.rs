@@ -21,12 +21,14 @@ use pyo3::types::PyBytes;
 
 use rules::{Rules, Station};
 
-/// (station_id, mn, river, topic or None, unit factors, payload head JSON, payload tail JSON)
+/// (station_id, mn, river, topic or None, unit factors by parameter (JSON), by HJ 212 code,
+/// payload head JSON, payload tail JSON)
 type StationSpec = (
     String,
     String,
     String,
     Option<String>,
+    HashMap<String, f64>,
     HashMap<String, f64>,
     Vec<u8>,
     Vec<u8>,
@@ -58,7 +60,9 @@ impl FastRouter {
         let mut by_id = HashMap::new();
         let mut by_mn = HashMap::new();
         let mut specs = Vec::with_capacity(stations.len());
-        for (index, (station_id, mn, river, topic, factors, head, tail)) in stations.into_iter().enumerate() {
+        for (index, (station_id, mn, river, topic, factors, code_factors, head, tail)) in
+            stations.into_iter().enumerate()
+        {
             by_id.insert(station_id.clone(), index);
             by_mn.insert(mn, index);
             specs.push(Station {
@@ -66,6 +70,7 @@ impl FastRouter {
                 river,
                 topic,
                 factors,
+                code_factors,
                 head,
                 tail,
             });

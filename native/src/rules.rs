@@ -1,7 +1,7 @@
 //! What the fast path knows: the station registry and the parameter catalogue as the Python side
 //! hands them over, and the checks the `Reading` model makes of a reading's values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::civil::Time;
 
@@ -10,8 +10,10 @@ pub struct Station {
     pub river: String,
     /// The one MQTT topic this station's payloads are accepted on (None: never on the fast path).
     pub topic: Option<String>,
-    /// Reported → canonical unit multipliers.
+    /// Reported → canonical unit multipliers of JSON values, by parameter name.
     pub factors: HashMap<String, f64>,
+    /// The same for HJ 212 values, by factor code (the code fixes the unit; see ingest.codetable).
+    pub code_factors: HashMap<String, f64>,
     /// `{"station_id":…,"river":…,"time":` as pydantic writes it.
     pub head: Vec<u8>,
     /// `,"section":…}` as pydantic writes it.
@@ -24,7 +26,7 @@ pub struct Rules {
     pub by_mn: HashMap<String, usize>,
     /// Physical range of each known parameter.
     pub ranges: HashMap<String, (f64, f64)>,
-    /// HJ 212 factor code → canonical parameter name.
+    /// HJ 212 factor code → the name its values get (ingest.codetable.value_name).
     pub names: HashMap<String, String>,
     /// HJ 212 CN of a data upload → the CP suffix whose value a reading keeps.
     pub commands: HashMap<String, String>,
@@ -75,17 +77,26 @@ impl Rules {
             .map_or(value, |factor| value * factor)
     }
 
+    pub fn canonical_of_code(&self, station: usize, code: &str, value: f64) -> f64 {
+        self.stations[station]
+            .code_factors
+            .get(code)
+            .map_or(value, |factor| value * factor)
+    }
+
     /// The reading when every value passes the model's checks and its time is not beyond the
     /// future tolerance of its arrival; None leaves the payload to the Python path.
     pub fn checked<'a>(&self, reading: Reading<'a>, received_us: i64) -> Option<Reading<'a>> {
         if reading.values.is_empty() || reading.time.epoch_us > received_us.saturating_add(self.future_tolerance_us) {
             return None;
         }
-        for (index, item) in reading.values.iter().enumerate() {
+        // A set, not a scan of the earlier names: payloads of tens of thousands of values reach here.
+        let mut names = HashSet::with_capacity(reading.values.len());
+        for item in &reading.values {
             if !item.value.is_finite() || !valid_name(item.name) || !self.flags.contains(&item.flag) {
                 return None;
             }
-            if reading.values[..index].iter().any(|earlier| earlier.name == item.name) {
+            if !names.insert(item.name) {
                 return None;
             }
             if let Some(&(low, high)) = self.ranges.get(item.name) {

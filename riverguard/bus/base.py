@@ -11,10 +11,10 @@ next offset to read); compacted topics keep at least the latest record per key.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -69,6 +69,22 @@ class Delivery:
 PartitionsCallback = Callable[[frozenset[TopicPartition]], Awaitable[None]]
 
 
+class BatchAcks(Protocol):
+    """The bus's answer for records sent with :meth:`Producer.send_batch`."""
+
+    def __await__(self) -> Generator[Any, None, list[Delivery]]:
+        """Wait for every record's acknowledgement; their deliveries in the order they were given."""
+        ...
+
+    def done(self) -> bool:
+        """True once the bus answered for every record (awaiting no longer waits)."""
+        ...
+
+    def cancel(self) -> object:
+        """Given up on: do not report unretrieved failures later."""
+        ...
+
+
 class Producer(Protocol):
     async def start(self) -> None: ...
 
@@ -94,7 +110,7 @@ class Producer(Protocol):
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> Delivery: ...
 
-    async def send_batch(self, records: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
+    async def send_batch(self, records: Sequence[Outgoing]) -> BatchAcks:
         """Enqueue ``records`` in order, each on the partition :meth:`send` would choose (a key's
         records keep their order); the awaitable resolves once the bus acknowledged every one,
         to their deliveries in the same order. Cheaper per record than :meth:`send`."""

@@ -18,7 +18,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from riverguard.bus.base import Delivery, Outgoing, PartitionsCallback, Record, TopicPartition, TopicSpec
+from riverguard.bus.base import (
+    BatchAcks,
+    Delivery,
+    Outgoing,
+    PartitionsCallback,
+    Record,
+    TopicPartition,
+    TopicSpec,
+)
 from riverguard.errors import BusError
 from riverguard.settings import KafkaSettings
 
@@ -262,7 +270,7 @@ class KafkaProducer:
     ) -> Delivery:
         return await (await self.send(topic, value, key=key, headers=headers))
 
-    async def send_batch(self, records: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
+    async def send_batch(self, records: Sequence[Outgoing]) -> BatchAcks:
         """Records grouped per partition into aiokafka record batches: a third of the CPU per
         record of :meth:`send`, which partitions, checks metadata and makes a future per record.
         Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key)."""
@@ -391,6 +399,10 @@ class _BatchDelivery:
             for position, index in enumerate(indices):  # a batch's offsets are consecutive
                 landed[index] = Delivery(metadata.topic, metadata.partition, metadata.offset + position)
         return [delivery for delivery in landed if delivery is not None]
+
+    def done(self) -> bool:
+        """True once Kafka answered for every record (awaiting no longer waits)."""
+        return all(future.done() for future, _ in self._sent)
 
     def cancel(self) -> None:
         """Given up on (the caller stops): do not report unretrieved failures later."""

@@ -19,7 +19,15 @@ from typing import Self
 
 from aiokafka.partitioner import murmur2
 
-from riverguard.bus.base import Delivery, Outgoing, PartitionsCallback, Record, TopicPartition, TopicSpec
+from riverguard.bus.base import (
+    BatchAcks,
+    Delivery,
+    Outgoing,
+    PartitionsCallback,
+    Record,
+    TopicPartition,
+    TopicSpec,
+)
 from riverguard.errors import BusError
 
 
@@ -187,7 +195,7 @@ class MemoryProducer:
         await self._bus._notify()
         return delivery
 
-    async def send_batch(self, records: Sequence[Outgoing]) -> Awaitable[list[Delivery]]:
+    async def send_batch(self, records: Sequence[Outgoing]) -> BatchAcks:
         if not self._started:
             raise BusError("producer is not started")
         deliveries = [self._bus._append(r.topic, r.key, r.value, r.headers) for r in records]
@@ -290,11 +298,20 @@ class MemoryConsumer:
         pending = self._pending
         if pending is None:
             return
-        self._pending = None
         if self._assigned and self._on_revoke:
             await self._on_revoke(self._assigned)
+        self._assigned = frozenset()
+        self._positions = {}
+        # As in Kafka, a partition goes to its new owner only after its old owner revoked it (and
+        # committed what it had handled): never two members on one partition. Until then this
+        # member owns nothing and the plan stays pending (getmany tries again).
+        group = self._bus._groups[self.group_id]
+        pending = self._pending  # the group may have changed again while on_revoke ran
+        if pending is None or any(m is not self and m._assigned & pending for m in group.members):
+            return
+        self._pending = None
         self._assigned = pending
-        committed = self._bus._groups[self.group_id].committed
+        committed = group.committed
         self._positions = {}
         for tp in pending:
             start = committed.get(tp)

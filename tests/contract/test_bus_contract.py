@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from riverguard.bus import Bus, MemoryBus, Record, TopicPartition, TopicSpec, next_offsets
+from riverguard.bus import Bus, Record, TopicPartition, TopicSpec, next_offsets
 from riverguard.bus.base import Outgoing
-
-
-@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
-def bus(request: pytest.FixtureRequest) -> Bus:
-    if request.param == "memory":
-        return MemoryBus()
-    kafka: Bus = request.getfixturevalue("kafka_bus")
-    return kafka
 
 
 async def _drain(consumer: object, want: int, *, timeout_s: float = 20.0) -> list[Record]:

@@ -4,6 +4,9 @@ InfluxDB database per test, and the service logs printed when a test fails."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -11,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.harness import Pipeline, PrivateStack, Receiver, close_bridge_session, influx_statement, isolated
 from riverguard.settings import Settings
-from tests.conftest import require_service
-from tests.e2e.harness import Pipeline, PrivateStack, Receiver, close_bridge_session, influx_statement, isolated
+from tests.support.services import require_service
 
 _FAILED = pytest.StashKey[bool]()
 #: Port sets (MQTT, Kafka, InfluxDB) tried in turn for the private stack; Kafka's controller and
 #: InfluxDB's RPC port are the next ones up, so none of them may be taken either.
-PRIVATE_PORTS = ((11883, 19092, 18086), (21883, 29092, 28086), (31883, 39092, 38086))
+PRIVATE_PORTS = ((11883, 19092, 18086), (21883, 29092, 28086), (31883, 39092, 38086), (41883, 49092, 48086),
+                 (51883, 59092, 58086))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -79,17 +83,26 @@ def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateS
     """Mosquitto, Kafka and InfluxDB of this module alone (deploy/stack.sh on other ports, own
     runtime dir): restarting them cannot disturb the shared stack. Brought down at the end."""
     run_dir = tmp_path_factory.mktemp("private-stack")
-    for mqtt, kafka, influx in PRIVATE_PORTS:
-        stack = PrivateStack(run_dir, mqtt_port=mqtt, kafka_port=kafka, influx_port=influx)
-        if not stack.busy_ports():
-            break
-    else:
-        pytest.fail(f"no free port set for a private stack among {PRIVATE_PORTS}", pytrace=False)
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
+    with contextlib.ExitStack() as held:
+        for mqtt, kafka, influx in PRIVATE_PORTS:
+            # One lock file per port set, held while the stack runs: test runs of several
+            # checkouts on one machine never pick the same set at the same time.
+            lock = held.enter_context((Path(tempfile.gettempdir()) / f"riverguard-private-{mqtt}.lock").open("w"))
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            stack = PrivateStack(run_dir, mqtt_port=mqtt, kafka_port=kafka, influx_port=influx)
+            if not stack.busy_ports():
+                break
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        else:
+            pytest.fail(f"no free port set for a private stack among {PRIVATE_PORTS}", pytrace=False)
+        try:
+            stack.up()
+            yield stack
+        finally:
+            stack.down()
 
 
 @pytest.fixture

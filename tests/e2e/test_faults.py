@@ -38,12 +38,12 @@ from alerts.targets import load_directory
 from ingest.codecs import TopicPattern
 from ingest.publisher import payload_for
 from ingest.simulator import Simulator, Spill
+from pipeline.harness import KafkaProbe, Pipeline, PrivateStack, Receiver, StationFeed, read_topic, reading_counts
 from riverguard.bus.kafka import KafkaBus
 from riverguard.incidents import DeliveryStatus, Incident
 from riverguard.models import Reading, decode
 from riverguard.settings import Settings
 from riverguard.stations import load_registry
-from tests.e2e.harness import KafkaProbe, Pipeline, PrivateStack, Receiver, StationFeed, read_topic, reading_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -25,14 +25,7 @@ import pytest
 from alerts.book import main_pollutant
 from ingest.codecs import encode_hj212, encode_json
 from ingest.simulator import Simulator, Spill
-from playbooks import build_playbook, load_network
-from riverguard.bus.kafka import KafkaBus
-from riverguard.incidents import Incident, Route
-from riverguard.models import DeadLetter, Detection, Measurement, Reading, SourceFormat, decode
-from riverguard.settings import Settings
-from riverguard.sink.history import recent_history
-from riverguard.stations import load_registry
-from tests.e2e.harness import (
+from pipeline.harness import (
     RIVERGUARD,
     KafkaProbe,
     Pipeline,
@@ -43,6 +36,13 @@ from tests.e2e.harness import (
     reading_counts,
     settings_env,
 )
+from playbooks import build_playbook, load_network
+from riverguard.bus.kafka import KafkaBus
+from riverguard.incidents import Incident, Route
+from riverguard.models import DeadLetter, Detection, Measurement, Reading, SourceFormat, decode
+from riverguard.settings import Settings
+from riverguard.stations import load_registry
+from sink.history import recent_history
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 

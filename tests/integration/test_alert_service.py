@@ -27,16 +27,18 @@ import pytest
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
-from alerts.playbook_source import PlaybookSource
+from alerts.playbook_source import NoPlaybooks, PlaybookSource
 from alerts.service import AlertService
+from pipeline.cli import app
+from pipeline.stages import alert_stage
 from riverguard.bus.base import Bus, Record, TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.bus.memory import MemoryBus
 from riverguard.bus.topics import topic_specs
-from riverguard.cli import app
 from riverguard.incidents import DeliveryOutcome, IncidentStatus, NotificationRecord, WarningLevel
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, decode, encode
 from riverguard.settings import AlertSettings, Settings, TopicSettings
+from riverguard.stations import load_registry
 
 pytestmark = pytest.mark.integration
 
@@ -185,10 +187,11 @@ def configure(tmp_path: Path, base: Settings, receiver: Receiver, mailbox: Mailb
 @asynccontextmanager
 async def running(settings: Settings, bus: Bus, clock: ManualClock, playbooks: PlaybookSource | None = None,
                   group_id: str = "alerts-test", reload_s: float = 5.0) -> AsyncIterator[AlertService]:
-    service = AlertService.from_settings(settings, bus, playbooks=playbooks, clock=clock, tick_s=0.02,
-                                         group_id=group_id, reload_s=reload_s)
+    runtime, service = alert_stage(settings, load_registry(), bus, group_id=group_id,
+                                   playbooks=playbooks or NoPlaybooks(), clock=clock, tick_s=0.02)
+    service.reload_s = reload_s
     stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
+    task = asyncio.create_task(runtime.run(stop))
     await eventually(service.ready.is_set, "the alert service did not start")
     try:
         yield service

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from riverguard.cli import app
+from pipeline.cli import app
 
 log = logging.getLogger(__name__)
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "gecco2018" / "gecco2018_train.csv"

@@ -23,13 +23,13 @@ from pydantic import SecretStr
 
 from ingest.bridge import Bridge
 from ingest.codecs import encode_hj212, encode_json
+from pipeline.harness import dev_password
 from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, decode
 from riverguard.settings import Settings
 from riverguard.stations import load_registry
-from tests.conftest import require_service
-from tests.e2e.harness import dev_password
+from tests.support.services import require_service
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from riverguard.bus.kafka import KafkaBus
 from riverguard.models import Reading, decode
 from riverguard.settings import Settings, load_settings
 from riverguard.stations import load_registry
-from tests.conftest import require_service
+from tests.support.services import require_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -25,9 +25,9 @@ from riverguard.models import (
     encode,
 )
 from riverguard.settings import Settings
-from riverguard.sink.influx import InfluxWriter
-from riverguard.sink.points import record_points
-from tests.conftest import require_service
+from sink.influx import InfluxWriter
+from sink.points import record_points
+from tests.support.services import require_service
 
 pytestmark = [pytest.mark.integration]
 

@@ -23,12 +23,14 @@ import pytest
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.serve import serve
+from pipeline.stages import service
 from riverguard.bus.kafka import KafkaBus
 from riverguard.models import Measurement, Reading, SourceFormat, encode
 from riverguard.settings import Settings, TopicSettings
-from riverguard.sink.history import recent_history
-from riverguard.sink.service import serve_sink
-from tests.conftest import require_service
+from riverguard.stations import load_registry
+from sink.history import recent_history
+from tests.support.services import require_service
 
 pytestmark = [pytest.mark.integration]
 
@@ -188,7 +190,9 @@ async def scrape(settings: Settings, path: str) -> tuple[int, str]:
 @contextlib.asynccontextmanager
 async def running_sink(settings: Settings, group: str) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    task = asyncio.create_task(serve_sink(settings, stop, group_id=group))
+    bus = KafkaBus(settings.kafka)
+    sink = service("sink", settings, load_registry(), bus, group_id=group)
+    task = asyncio.create_task(serve(sink, settings, stop))
     try:
         for _ in range(100):  # the /metrics port answers once the service is up
             if task.done():
@@ -201,6 +205,7 @@ async def running_sink(settings: Settings, group: str) -> AsyncIterator[None]:
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+        await bus.close()
 
 
 @pytest.mark.slow

@@ -91,14 +91,14 @@ def test_bad_routing_files_name_the_entry(tmp_path: Path, text: str, message: st
 
 
 def test_service_start_up_checks_both_files(tmp_path: Path) -> None:
-    from riverguard.bus.memory import MemoryBus
+    from riverguard.stations import load_registry
 
     routing = write(tmp_path, "r.yaml", "routes:\n  - {name: x, notify: [nobody]}\n")
     settings = load_settings(alerts={"apprise_config": write(tmp_path, "a.yaml", APPRISE), "routing_file": routing})
     with pytest.raises(AlertConfigError, match=r"routes\[0\] \(x\) notifies tag 'nobody'"):
-        AlertService.from_settings(settings, MemoryBus())
+        AlertService.from_settings(settings, load_registry())
     with pytest.raises(ConfigError, match="apprise_config is not set"):
-        AlertService.from_settings(load_settings(), MemoryBus())
+        AlertService.from_settings(load_settings(), load_registry())
 
 
 def test_severity_rule_is_configurable() -> None:
@@ -111,7 +111,7 @@ def test_severity_rule_is_configurable() -> None:
 def test_run_alert_refuses_to_start_on_a_bad_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from riverguard.cli import app
+    from pipeline.cli import app
 
     # A bad entry stops the command before it sets up logging or connects to anything.
     bad = write(tmp_path, "a.yaml", APPRISE + "  - nosuchscheme://x/y:\n      - tag: z\n")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+import playbooks.networks
+from alerts.catalogue import Language
 from alerts.messages import SMS_LIMIT, MessageContext, render
+from alerts.rivers import river_names
+from playbooks import load_networks
 from riverguard.incidents import (
     Channel,
     Incident,
+    MaintenanceKey,
     NotificationReason,
     OutboxEntry,
+    PollutionKey,
     Reason,
     Route,
     WarningLevel,
@@ -24,7 +31,7 @@ T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
 def incident(**overrides: object) -> Incident:
     fields: dict[str, object] = {
         "incident_id": "RG-7B409F93",
-        "key": "pollution|tuo|tuo-r5|NH3N|water",
+        "key": PollutionKey(river="tuo", reach="tuo-r5", pollutant="NH3N"),
         "route": Route.POLLUTION,
         "river": "tuo",
         "reach": "tuo-r5",
@@ -120,7 +127,8 @@ def test_reason_shows_in_the_prefix(reason: NotificationReason, stage: int, pref
 
 
 def test_maintenance_messages_say_maintenance_not_pollution() -> None:
-    fault = incident(route=Route.MAINTENANCE, kind=DetectionKind.SENSOR_FAULT, level=WarningLevel.BLUE,
+    key = MaintenanceKey(station="tuo-jiaoxiancun", kind=DetectionKind.SENSOR_FAULT)
+    fault = incident(key=key, route=Route.MAINTENANCE, kind=DetectionKind.SENSOR_FAULT, level=WarningLevel.BLUE,
                      peak_multiple=None, nearest_intake="", intake_arrival_at=None)
     text = render(fault, entry(Channel.SMS), CTX, T0).body
     assert text.startswith("【运维】")
@@ -152,3 +160,18 @@ def test_an_arrival_minutes_away_is_never_zero_hours() -> None:
     text = render(incident(intake_arrival_at=T0 + timedelta(minutes=2)), entry(Channel.SMS), CTX, T0).body
     assert "约0.1小时" in text
     assert "0.0小时" not in text
+
+
+def test_a_river_added_with_a_network_file_is_named_in_every_message() -> None:
+    example = Path(playbooks.networks.__file__).parent / "example.yaml"
+    networks = load_networks([example])
+    fu = incident(key=PollutionKey(river="fu-example", reach="fu-r1", pollutant="NH3N"), river="fu-example")
+    names: tuple[tuple[Language, str], ...] = (("zh", "涪江（示例）"), ("en", "Fu River (example)"))
+    for language, name in names:
+        ctx = MessageContext(language=language, rivers=river_names(networks))
+        for channel in (Channel.SMS, Channel.IM, Channel.EMAIL):
+            message = render(fu, entry(channel), ctx, T0)
+            assert name in message.title + message.body, (language, channel)
+            assert "fu-example" not in message.title + message.body
+    # without its network the id is all a message can say
+    assert "fu-example" in render(fu, entry(Channel.SMS), MessageContext(), T0).body

@@ -1,4 +1,4 @@
-"""Every service starts through ``riverguard.cli``, which imports each package's ``cli`` module to
+"""Every service starts through ``pipeline.cli``, which imports each package's ``cli`` module to
 register its commands: that must not load the libraries only some services need."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ HEAVY = ("river", "scipy", "matplotlib", "apprise", "influxdb_client", "pandas")
 
 
 def test_the_command_line_loads_no_stage_library_until_a_command_needs_it() -> None:
-    probe = f"import sys, riverguard.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    probe = f"import sys, pipeline.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 
@@ -22,7 +22,7 @@ def test_package_exports_still_resolve_on_first_use() -> None:
         "from detectors import DetectorStack\n"
         "from playbooks import render_map\n"
         "from alerts import AlertService, GROUP_ID\n"
-        "from riverguard.sink import Sink\n"
+        "from sink import SinkProcessor\n"
         "import detectors\n"
         "assert detectors.DetectorStack is DetectorStack\n"
         "try:\n"

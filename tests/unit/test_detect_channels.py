@@ -7,7 +7,7 @@ from datetime import timedelta
 from detectors.channels import STATION_WIDE, EventBook, Verdict
 from detectors.config import DetectorConfig, Persistence
 from riverguard.models import Detection, DetectionKind, DetectionPhase
-from tests.unit.test_detect_checks import STATION, reading
+from tests.support.readings import STATION, reading
 
 K = DetectionKind
 

@@ -9,7 +9,7 @@ from detectors.config import DetectorConfig
 from detectors.faults import FaultType
 from detectors.health import InstrumentHealth
 from riverguard.models import DataFlag, Detection, DetectionKind, Measurement, Reading
-from tests.unit.test_detect_checks import STATION, T0, reading
+from tests.support.readings import STATION, T0, reading
 
 
 def learn(health: InstrumentHealth, r: Reading) -> dict[str, float]:

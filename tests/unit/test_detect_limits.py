@@ -15,7 +15,7 @@ from detectors.limits import RegulatoryCheck
 from riverguard.models import Detection, DetectionKind
 from riverguard.parameters import PARAMETERS, WaterClass, compliant_band, exceedance_multiple
 from riverguard.stations import load_registry
-from tests.unit.test_detect_checks import reading
+from tests.support.readings import reading
 
 
 def _around(edge: float) -> list[float]:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from detectors.table import canonical_name, load_table
-from riverguard.cli import app
+from pipeline.cli import app
 
 runner = CliRunner()
 

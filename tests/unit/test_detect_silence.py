@@ -9,8 +9,7 @@ from riverguard.bus.base import TopicSpec
 from riverguard.bus.memory import MemoryBus
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Reading
 from riverguard.settings import Settings
-from tests.unit.test_detect_checks import T0
-from tests.unit.test_detect_service import (
+from tests.support.detect_stage import (
     REGISTRY,
     STATIONS,
     Member,
@@ -20,6 +19,7 @@ from tests.unit.test_detect_service import (
     scoped,
     station_reading,
 )
+from tests.support.readings import T0
 
 LIVE, DARK = STATIONS[0], STATIONS[1]
 

@@ -20,9 +20,9 @@ from river.stats import Quantile
 
 from detectors import DetectorStack, StationDetector
 from detectors.baseline import ParameterTrack
-from detectors.service import DetectorService
 from detectors.state import PICKLED_HEADER, decode
 from ingest.simulator import Simulator, Spill
+from pipeline.stages import detect_stage
 from riverguard.bus.base import TopicPartition, TopicSpec
 from riverguard.bus.memory import MemoryBus
 from riverguard.models import Detection, DetectionKind, Reading, encode
@@ -223,10 +223,9 @@ async def test_service_with_a_forged_changelog_record_runs_on(
     forged = PICKLED_HEADER + pickle.dumps(_RunsCode(marker))
     async with bus.producer() as producer:
         await producer.send_and_wait("state", forged, key=STATION.encode())
-    service = DetectorService(settings_, bus, DetectorStack(registry=REGISTRY), group_id="g",
-                              checkpoint_readings=50, checkpoint_seconds=0.2)
+    stage = detect_stage(settings_, REGISTRY, bus, group_id="g", checkpoint_readings=50, checkpoint_seconds=0.2)
     stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
+    task = asyncio.create_task(stage.run(stop))
     spill_free = [r for r in READINGS[:600] if r.station_id == STATION]
     async with bus.producer() as producer:
         for r in spill_free:

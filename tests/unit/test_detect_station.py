@@ -9,7 +9,7 @@ import pytest
 from detectors import DetectorConfig, StationDetector
 from riverguard.models import DataFlag, Detection, DetectionKind, DetectionPhase, Measurement, Reading
 from riverguard.parameters import WaterClass
-from tests.unit.test_detect_checks import STATION, T0, reading, run
+from tests.support.readings import STATION, T0, reading, run
 
 K = DetectionKind
 

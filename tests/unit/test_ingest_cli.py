@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ingest.codecs import encode_hj212, frame_of
 from ingest.hj212 import build_frame, split_frame
-from riverguard.cli import app
+from pipeline.cli import app
 from riverguard.models import Measurement, Reading, SourceFormat
 from riverguard.stations import load_registry
 
@@ -52,6 +52,28 @@ def test_parse_concatenated_hj212_frames_with_a_split_message(tmp_path: Path) ->
     assert (code, out) == (2, [])
     assert "frame 1: hj212_crc" in err[0]
     assert "frame 2: split_incomplete" in err[1]
+
+
+def test_a_wrong_length_field_does_not_swallow_the_next_lines_frame(tmp_path: Path) -> None:
+    good = encode_hj212(READING, STATION)
+    too_long = b"##9000" + good[6:]
+    too_short = b"##0010" + good[6:]
+    path = tmp_path / "frames.log"
+    path.write_bytes(too_long + good + too_short + good)
+    code, out, err = run("parse", str(path), "--format", "hj212")
+    assert code == 2
+    assert [Reading.model_validate_json(line) for line in out] == [READING, READING]
+    assert [line.split(": ")[1:3] for line in err] == [["frame 1", "hj212_length"], ["frame 3", "hj212_length"]]
+
+
+def test_a_megabyte_of_garbage_is_one_rejection(tmp_path: Path) -> None:
+    path = tmp_path / "noise.log"
+    path.write_bytes(b"#" * 1_000_000 + b"\n" + encode_hj212(READING, STATION))
+    code, out, err = run("parse", str(path), "--format", "hj212")
+    assert code == 2
+    assert [Reading.model_validate_json(line) for line in out] == [READING]
+    assert len(err) == 1
+    assert "frame 1: hj212_frame" in err[0]
 
 
 def test_parse_reports_an_unreadable_file(tmp_path: Path) -> None:

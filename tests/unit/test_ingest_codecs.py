@@ -34,6 +34,16 @@ def test_numbers_and_measurements_with_flags() -> None:
     assert reading.time == datetime(2024, 1, 5, 2, 30, tzinfo=UTC)
 
 
+def test_an_extension_flag_keeps_its_value_and_a_malformed_flag_is_rejected() -> None:
+    [reading] = decode({"station_id": "tuo-hongyuan", "time": "2024-01-05T02:30:00Z",
+                        "values": {"pH": {"value": 7.4, "flag": "P"}}})
+    assert reading.values["pH"] == Measurement(value=7.4, flag=DataFlag("P"))
+    assert not reading.values["pH"].flag.is_water_evidence
+    error = rejection({"station_id": "tuo-hongyuan", "time": "2024-01-05T02:30:00Z",
+                       "values": {"pH": {"value": 7.4, "flag": "PP"}}})
+    assert error.code == "schema"
+
+
 def test_time_without_zone_is_beijing_time() -> None:
     [reading] = decode({"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00", "values": {"pH": 7.4}})
     assert reading.time == datetime(2024, 1, 5, 2, 30, tzinfo=UTC)
@@ -53,6 +63,9 @@ def test_a_list_of_readings_is_accepted() -> None:
         ({"station_id": "tuo-hongyuan", "values": {"pH": 7}}, "schema", "time"),
         ({"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00", "values": {}}, "schema", "values"),
         ({"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00", "values": {"pH": "x"}}, "schema", "pH"),
+        ({"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00", "values": {"pH": "0_5"}}, "schema", "'0_5'"),
+        ({"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00", "values": {"pH": {"value": "inf"}}}, "schema",
+         "pH"),
         ({"station_id": "tuo-hongyuan", "time": "2024-01-05T10:30:00", "values": {"pH": 15}}, "out_of_range", "pH=15"),
         ({"station_id": "nowhere", "time": "2024-01-05T10:30:00", "values": {"pH": 7}}, "unknown_station", "nowhere"),
         ({"station_id": "tuo-hongyuan", "river": "min", "time": "2024-01-05T10:30:00", "values": {"pH": 7}},
@@ -65,6 +78,21 @@ def test_rejections_name_the_field_and_value(document: object, code: str, names:
     error = rejection(document)
     assert error.code == code
     assert names in error.message
+
+
+def test_a_number_as_text_is_read_by_the_frames_grammar() -> None:
+    [reading] = decode({"station_id": "tuo-hongyuan", "time": "2024-01-05T02:30:00Z", "values": {"pH": "7.5"}})
+    assert reading.values["pH"].value == 7.5
+
+
+def test_an_integer_beyond_a_float_is_out_of_range_not_an_internal_error() -> None:
+    for name in ("pH", "Cd"):  # Cd is converted from µg/L at this station: int * factor overflowed
+        payload = (b'{"station_id": "min-pengshan", "time": "2024-01-05T10:30:00", "values": {"%s": %s}}'
+                   % (name.encode(), b"9" * 400))
+        with pytest.raises(PayloadError) as caught:
+            JsonCodec().decode(payload, topic="stations/min/min-pengshan/telemetry", registry=REGISTRY)
+        assert caught.value.code == "out_of_range"
+        assert f"values.{name}: an integer of 400 digits" in caught.value.message
 
 
 def test_bad_json() -> None:

@@ -216,13 +216,17 @@ def json_payloads(draw: st.DrawFn) -> tuple[bytes, str, datetime]:
 
 _odd_head = st.sampled_from(["CN=2051", "CN=9014", "CN=", "MN=x", "MN=", "PNUM=1", "PNUM=3", "PNO=1", "PNO=0",
                              "PNUM=x", "", "bad", "QN=", "CP=1", "Flag=5", "PNUM=01", "PNO=4294967296",
-                             "PNUM=4294967297"])  # 2**32 + 1: a split packet, not PNUM=1 wrapped around
+                             "PNUM=4294967297",  # 2**32 + 1: a split packet, not PNUM=1 wrapped around
+                             "PNUM=00001", "PNO=00001", "PNUM=" + "1" * 5000])  # at most 4 digits
 _odd_cp = st.sampled_from([
     "DataTime=20240105103000123", "DataTime=20240230103000", "DataTime=", "DataTime=2024-01-05T10:30:00",
     "w01001-Rtd=1e1", "w01001-Rtd=-.5", "w01001-Rtd=7.", "w01001-Rtd= 7", "w01001-Rtd=inf", "w01001-Rtd=1_0",
     "w01001-Rtd=+7", "w01001-Rtd=0x1", "w01001-Rtd=", "w01001-Flag=X", "w01001-Flag=", "w01001-Flag=NN",
     "w21003-Avg=0.4", "w21003-Rtd=1e999", "w21003-Min=0.1", "w21003-Max=zz", "w99999-Rtd=3", "-Rtd=1", "x=1", "=1",
     "w01009-Cou=3", "w01001-Rtd=15", "w20115-Rtd=900", "w01001-ZsRtd=1", "pH-Rtd=7",
+    # codes of the table: µg/L metals, their surface-water aliases, HJ/T 212-2005 codes, a code outside it
+    "w20143-Rtd=5", "w20120-Rtd=4", "w20144-Rtd=0.05", "w20140-Rtd=0.01", "060-Rtd=0.4", "022-Rtd=0.001",
+    "B01-Rtd=30", "w00000-Rtd=30", "003-Rtd=12", "831-Rtd=1", "w01012-Rtd=5",
 ])
 
 
@@ -281,6 +285,32 @@ def test_corrupted_station_payloads_have_the_same_outcome_on_both_paths(kind: st
     segment[position] = data.draw(st.sampled_from(b'0123456789.-+eE;,=&"{}:N DxZ\x80'), label="byte")
     payload = frame(segment.decode("latin-1")) if kind == "hj212" else bytes(segment)
     assert_same(payload, f"stations/{METALS.river}/{METALS.station_id}/telemetry")
+
+
+@pytest.mark.parametrize("last", ["", ";w20143-Rtd=0.9", ";pH-Rtd=7.1", ";x0007-Rtd=1"])
+def test_hundreds_of_factors_with_a_repeated_name_anywhere(last: str) -> None:
+    # The duplicate-name check of both paths on a frame near the length limit (a set in Rust, no
+    # longer a scan of the earlier names per value): w20143 and w20115 are both Cd, "pH" is w01001;
+    # a code sent again is one factor whose later field wins, on both paths.
+    codes = ";".join(f"x{index:04d}-Rtd={index}" for index in range(600))
+    payload = frame(f"QN=1;CN=2011;MN={METALS.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7;w20115-Rtd=0.8;"
+                    f"{codes}{last}&&")
+    topic = f"stations/{METALS.river}/{METALS.station_id}/telemetry"
+    [(records, _, reasons)] = assert_same(payload, topic)
+    accepted = last in ("", ";x0007-Rtd=1")
+    assert takes_fast_path(payload, topic) is accepted
+    assert reasons == (() if accepted else ("schema",))
+    assert len(records) == 1
+
+
+def test_a_json_reading_of_twenty_thousand_values() -> None:
+    values = {f"x{index:05d}": index / 7 for index in range(20_000)} | {"pH": 7.5}
+    payload = json.dumps({"station_id": STATION.station_id, "time": "2024-01-05T10:30:00+08:00",
+                          "values": values}).encode()
+    assert takes_fast_path(payload)
+    [(records, _, reasons)] = assert_same(payload)
+    assert reasons == ()
+    assert records[0][2].count(b'"flag":"N"') == 20_001
 
 
 def test_split_packets_and_their_reassembly_stay_on_the_python_path() -> None:

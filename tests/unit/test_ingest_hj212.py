@@ -64,6 +64,8 @@ def test_lenient_lower_case_crc_missing_terminator_qn_and_flag() -> None:
         (frame("QN=1;ST=21;MN=ABC;CP=&&x=1&&"), "hj212_frame"),  # no CN
         (frame("QN=1;ST=21;CN=2011;MN=ABC;CP=&&x=1"), "hj212_frame"),  # CP not closed
         (frame("QN=1;ST=21;CN=2011;MN=ABC;PNUM=x;PNO=1;CP=&&x=1&&"), "hj212_frame"),
+        (frame("QN=1;ST=21;CN=2011;MN=ABC;PNUM=" + "1" * 5000 + ";PNO=1;CP=&&x=1&&"), "hj212_frame"),  # int() limit
+        (frame("QN=1;ST=21;CN=2011;MN=ABC;PNUM=2;PNO=00001;CP=&&x=1&&"), "hj212_frame"),
         (b"", "hj212_frame"),
     ],
 )
@@ -87,6 +89,19 @@ def test_cp_items_rtd_avg_min_max_flag() -> None:
     assert reading.section == "三皇庙"
 
 
+def test_a_flag_outside_the_standards_table_keeps_the_value_as_not_evidence_of_the_water() -> None:
+    raw = frame(f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;"
+                "w01001-Rtd=7.2,w01001-Flag=P;w21003-Rtd=0.4,w21003-Flag=H;w01009-Rtd=40,w01009-Flag=H&&")
+    [reading] = Hj212Codec().decode(raw, topic="", registry=REGISTRY)
+    assert reading.values["pH"].value == 7.2
+    assert reading.values["pH"].flag == DataFlag("P")
+    assert not reading.values["pH"].flag.is_standard
+    assert reading.values["DO"].value == 40  # beyond DO's physical range, but no claim about the water
+    assert reading.normal_values() == {}
+    assert Reading.model_validate_json(reading.model_dump_json()) == reading
+    assert b'"flag":"H"' in reading.model_dump_json().encode()
+
+
 def test_metal_units_per_station_are_normalised_to_mg_per_l() -> None:
     pengshan = REGISTRY.by_id["min-pengshan"]
     assert pengshan.units["Cd"] == "ug/L"
@@ -102,10 +117,13 @@ def test_metal_units_per_station_are_normalised_to_mg_per_l() -> None:
         (f"QN=1;ST=21;CN=9014;MN={STATION.mn};CP=&&&&", "hj212_command"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=15&&", "out_of_range"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=abc&&", "schema"),
-        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Flag=Q&&", "schema"),
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Flag=NN&&", "schema"),
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Flag=n&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=2024010510;w01001-Rtd=7&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20241305103000;w01001-Rtd=7&&", "schema"),  # month 13
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=NaN&&", "schema"),
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=0_5&&", "schema"),  # not 5
+        (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd= 7&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w21003-Rtd=1e999&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=&&", "schema"),
         (f"QN=1;ST=21;CN=2011;MN={STATION.mn};CP=&&DataTime=20240105103000;w01001-Rtd=7,w01001-Max=x&&", "schema"),

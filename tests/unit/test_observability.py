@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 
 from riverguard.bus.base import TopicSpec
 from riverguard.bus.memory import MemoryBus
@@ -94,10 +96,16 @@ async def test_bus_check_and_lag_on_the_memory_bus(memory_bus: MemoryBus) -> Non
 
 
 def test_json_logs_carry_the_service_and_extra_fields() -> None:
-    record = logging.LogRecord("riverguard.sink", logging.WARNING, __file__, 1, "held %d points", (5,), None)
+    record = logging.LogRecord("sink", logging.WARNING, __file__, 1, "held %d points", (5,), None)
     record.fields = {"station": "tuo-sanhuangmiao"}
     line = json.loads(JsonFormatter("sink").format(record))
     assert line["message"] == "held 5 points"
     assert line["service"] == "sink"
     assert line["station"] == "tuo-sanhuangmiao"
     assert line["level"] == "WARNING"
+
+
+def test_the_http_server_library_loads_only_in_a_service_that_serves() -> None:
+    probe = "import sys, riverguard.cli, riverguard.observability; print('aiohttp' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "False"

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest import EventKind, InjectedEvent, Spill
+from pipeline.cli import app
 from pipeline.demo import DemoOptions, run_demo
 from pipeline.report import DemoReport, DetectionLine
-from riverguard.cli import app
 from riverguard.incidents import Route
 from riverguard.settings import Settings
 from riverguard.stations import load_registry

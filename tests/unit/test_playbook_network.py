@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 
-from playbooks import NetworkError, UnknownFeatureError, load_network, load_network_file, load_networks
+from playbooks import (
+    NetworkError,
+    UnknownFeatureError,
+    build_playbook,
+    load_network,
+    load_network_file,
+    load_networks,
+)
 from riverguard.stations import load_registry
 
 EXAMPLE = Path(__file__).parents[2] / "playbooks" / "networks" / "example.yaml"
@@ -64,6 +72,20 @@ def _write(tmp_path: Path, mutate: object) -> Path:
     return path
 
 
+def _tributary(river_km: float, discharge_m3s: float) -> object:
+    def mutate(data: dict[str, list[dict[str, object]]]) -> None:
+        data["junctions"][0].update(river_km=river_km, discharge_m3s=discharge_m3s)
+
+    return mutate
+
+
+def _add_intake(river_km: float) -> object:
+    def mutate(data: dict[str, list[dict[str, object]]]) -> None:
+        data["intakes"].append({"name": "下游第二取水口", "city": "绵阳", "river_km": river_km})
+
+    return mutate
+
+
 def _set(key: str, index: int, field: str, value: object) -> object:
     def mutate(data: dict[str, list[dict[str, object]]]) -> None:
         data[key][index][field] = value
@@ -95,6 +117,9 @@ def _set(key: str, index: int, field: str, value: object) -> object:
             _set("interception_points", 0, "capabilities", ["pray"]),
             r"interception_points\['示例拦河闸'\]\.capabilities\.0",
         ),
+        (_add_intake(20), r"intakes: '下游第二取水口' \(km 20\) is listed after '绵阳市区下游取水口（示例）'"),
+        (_tributary(20, 300), r"'fu-r2' carries 320 m³/s, but 600 m³/s arrive from above"),
+        (_set("reaches", 1, "discharge_m3s", 1000), r"'fu-r2' carries 1000 m³/s, but 300 m³/s arrive"),
     ],
     ids=[
         "unknown-reach",
@@ -106,6 +131,9 @@ def _set(key: str, index: int, field: str, value: object) -> object:
         "intake-city",
         "unknown-pollutant",
         "bad-capability",
+        "feature-out-of-order",
+        "tributary-breaks-mass-balance",
+        "reach-breaks-mass-balance",
     ],
 )
 def test_bad_network_files_name_file_item_and_problem(tmp_path: Path, mutate: object, expected: str) -> None:
@@ -135,3 +163,15 @@ def test_unknown_river_and_station() -> None:
         load_network("yellow")
     with pytest.raises(UnknownFeatureError, match="station 'tuo-nowhere' is not on the tuo network"):
         load_network("tuo").station("tuo-nowhere")
+
+
+def test_a_station_at_the_networks_last_km_gets_a_playbook(tmp_path: Path) -> None:
+    # it used to crash with IndexError: no reach below the station
+    path = _write(tmp_path, _set("stations", 0, "river_km", 60))
+    network = load_network_file(path)
+    at = datetime(2024, 5, 14, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+    playbook = build_playbook(network, station_id="fu-mianyang", pollutant="NH3N", at=at, concentration=3.0,
+                              discharge_m3s=250.0)
+    assert playbook.receptors == []
+    assert playbook.station_km == 60
+    assert any("排查" in a.what_zh for a in playbook.actions)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from riverguard.cli import app
+from pipeline.cli import app
 from riverguard.errors import ConfigError
 from riverguard.settings import ENV_PREFIX, load_settings
 

@@ -32,8 +32,8 @@ from riverguard.models import (
     encode,
 )
 from riverguard.settings import TopicSettings
-from riverguard.sink.line import Point
-from riverguard.sink.points import reading_points, record_lines, record_points, time_ns
+from sink.line import Point
+from sink.points import reading_points, record_lines, record_points, time_ns
 
 T0 = datetime(2024, 1, 5, 10, 30, 0, 123456, tzinfo=UTC)
 TOPICS = TopicSettings()

@@ -18,6 +18,7 @@ from(bucket: "riverguard/autogen")
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple
@@ -27,13 +28,12 @@ from influxdb_client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from riverguard.settings import Settings
-from riverguard.sink.errors import HistoryError
-from riverguard.sink.points import READING
+from riverguard.timekeeping import parse_duration
+from sink.errors import HistoryError
+from sink.points import READING
 
 _STATION: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PARAMETER: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-_DURATION: Final = re.compile(r"(\d+)\s*(w|d|h|m|s)")
-_UNITS: Final = {"w": 604_800, "d": 86_400, "h": 3600, "m": 60, "s": 1}
 
 
 class HistoryPoint(NamedTuple):
@@ -55,7 +55,7 @@ def parse_since(since: str | timedelta | datetime, *, now: datetime | None = Non
     >>> parse_since("yesterday")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    riverguard.sink.errors.HistoryError: --since 'yesterday' is neither a duration (24h, 90m, 1h30m) nor ...
+    sink.errors.HistoryError: --since 'yesterday' is neither a duration (24h, 90m, 1h30m) nor ...
     """
     now = now or datetime.now(UTC)
     if isinstance(since, datetime):
@@ -64,11 +64,8 @@ def parse_since(since: str | timedelta | datetime, *, now: datetime | None = Non
         return since
     if isinstance(since, timedelta):
         return now - since
-    text = since.strip().lower()
-    if text and _DURATION.sub("", text).strip() == "":
-        seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
-        if seconds > 0:
-            return now - timedelta(seconds=seconds)
+    with contextlib.suppress(ValueError):
+        return now - parse_duration(since)
     try:
         moment = datetime.fromisoformat(since.strip())
     except ValueError:

@@ -40,6 +40,7 @@ reading,parameter=NH3N,river=tuo,section=三皇庙,station=tuo-sanhuangmiao flag
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from collections.abc import Mapping
@@ -51,7 +52,7 @@ from pydantic import ValidationError
 from riverguard.errors import PayloadError, describe_validation_error
 from riverguard.models import Detection, Reading, decode
 from riverguard.settings import TopicSettings
-from riverguard.sink.line import Point, field_text, measurement_text, tag_text
+from sink.line import Point, field_text, measurement_text, tag_text
 
 READING: Final = "reading"
 DETECTION: Final = "detection"
@@ -94,18 +95,26 @@ def reading_points(reading: Reading) -> list[Point]:
 
 def reading_lines(reading: Reading) -> list[str]:
     """The line protocol of :func:`reading_points`, with the tags all its points share escaped
-    once: readings are nearly all the sink writes, and building a :class:`Point` per value cost
-    more than decoding the record (``tests/unit/test_sink_points.py`` checks the text is equal).
+    once and the flag's text looked up: readings are nearly all the sink writes, and building a
+    :class:`Point` per value cost more than decoding the record (``tests/unit/test_sink_points.py``
+    checks the text is equal).
     """
     stamp = time_ns(reading.time)
     section = f",section={tag_text(reading.section)}" if reading.section else ""
-    shared = f",river={tag_text(reading.river)}{section},station={tag_text(reading.station_id)}"
-    head = measurement_text(READING)
-    return [
-        f"{head},parameter={tag_text(parameter)}{shared} "
-        f"flag={field_text(measurement.flag.value)},value={field_text(float(measurement.value))} {stamp}"
-        for parameter, measurement in reading.values.items()
-    ]
+    head = f"{measurement_text(READING)},parameter="
+    tail = f",river={tag_text(reading.river)}{section},station={tag_text(reading.station_id)} flag="
+    lines = []
+    for parameter, measurement in reading.values.items():
+        value = repr(float(measurement.value))  # field_text of a float, without a call per value
+        if value.endswith(".0"):
+            value = value[:-2]
+        lines.append(f"{head}{tag_text(parameter)}{tail}{_flag_text(measurement.flag.value)},value={value} {stamp}")
+    return lines
+
+
+@functools.lru_cache(maxsize=64)
+def _flag_text(flag: str) -> str:
+    return field_text(flag)
 
 
 def detection_points(detection: Detection) -> list[Point]:

@@ -18,7 +18,7 @@ from influxdb_client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from riverguard.settings import InfluxSettings
-from riverguard.sink.errors import InfluxRejected, InfluxUnavailable
+from sink.errors import InfluxRejected, InfluxUnavailable
 
 #: Statuses that say the points themselves are bad: 400 (syntax, field type conflict) and 413
 #: (batch too large). 401/403/404 (token, missing bucket) are an operator's fix, not the

@@ -1,40 +1,22 @@
-"""Commands of the sink: ``riverguard run sink`` and ``riverguard history``."""
+"""Commands of the sink package: ``riverguard history``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from riverguard.cli import ConfigOption, settings_or_exit
 from riverguard.errors import RiverguardError
-from riverguard.runner import ConfigOption, run_service, settings_or_exit
 
 if TYPE_CHECKING:
-    from riverguard.sink.history import HistoryPoint
+    from sink.history import HistoryPoint
 
 
-def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    run_app.command("sink")(run_sink)
+def register(app: typer.Typer) -> None:
     app.command("history")(history)
-
-
-def run_sink(
-    config: ConfigOption = None,
-    group: Annotated[str, typer.Option("--group", help="Kafka consumer group id.")] = "riverguard-sink",
-) -> None:
-    """Kafka → InfluxDB: readings, detections, incidents and notification records (idempotent)."""
-    from riverguard.sink.service import serve_sink
-
-    settings = settings_or_exit(config)
-
-    async def body(stop: asyncio.Event) -> None:
-        await serve_sink(settings, stop, group_id=group)
-
-    # serve_sink serves /metrics and /health itself (its tests run it without the CLI).
-    run_service("sink", settings, body, serve_observability=False)
 
 
 def history(
@@ -45,7 +27,7 @@ def history(
     config: ConfigOption = None,
 ) -> None:
     """Print the stored values of one parameter at one station, oldest first."""
-    from riverguard.sink.history import history_query, parse_since, recent_history
+    from sink.history import history_query, parse_since, recent_history
 
     settings = settings_or_exit(config)
     try:

@@ -1,20 +1,19 @@
-"""The detector service on the in-memory bus; the same scenarios run on real Kafka in
-``tests/integration/test_detect_service_kafka.py``."""
+"""The detect stage's scenarios, run on the in-memory bus and on Kafka (``tests/contract/test_detect_stage.py``)
+and by other detector tests."""
 
 from __future__ import annotations
 
 import asyncio
-import pickle
 from collections.abc import Awaitable, Callable
 
-from detectors import STATE_FORMAT, DetectorStack, StationDetector
-from detectors.service import DetectorService
+from detectors import DetectorStack
+from detectors.service import DetectProcessor
+from pipeline.stages import detect_stage
 from riverguard.bus.base import Bus, TopicPartition, TopicSpec
-from riverguard.bus.memory import MemoryBus
 from riverguard.models import Detection, DetectionKind, Reading, decode, encode
 from riverguard.settings import Settings, TopicSettings
 from riverguard.stations import load_registry
-from tests.unit.test_detect_checks import STATION, reading
+from tests.support.readings import STATION, reading
 
 PARTITIONS = 3
 REGISTRY = load_registry()
@@ -71,9 +70,10 @@ async def checkpointed_readings(bus: Bus, settings: Settings) -> dict[str, int]:
         for record in await bus.read_partition(TopicPartition(topic, p)):
             assert record.key is not None
             assert record.value is not None
-            detector = pickle.loads(record.value[len(STATE_FORMAT):])
-            assert isinstance(detector, StationDetector)
-            latest[record.key.decode()] = detector.readings
+            station = record.key.decode()
+            stack = DetectorStack(registry=REGISTRY)
+            stack.restore(station, record.value)
+            latest[station] = stack.detectors[station].readings
     return latest
 
 
@@ -86,17 +86,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s:
 
 
 class Member:
-    """A detector service running in a task, as a separate process would."""
+    """A detect stage running in a task, as a separate process would."""
 
     def __init__(self, bus: Bus, settings: Settings, group: str) -> None:
         self.stop = asyncio.Event()
-        self.service = DetectorService(settings, bus, DetectorStack(registry=REGISTRY), group_id=group,
-                                       checkpoint_readings=50, checkpoint_seconds=0.5)
-        self.task = asyncio.create_task(self.service.run(self.stop))
+        self.runtime = detect_stage(settings, REGISTRY, bus, group_id=group, checkpoint_readings=50,
+                                    checkpoint_seconds=0.5)
+        assert isinstance(self.runtime.processor, DetectProcessor)
+        self.stack = self.runtime.processor.stack
+        self.task = asyncio.create_task(self.runtime.run(self.stop))
 
     def assigned(self) -> int:
-        consumer = self.service._consumer
-        return len(consumer.assignment()) if consumer is not None else 0
+        return len(self.runtime.assignment())
 
     async def close(self) -> None:
         self.stop.set()
@@ -152,7 +153,7 @@ async def two_members_emit_each_detection_once(bus: Bus, settings: Settings, gro
 
     await eventually(all_emitted, f"{len(expected)} detections")
     await asyncio.sleep(1.0)  # room for duplicates to show up if there were any
-    owned = [set(m.service.stack.detectors) for m in members]
+    owned = [set(m.stack.detectors) for m in members]
     for member in members:
         await member.close()
     emitted = sorted(d.detection_id for d in await detections(bus, settings))
@@ -162,27 +163,3 @@ async def two_members_emit_each_detection_once(bus: Bus, settings: Settings, gro
     assert not owned[0] & owned[1]
 
 
-async def test_restart_restores_state_memory(memory_bus: MemoryBus, settings: Settings, unique: str) -> None:
-    await restart_restores_state(memory_bus, scoped(settings, unique), f"detect-{unique}")
-
-
-async def test_two_members_emit_each_detection_once_memory(
-    memory_bus: MemoryBus, settings: Settings, unique: str
-) -> None:
-    await two_members_emit_each_detection_once(memory_bus, scoped(settings, unique), f"detect-{unique}")
-
-
-async def test_unreadable_record_goes_to_the_dlq(memory_bus: MemoryBus, settings: Settings, unique: str) -> None:
-    s = scoped(settings, unique)
-    await create_topics(memory_bus, s)
-    member = Member(memory_bus, s, f"detect-{unique}")
-    async with memory_bus.producer() as producer:
-        await producer.send_and_wait(s.topics.readings, b'{"not": "an envelope"}', key=b"x")
-
-    async def dead_lettered() -> bool:
-        return bool(await all_records(memory_bus, s.topics.dlq))
-
-    await eventually(dead_lettered, "a dead letter")
-    await member.close()
-    letter = (await all_records(memory_bus, s.topics.dlq))[0]
-    assert b"bad_reading" in letter

@@ -5,11 +5,11 @@ from typing import TYPE_CHECKING
 from riverguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from riverguard.sink.errors import HistoryError, InfluxRejected, InfluxUnavailable, SinkError
-    from riverguard.sink.history import HistoryPoint, history_query, parse_since, recent_history
-    from riverguard.sink.influx import InfluxWriter
-    from riverguard.sink.line import Point
-    from riverguard.sink.points import (
+    from sink.errors import HistoryError, InfluxRejected, InfluxUnavailable, SinkError
+    from sink.history import HistoryPoint, history_query, parse_since, recent_history
+    from sink.influx import InfluxWriter
+    from sink.line import Point
+    from sink.points import (
         detection_points,
         incident_point,
         notification_point,
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         record_lines,
         record_points,
     )
-    from riverguard.sink.service import Sink, serve_sink, sink_topics
+    from sink.service import SinkProcessor, sink_config, sink_topics
 
 __all__ = [
     "HistoryError",
@@ -27,8 +27,8 @@ __all__ = [
     "InfluxUnavailable",
     "InfluxWriter",
     "Point",
-    "Sink",
     "SinkError",
+    "SinkProcessor",
     "detection_points",
     "history_query",
     "incident_point",
@@ -39,7 +39,7 @@ __all__ = [
     "recent_history",
     "record_lines",
     "record_points",
-    "serve_sink",
+    "sink_config",
     "sink_topics",
 ]
 
