@@ -68,7 +68,9 @@ class InstrumentHealth:
                 if flag in MAINTENANCE_FLAGS:
                     maintenance.append(name)
                     continue
-                if flag in FAULT_FLAGS:
+                if flag in FAULT_FLAGS or not flag.is_water_evidence:
+                    # A station's own (extension) flag: its meaning is unknown, so the value is not
+                    # evidence about the water; it is reported with the fault flags.
                     flagged[name] = FaultType.FLAG
                     continue
             value = measurement.value

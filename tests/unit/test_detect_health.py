@@ -42,6 +42,13 @@ def test_flags_and_impossible_values_are_sorted_out_before_any_baseline() -> Non
     assert set(health.tracks) == {"conductivity", "turbidity", "CODMn"}
 
 
+def test_an_extension_flag_is_not_evidence() -> None:
+    health = InstrumentHealth(DetectorConfig())
+    _, flagged, values = health.sort(with_flags(0, {"NH3N": DataFlag("P"), "DO": DataFlag.MANUAL}), 0, False)
+    assert flagged == {"NH3N": FaultType.FLAG}
+    assert "DO" in [name for name, *_ in values]
+
+
 def test_stuck_value_is_a_flat_line_after_an_improbable_run() -> None:
     health = InstrumentHealth(DetectorConfig())
     warm(health)
