@@ -121,7 +121,7 @@ def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibr
                         config, spike_threshold=threshold, hold_ratio=ratio, spike_persistence=persistence)))
     top = max(r[0] for r in results)
     f1, detected, false_alarms, chosen = min(
-        (r for r in results if r[0] >= _NEAR_BEST * top), key=lambda r: (-r[1], r[2], r[3].spike_threshold)
+        (r for r in results if r[0] >= _NEAR_BEST * top), key=lambda r: (-r[1], r[3].spike_threshold, -r[0])
     )
     log.info("calibrated spike threshold %.3g, persistence %s: training F1 %.3f (best %.3f), %d events caught, "
              "%d false alarms, over %d candidates", chosen.spike_threshold, chosen.spike_persistence, f1, top,

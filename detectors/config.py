@@ -47,7 +47,6 @@ class DetectorConfig:
     tail_learn_below: float = 4.0
     #: ... and the level follows them at this fraction of level_alpha.
     event_learning: float = 0.1
-    calm_tails: bool = True
     #: Combined spike score that fires the persistence window, and the lower score that holds it open.
     spike_threshold: float = 3.0
     hold_ratio: float = 0.6

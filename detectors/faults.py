@@ -14,7 +14,9 @@ instrument from the water:
   the readings after the first of an excursion are not spikes).
 - **level shift**: a lone jump to a new level that the next readings keep: an offset (a sensor
   re-installed, knocked, re-calibrated). The fault stays open while the value stays nearer the
-  new level than the old one, until maintenance, or for at most ``shift_hold_readings``.
+  new level than the old one, until maintenance, or for at most ``shift_hold_readings``; meanwhile
+  the detectors watch the water as the value less the offset (:attr:`SensorFaults.offset`), so the
+  step itself is not pollution but what happens on top of it still is.
 - **high variability** (clusters of spikes included): the recent changes are several times the
   parameter's usual change while the hydrology is calm (a flood makes turbidity jumpy by itself).
 - **drift**: the value walks away steadily, one direction, alone: the baseline follows it with a
@@ -95,7 +97,7 @@ class SensorFaults:
 
     __slots__ = ("big", "block_count", "block_lone", "block_sum", "drift", "drift_level", "drift_open", "hydrological",
                  "jumps", "keys", "last_surprise", "rough", "shift_age", "shift_from", "shift_high", "shift_left",
-                 "shift_low", "shift_open", "shift_sum", "shift_to")
+                 "shift_low", "shift_open", "shift_sum", "shift_to", "shift_trigger")
 
     def __init__(self, name: str, config: DetectorConfig) -> None:
         self.hydrological = hydrological(name)
@@ -120,6 +122,7 @@ class SensorFaults:
         self.shift_left = 0
         self.shift_open = False
         self.shift_age = 0
+        self.shift_trigger = 0.0
         #: Drift: the block of readings being summed (signed deviation, readings, how many lone),
         #: river's Page-Hinkley test on the block means, and an open drift with its strength.
         self.block_sum = 0.0
@@ -212,15 +215,16 @@ class SensorFaults:
             self.shift_left = 0
         if self.shift_left > 0:
             # Confirmed when every reading since the jump stays nearer the new level than the old
-            # one, without another large change, and they sit together (a plume keeps rising or
-            # falls back; an offset holds), while the other parameters stay within their usual range.
+            # one, each change since a third of the jump at most (a step, not a slope), and they sit
+            # together (a plume keeps rising or falls back; an offset holds), while the other
+            # parameters stay within their usual range.
             confirmed = config.shift_confirm_readings - self.shift_left + 1
             self.shift_sum += value
             self.shift_low = min(self.shift_low, value)
             self.shift_high = max(self.shift_high, value)
             mean = self.shift_sum / (confirmed + 1)
             span = abs(mean - self.shift_from)
-            flat = jump < config.shift_jump and self.shift_high - self.shift_low <= 0.5 * span
+            flat = 3.0 * jump <= self.shift_trigger and self.shift_high - self.shift_low <= 0.5 * span
             if flat and abs(value - mean) < abs(value - self.shift_from):
                 self.shift_left -= 1
                 if self.shift_left == 0:
@@ -231,10 +235,16 @@ class SensorFaults:
                 return 0.0
             self.shift_left = 0
         if isolated and jump >= config.shift_jump and deviation >= config.shift_scales:
+            self.shift_trigger = jump
             self.shift_left = config.shift_confirm_readings
             self.shift_from = level
             self.shift_to = self.shift_sum = self.shift_low = self.shift_high = value
         return 0.0
+
+    @property
+    def offset(self) -> float:
+        """How far a held level shift has moved the sensor (0 without one): what the water is not."""
+        return self.shift_to - self.shift_from if self.shift_open else 0.0
 
     def reset(self) -> None:
         """Maintenance happened: whatever offset or drift there was is the technician's to report."""
@@ -243,13 +253,14 @@ class SensorFaults:
         self.drift_open = False
 
     def snapshot(self) -> SensorState:
-        return SensorState(jumps=quantile_state(self.jumps), rough=self.rough, last_surprise=self.last_surprise,
-                           shift_from=self.shift_from,
-                           shift_to=self.shift_to, shift_sum=self.shift_sum, shift_low=self.shift_low,
-                           shift_high=self.shift_high, shift_left=self.shift_left, shift_open=self.shift_open,
-                           shift_age=self.shift_age, block_sum=self.block_sum, block_count=self.block_count,
-                           block_lone=self.block_lone, drift=_drift_state(self.drift), drift_open=self.drift_open,
-                           drift_level=self.drift_level)
+        return SensorState(
+            jumps=quantile_state(self.jumps), rough=self.rough, last_surprise=self.last_surprise,
+            shift_from=self.shift_from, shift_to=self.shift_to, shift_sum=self.shift_sum, shift_low=self.shift_low,
+            shift_high=self.shift_high, shift_left=self.shift_left, shift_open=self.shift_open,
+            shift_age=self.shift_age, shift_trigger=self.shift_trigger, block_sum=self.block_sum,
+            block_count=self.block_count, block_lone=self.block_lone, drift=_drift_state(self.drift),
+            drift_open=self.drift_open, drift_level=self.drift_level,
+        )
 
     @classmethod
     def restore(cls, name: str, state: SensorState, config: DetectorConfig) -> SensorFaults:
@@ -268,6 +279,7 @@ class SensorFaults:
         sensor.shift_left = state.shift_left
         sensor.shift_open = state.shift_open
         sensor.shift_age = state.shift_age
+        sensor.shift_trigger = state.shift_trigger
         sensor.block_sum = state.block_sum
         sensor.block_count = state.block_count
         sensor.block_lone = state.block_lone

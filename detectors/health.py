@@ -60,7 +60,7 @@ class InstrumentHealth:
         flagged: dict[str, FaultType] = {}
         values: list[Value] = []
         stuck_min = config.stuck_min_readings
-        tracks = self.tracks
+        tracks, sensors = self.tracks, self.sensors
         normal = DataFlag.NORMAL
         for name, measurement in reading.values.items():
             flag = measurement.flag
@@ -87,7 +87,10 @@ class InstrumentHealth:
             ):
                 flagged[name] = FaultType.FLAT_LINE
                 continue
-            values.append((name, track, value, track.score(value, hour, diurnal)))
+            sensor = sensors.get(name)
+            # While a level shift holds, the water is the value less the sensor's offset.
+            offset = sensor.offset if sensor is not None else 0.0
+            values.append((name, track, value, track.score(value - offset, hour, diurnal)))
         return maintenance, flagged, values
 
     def screen(self, values: list[Value], maintenance: bool) -> dict[str, float]:
@@ -130,14 +133,14 @@ class InstrumentHealth:
             hydro = sensor.hydrological
             own = jumped and not hydro
             verdict = sensor.assess(
-                value, value - z * track.unit, z if z >= 0.0 else -z, surprise, track.jump,
+                value, value - sensor.offset - z * track.unit, z if z >= 0.0 else -z, surprise, track.jump,
                 jumping - own == 0 and deviating - (own or (surprise >= 1.0 and not hydro)) == 0,
                 hydrology_jumping - (jumped and hydro) == 0, config,
             )
             assessed[name] = verdict
             spike = verdict.spike
             score = max(score, spike, verdict.shift, verdict.variability, verdict.drift)
-            if spike < 1.0 and not hydro and not sensor.shift_open:
+            if spike < 1.0 and not hydro:
                 eligible[name] = surprise
         self.assessed = assessed
         self.score = score

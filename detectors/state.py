@@ -145,6 +145,7 @@ class SensorState(_State):
     shift_left: Annotated[int, Field(ge=0, le=1000)]
     shift_open: bool
     shift_age: Count
+    shift_trigger: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     block_sum: Finite
     block_count: Annotated[int, Field(ge=0, le=10_000)]
     block_lone: Annotated[int, Field(ge=0, le=10_000)]

@@ -161,9 +161,9 @@ class StationDetector:
 
         # Learning never pauses for an open event: the clipped update already keeps a plume out
         # of the baseline, and scores that do not depend on the threshold make calibration exact.
-        calm = health.calm
+        calm, sensors = health.calm, health.sensors
         for name, track, value, z in values:
-            track.learn(value, z, hour, diurnal, config, calm or hydrological(name) or not config.calm_tails)
+            track.learn(value - sensors[name].offset, z, hour, diurnal, config, calm or hydrological(name))
         events.remember(reading)
         return out
 
