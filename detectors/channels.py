@@ -67,6 +67,8 @@ class Verdict(NamedTuple):
     persistence: Persistence | None = None
     #: Which problem of its kind (a sensor fault's :class:`~detectors.faults.FaultType` value).
     subtype: str = ""
+    #: The upstream station whose report this evidence follows.
+    upstream: str = ""
 
 
 class Channel:
@@ -185,7 +187,7 @@ class EventBook:
             evidence = (*list(self.recent)[-(evidence_readings - 1) :], reading) if evidence_readings > 1 else ()
             out.append(self.detection(
                 reading, kind, DetectionPhase.ONSET, channel.event_id, 0, findings, score=score,
-                readings=evidence, note=verdict.note, subtype=verdict.subtype,
+                readings=evidence, note=verdict.note, subtype=verdict.subtype, upstream=verdict.upstream,
             ))
         elif transition == "cleared":
             channel.seq += 1
@@ -232,6 +234,7 @@ class EventBook:
         at: datetime | None = None,
         note: str = "",
         subtype: str = "",
+        upstream: str = "",
     ) -> Detection:
         """A detection of this station (``readings``: its evidence, by default ``reading`` alone)."""
         if confidence is None:
@@ -250,7 +253,7 @@ class EventBook:
             confidence=confidence,
             detector=f"{DETECTOR_NAME}/{kind.value}/{subtype}" if subtype else f"{DETECTOR_NAME}/{kind.value}",
             readings=readings or (reading,),
-            message=message(reading, self.station, kind, phase, findings, note, subtype),
+            message=message(reading, self.station, kind, phase, findings, note, subtype, upstream),
         )
 
     def snapshot(self) -> list[ChannelState]:

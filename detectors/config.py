@@ -51,6 +51,11 @@ class DetectorConfig:
     spike_threshold: float = 3.0
     hold_ratio: float = 0.6
     spike_persistence: Persistence = field(default_factory=Persistence)
+    #: A station downstream of one that reported pollution in some parameters multiplies its spike
+    #: score by upstream_boost while those parameters rise, for upstream_window_s after the report
+    #: (48 h: the Jialing's reservoirs move water ~0.2 m/s, ~35 km a day, DESIGN.md §4).
+    upstream_boost: float = 1.4
+    upstream_window_s: float = 48 * 3600.0
     #: Weight of the multivariate HalfSpaceTrees score in the combined score.
     hst_weight: float = 1.0
     hst_trees: int = 10

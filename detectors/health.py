@@ -93,10 +93,13 @@ class InstrumentHealth:
             values.append((name, track, value, track.score(value - offset, hour, diurnal)))
         return maintenance, flagged, values
 
-    def screen(self, values: list[Value], maintenance: bool) -> dict[str, float]:
+    def screen(
+        self, values: list[Value], maintenance: bool, expected: frozenset[str] = frozenset()
+    ) -> dict[str, float]:
         """The shape-based faults of every warmed-up value, judged with the other parameters of the
         reading; then the parameters that are evidence about the water (healthy, not hydrological),
-        with how surprising their deviation is."""
+        with how surprising their deviation is. A parameter in ``expected`` (an upstream station
+        reported it) is never lone: its change is the water's."""
         config = self.config
         warmup, related, floor = config.warmup_readings, config.related_jump, config.tail_floor
         sensors = self.sensors
@@ -134,7 +137,8 @@ class InstrumentHealth:
             own = jumped and not hydro
             verdict = sensor.assess(
                 value, value - sensor.offset - z * track.unit, z if z >= 0.0 else -z, surprise, track.jump,
-                jumping - own == 0 and deviating - (own or (surprise >= 1.0 and not hydro)) == 0,
+                jumping - own == 0 and deviating - (own or (surprise >= 1.0 and not hydro)) == 0
+                and name not in expected,
                 hydrology_jumping - (jumped and hydro) == 0, config,
             )
             assessed[name] = verdict

@@ -41,9 +41,11 @@ def message(
     findings: tuple[Finding, ...],
     note: str,
     subtype: str = "",
+    upstream: str = "",
 ) -> str:
     """Chinese first, English after a slash: what the duty officer reads on the phone; ``subtype``
-    names a sensor fault's type (:class:`~detectors.faults.FaultType`).
+    names a sensor fault's type (:class:`~detectors.faults.FaultType`), ``upstream`` the station
+    upstream that reported the same parameters first.
 
     >>> from datetime import datetime, timezone
     >>> from riverguard.models import Measurement, SourceFormat
@@ -74,6 +76,8 @@ def message(
     extra = f" {note}" if note else ""
     sub_zh = f"（{FaultType(subtype).zh}）" if subtype else ""
     sub_en = f" ({subtype.replace('_', ' ')})" if subtype else ""
-    zh = f"{where} {_KIND_ZH[kind]}{_PHASE_ZH[phase]}{sub_zh}：{'；'.join(zh_parts)}{extra}"
-    en = f"{where} {kind.value.replace('_', ' ')} {phase.value}{sub_en}: {'; '.join(en_parts)}{extra}"
+    up_zh = f"（上游 {upstream} 已报告）" if upstream else ""
+    up_en = f" (reported upstream at {upstream})" if upstream else ""
+    zh = f"{where} {_KIND_ZH[kind]}{_PHASE_ZH[phase]}{sub_zh}：{'；'.join(zh_parts)}{extra}{up_zh}"
+    en = f"{where} {kind.value.replace('_', ' ')} {phase.value}{sub_en}: {'; '.join(en_parts)}{extra}{up_en}"
     return f"{zh} / {en}"

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from detectors import state as state_format
 from detectors.config import DetectorConfig
 from detectors.errors import StateError
 from detectors.station import StationDetector
-from riverguard.models import Detection, Reading
+from riverguard.models import Detection, DetectionPhase, Reading
 from riverguard.stations import Station, StationRegistry
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,26 @@ class DetectorStack:
         return detector
 
     def process(self, reading: Reading) -> list[Detection]:
-        return self.detector(reading.station_id).process(reading)
+        detections = self.detector(reading.station_id).process(reading)
+        for detection in detections:
+            if detection.kind.is_pollution and detection.phase is DetectionPhase.ONSET:
+                self._warn_downstream(detection)
+        return detections
+
+    def _warn_downstream(self, detection: Detection) -> None:
+        """Tell the stations below this one on its river (those this process holds) what to expect:
+        a plume travels downstream, so a rise there in the same parameters is the water."""
+        if self.registry is None:
+            return
+        on_river = [s.station_id for s in self.registry.on_river(detection.river)]
+        if detection.station_id not in on_river:
+            return
+        parameters = tuple(sorted({f.parameter for f in detection.findings}))
+        until = detection.time + timedelta(seconds=self.config.upstream_window_s)
+        for station_id in on_river[on_river.index(detection.station_id) + 1 :]:
+            downstream = self.detectors.get(station_id)
+            if downstream is not None:
+                downstream.expect(parameters, until, detection.station_id)
 
     def check_silence(self, watermark: datetime, station_ids: Iterable[str] | None = None) -> list[Detection]:
         """``data_gap`` onsets of the stations (default: all) that are silent at event time ``watermark``

@@ -201,6 +201,14 @@ class CadenceState(_State):
     silent_since: AwareDatetime | None
 
 
+class ExpectedState(_State):
+    """A parameter an upstream station reported pollution in, and until when a rise here counts."""
+
+    parameter: Name
+    until: AwareDatetime
+    source: Name
+
+
 class StationState(_State):
     """Everything one station's detector learned (the tuning itself is configuration, not state)."""
 
@@ -218,6 +226,7 @@ class StationState(_State):
     watched: list[Name] = Field(max_length=256)
     spikes: SpikeState
     recent: list[Reading] = Field(max_length=64)
+    expected: list[ExpectedState] = Field(max_length=256)
 
 
 def encode(state: StationState) -> bytes:

@@ -39,7 +39,7 @@ from detectors.health import InstrumentHealth
 from detectors.limits import RegulatoryCheck
 from detectors.quantities import hydrological
 from detectors.spikes import SpikeScorer
-from detectors.state import FORMAT, VERSION, StationState
+from detectors.state import FORMAT, VERSION, ExpectedState, StationState
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
 from riverguard.stations import Station
 
@@ -66,6 +66,8 @@ class StationDetector:
         self.stale_readings = 0
         #: The combined spike score of the latest reading (replay and calibration read it).
         self.last_score = 0.0
+        #: Parameters an upstream station reported pollution in: until when, and which station.
+        self.expected: dict[str, tuple[datetime, str]] = {}
 
     @property
     def readings(self) -> int:
@@ -141,9 +143,17 @@ class StationDetector:
         diurnal = cadence.interval_s >= _DIURNAL_MIN_INTERVAL_S
 
         health, events = self.health, self.events
+        expected = self._expected(reading.time)
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
-        eligible = health.screen(values, bool(maintenance))
+        eligible = health.screen(values, bool(maintenance), expected)
         score = self.spikes.score(eligible)
+        upstream = ""
+        if expected and score > 0.0:
+            # A rise in a parameter an upstream station reported is the plume arriving: stronger evidence.
+            arriving = sorted(name for name in expected if eligible.get(name, 0.0) >= 1.0)
+            if arriving:
+                score *= config.upstream_boost
+                upstream = self.expected[arriving[0]][1]
         self.last_score = score
 
         verdicts = health.verdicts(reading, maintenance, flagged, events)
@@ -154,7 +164,7 @@ class StationDetector:
         if firing or events.live(_K.POLLUTION_SPIKE, STATION_WIDE):
             verdicts.append(Verdict(
                 _K.POLLUTION_SPIKE, STATION_WIDE, firing, score >= threshold * config.hold_ratio, score,
-                describe=lambda params: self._spike_findings(reading, eligible, params),
+                describe=lambda params: self._spike_findings(reading, eligible, params), upstream=upstream,
             ))
         for verdict in verdicts:
             events.step(verdict, reading, out)
@@ -166,6 +176,22 @@ class StationDetector:
             track.learn(value - sensors[name].offset, z, hour, diurnal, config, calm or hydrological(name))
         events.remember(reading)
         return out
+
+    def expect(self, parameters: tuple[str, ...], until: datetime, source: str) -> None:
+        """An upstream station (``source``) reported pollution in ``parameters``: until ``until``,
+        a rise in them here is the plume arriving (evidence, not a sensor's lone step)."""
+        for name in parameters:
+            current = self.expected.get(name)
+            if current is None or current[0] < until:
+                self.expected[name] = (until, source)
+
+    def _expected(self, now: datetime) -> frozenset[str]:
+        expected = self.expected
+        if not expected:
+            return frozenset()
+        for name in [name for name, (until, _) in expected.items() if until < now]:
+            del expected[name]
+        return frozenset(expected)
 
     def _gap_detections(self, reading: Reading, gap: Gap, *, phases: tuple[DetectionPhase, ...]) -> list[Detection]:
         gap_id = event_id(reading.station_id, _K.DATA_GAP.value, (), gap.start)
@@ -197,6 +223,8 @@ class StationDetector:
             sensors={name: sensor.snapshot() for name, sensor in self.health.sensors.items()},
             channels=self.events.snapshot(), watched=sorted(self.limits.watched), spikes=self.spikes.snapshot(),
             recent=list(self.events.recent),
+            expected=[ExpectedState(parameter=name, until=until, source=source)
+                      for name, (until, source) in self.expected.items()],
         )
 
     @classmethod
@@ -213,5 +241,6 @@ class StationDetector:
         detector.limits.watched.update(state.watched)
         detector.spikes = SpikeScorer.restore(state.spikes, config)
         detector.events.restore(state.channels, state.recent)
+        detector.expected = {e.parameter: (e.until, e.source) for e in state.expected}
         detector.events.reconfigure(config)
         return detector
