@@ -56,6 +56,9 @@ class DetectorConfig:
     #: (48 h: the Jialing's reservoirs move water ~0.2 m/s, ~35 km a day, DESIGN.md §4).
     upstream_boost: float = 1.4
     upstream_window_s: float = 48 * 3600.0
+    #: Operator verdicts about the last feedback_memory_s of a station weigh its pollution evidence
+    #: (see detectors.feedback).
+    feedback_memory_s: float = 90 * 86400.0
     #: Weight of the multivariate HalfSpaceTrees score in the combined score.
     hst_weight: float = 1.0
     hst_trees: int = 10

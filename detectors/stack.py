@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from detectors import state as state_format
 from detectors.config import DetectorConfig
 from detectors.errors import StateError
+from detectors.feedback import OperatorVerdict
 from detectors.station import StationDetector
 from riverguard.models import Detection, DetectionPhase, Reading
 from riverguard.stations import Station, StationRegistry
@@ -111,6 +112,36 @@ class DetectorStack:
             return False
         self.detectors[station_id] = StationDetector.restore(decoded, self.station(station_id), self.config)
         return True
+
+    def learn_verdict(
+        self, station_id: str, verdict: str, window_start: datetime, window_end: datetime, label: str | None = None
+    ) -> None:
+        """A duty officer's verdict on one incident of a station — ``confirmed_pollution``,
+        ``instrument_fault``, ``false_alarm`` or ``drill`` — about its detections from
+        ``window_start`` to ``window_end``. False alarms and instrument faults make the station's
+        pollution evidence weigh less, confirmations more (see :mod:`detectors.feedback`); a later
+        verdict with the same ``label`` (the incident) replaces the earlier. Part of the checkpoint.
+
+        >>> from datetime import datetime, timezone
+        >>> stack, t = DetectorStack(), datetime(2024, 5, 1, tzinfo=timezone.utc)
+        >>> stack.learn_verdict("tuo-a", "false_alarm", t, t, label="RG-1")
+        >>> round(stack.detectors["tuo-a"].feedback.weight(t), 2)
+        0.85
+        >>> try:
+        ...     stack.learn_verdict("tuo-a", "maybe", t, t)
+        ... except ValueError as exc:
+        ...     print(str(exc).split(" is ")[0])
+        verdict 'maybe' for station tuo-a
+        """
+        try:
+            value = OperatorVerdict(verdict)
+        except ValueError as exc:
+            choices = ", ".join(v.value for v in OperatorVerdict)
+            raise ValueError(f"verdict {verdict!r} for station {station_id} is not one of {choices}") from exc
+        if window_end < window_start:
+            raise ValueError(f"verdict window of station {station_id} ends ({window_end.isoformat()}) before it "
+                             f"starts ({window_start.isoformat()})")
+        self.detector(station_id).feedback.learn(label or window_start.isoformat(), value, window_start, window_end)
 
     def forget(self, station_id: str) -> None:
         """Drop a station (its partition was revoked; the changelog keeps its state)."""

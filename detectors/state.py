@@ -209,6 +209,15 @@ class ExpectedState(_State):
     source: Name
 
 
+class VerdictState(_State):
+    """An operator's verdict on one incident of the station (the latest per label)."""
+
+    label: Annotated[str, Field(min_length=1, max_length=200)]
+    verdict: Literal["confirmed_pollution", "instrument_fault", "false_alarm", "drill"]
+    start: AwareDatetime
+    end: AwareDatetime
+
+
 class StationState(_State):
     """Everything one station's detector learned (the tuning itself is configuration, not state)."""
 
@@ -227,6 +236,7 @@ class StationState(_State):
     spikes: SpikeState
     recent: list[Reading] = Field(max_length=64)
     expected: list[ExpectedState] = Field(max_length=256)
+    verdicts: list[VerdictState] = Field(max_length=256)
 
 
 def encode(state: StationState) -> bytes:

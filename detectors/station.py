@@ -34,6 +34,7 @@ from detectors.channels import STATION_WIDE, EventBook, Verdict
 from detectors.config import DetectorConfig
 from detectors.events import event_id
 from detectors.faults import SensorFaults
+from detectors.feedback import Feedback
 from detectors.findings import value_findings
 from detectors.health import InstrumentHealth
 from detectors.limits import RegulatoryCheck
@@ -68,6 +69,8 @@ class StationDetector:
         self.last_score = 0.0
         #: Parameters an upstream station reported pollution in: until when, and which station.
         self.expected: dict[str, tuple[datetime, str]] = {}
+        #: The duty officers' verdicts on this station's incidents (they weigh its evidence).
+        self.feedback = Feedback(config.feedback_memory_s)
 
     @property
     def readings(self) -> int:
@@ -147,6 +150,8 @@ class StationDetector:
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
         eligible = health.screen(values, bool(maintenance), expected)
         score = self.spikes.score(eligible)
+        if self.feedback.verdicts:
+            score *= self.feedback.weight(reading.time)
         upstream = ""
         if expected and score > 0.0:
             # A rise in a parameter an upstream station reported is the plume arriving: stronger evidence.
@@ -225,6 +230,7 @@ class StationDetector:
             recent=list(self.events.recent),
             expected=[ExpectedState(parameter=name, until=until, source=source)
                       for name, (until, source) in self.expected.items()],
+            verdicts=self.feedback.snapshot(),
         )
 
     @classmethod
@@ -242,5 +248,6 @@ class StationDetector:
         detector.spikes = SpikeScorer.restore(state.spikes, config)
         detector.events.restore(state.channels, state.recent)
         detector.expected = {e.parameter: (e.until, e.source) for e in state.expected}
+        detector.feedback.restore(state.verdicts)
         detector.events.reconfigure(config)
         return detector
