@@ -31,7 +31,7 @@ _QUANTILES = np.concatenate([np.linspace(0.9, 0.99, 10), np.linspace(0.991, 0.99
 #: Among candidates within this fraction of the best training F1, the one that catches the most
 #: training events wins (a missed spill is the costliest error), then the one with the fewest
 #: false-alarm events (each wakes a duty officer), then the most sensitive threshold.
-_NEAR_BEST = 0.97
+NEAR_BEST = 0.97
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibr
                         config, spike_threshold=threshold, hold_ratio=ratio, spike_persistence=persistence)))
     top = max(r[0] for r in results)
     f1, detected, false_alarms, chosen = min(
-        (r for r in results if r[0] >= _NEAR_BEST * top), key=lambda r: (-r[1], r[3].spike_threshold, -r[0])
+        (r for r in results if r[0] >= NEAR_BEST * top), key=lambda r: (-r[1], r[3].spike_threshold, -r[0])
     )
     log.info("calibrated spike threshold %.3g, persistence %s: training F1 %.3f (best %.3f), %d events caught, "
              "%d false alarms, over %d candidates", chosen.spike_threshold, chosen.spike_persistence, f1, top,

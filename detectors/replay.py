@@ -17,7 +17,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from detectors.calibration import Calibration, NothingToCalibrate, ScoredStream, calibrate, check_labels, fixed_f1
+from detectors.calibration import (
+    NEAR_BEST,
+    Calibration,
+    NothingToCalibrate,
+    ScoredStream,
+    calibrate,
+    check_labels,
+    fixed_f1,
+)
 from detectors.channels import STATION_WIDE
 from detectors.config import DetectorConfig
 from detectors.errors import ReplayError
@@ -129,12 +137,15 @@ def _train(
     train: Table, config: DetectorConfig, registry: StationRegistry | None, count: Count
 ) -> tuple[DetectorStack, Calibration | None, str | None]:
     """Stream the training table; with labels, tune on it. When faults count, each instrument
-    sensitivity gets its own run (the faults decide which values the spike score sees)."""
+    sensitivity gets its own run (the faults decide which values the spike score sees), and the
+    least sensitive of those within 3 % of the best training F1 wins: a record labelled densely
+    rewards flagging everything, and every instrument alarm is a visit to the station."""
     labelled = any(row.label is not None for row in train.rows)
     candidates = [config]
     if labelled and count is not Count.POLLUTION:
         candidates = [replace(config, fault_sensitivity=s) for s in _FAULT_SENSITIVITIES]
-    best: tuple[float, DetectorStack, Calibration | None] | None = None
+    tuned: list[tuple[Calibration, DetectorStack]] = []
+    fallback: DetectorStack | None = None
     reason = None
     for candidate in candidates:
         stack = DetectorStack(candidate, registry)
@@ -144,22 +155,22 @@ def _train(
         try:
             if count is Count.INSTRUMENT:
                 check_labels(streams)
-                tuned = Calibration(candidate, fixed_f1(streams), len(candidates))
+                tuned.append((Calibration(candidate, fixed_f1(streams), len(candidates)), stack))
             else:
-                tuned = calibrate(streams, candidate)
+                tuned.append((calibrate(streams, candidate), stack))
         except NothingToCalibrate as exc:
             reason = str(exc)
-            if best is None:
-                best = (-1.0, stack, None)
-            continue
-        if best is None or tuned.train_f1 > best[0]:
-            best = (tuned.train_f1, stack, tuned)
-    assert best is not None
-    _, stack, calibration = best
-    if calibration is not None:
-        stack.reconfigure(calibration.config)
-        reason = None
-    return stack, calibration, reason
+            if candidate.fault_sensitivity == config.fault_sensitivity:
+                fallback = stack
+    if not tuned:
+        assert fallback is not None
+        return fallback, None, reason
+    top = max(calibration.train_f1 for calibration, _ in tuned)
+    calibration, stack = min(
+        (t for t in tuned if t[0].train_f1 >= NEAR_BEST * top), key=lambda t: t[0].config.fault_sensitivity
+    )
+    stack.reconfigure(calibration.config)
+    return stack, calibration, None
 
 
 def replay(
