@@ -80,6 +80,9 @@ class DetectorConfig:
     #: A change of this many usual changes in another parameter at the same reading makes a change
     #: not lone (a plume moves several parameters; the sensor one).
     related_jump: float = 3.0
+    #: ... or one this far beyond its usual large deviation (its 95th percentile: with ten parameters
+    #: one of them is beyond it every other reading by chance).
+    related_surprise: float = 2.0
     #: A lone spike: a change of spike_jump times the parameter's large changes (99th percentile)
     #: to a value spike_surprise times its usual large deviation from the baseline.
     spike_jump: float = 2.0

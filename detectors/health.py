@@ -102,6 +102,7 @@ class InstrumentHealth:
         reported it) is never lone: its change is the water's."""
         config = self.config
         warmup, related, floor = config.warmup_readings, config.related_jump, config.tail_floor
+        far = config.related_surprise
         sensors = self.sensors
         jumping = hydrology_jumping = deviating = 0
         calm = True
@@ -124,7 +125,7 @@ class InstrumentHealth:
                     calm = False
             else:
                 jumping += jumped
-                deviating += surprise >= 1.0
+                deviating += surprise >= far
             judged.append((name, sensor, track, value, z, surprise, jumped))
         #: Level and flow within their usual range: what the other parameters do now is theirs,
         #: not the flood's (their usual deviations are learned only then).
@@ -137,7 +138,7 @@ class InstrumentHealth:
             own = jumped and not hydro
             verdict = sensor.assess(
                 value, value - sensor.offset - z * track.unit, z if z >= 0.0 else -z, surprise, track.jump,
-                jumping - own == 0 and deviating - (own or (surprise >= 1.0 and not hydro)) == 0
+                jumping - own == 0 and deviating - (surprise >= far and not hydro) == 0
                 and name not in expected,
                 hydrology_jumping - (jumped and hydro) == 0, config,
             )
