@@ -119,6 +119,15 @@ class Table:
     implausible_values: int
 
 
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file (``[]`` when it cannot be read; :func:`load_table` says why)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
 def load_table(
     path: Path,
     *,

@@ -169,3 +169,13 @@ def test_common_column_names_and_second_sensors(tmp_path: Path, columns: list[st
     path = tmp_path / "aliases.csv"
     path.write_text("Time," + ",".join(columns) + "\n2024-01-01 00:00:00," + ",".join("1" for _ in columns) + "\n")
     assert list(load_table(path, time_column="Time").parameters.values()) == expected
+
+
+def test_a_training_file_without_labels_is_streamed_as_history(files: tuple[Path, Path], tmp_path: Path) -> None:
+    train, test = files
+    history = tmp_path / "history.csv"
+    history.write_text("\n".join(line.rsplit(",", 1)[0] for line in train.read_text().splitlines()) + "\n")
+    result = runner.invoke(app, ["replay", str(test), "--label-column", "EVENT", "--train", str(history)])
+    assert result.exit_code == 0, result.output
+    assert f"streamed {history} as history (no EVENT column): nothing calibrated" in result.output
+    assert "calibrated on" not in result.output.replace("nothing calibrated", "")
