@@ -5,7 +5,7 @@ GET      /healthz                             no auth
 GET      /incidents[?status=active|open|...]  Bearer token: summaries, newest first
 GET      /incidents/{id}                      Bearer token: the full incident (JSON)
 POST     /incidents/{id}/ack                  Bearer token; JSON body ``{"by": "...", "note": "..."}``
-POST     /incidents/{id}/resolve              Bearer token; same body
+POST     /incidents/{id}/resolve              Bearer token; same body, optionally ``"verdict": "false_alarm"``
 GET      /ack/{id}?k=KEY                      the link in messages: a confirmation page
 POST     /ack/{id}?k=KEY                      form field ``by``: acknowledges
 GET      /incidents/{id}/playbook?k=KEY       the playbook document (HTML)
@@ -34,7 +34,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from alerts.errors import AlertError, IncidentStateError, UnknownIncidentError
-from riverguard.incidents import Incident
+from riverguard.incidents import Incident, Verdict
 from riverguard.settings import AlertSettings
 from riverguard.web import WebServer, log_requests
 
@@ -52,7 +52,7 @@ class IncidentDesk(Protocol):
     def incident(self, incident_id: str) -> Incident: ...
     def all_incidents(self) -> list[Incident]: ...
     async def acknowledge(self, incident_id: str, by: str, note: str = "") -> Incident: ...
-    async def resolve(self, incident_id: str, by: str, note: str = "") -> Incident: ...
+    async def resolve(self, incident_id: str, by: str, note: str = "", verdict: Verdict | None = None) -> Incident: ...
     def playbook_html(self, incident_id: str) -> str | None: ...
     def capability(self, incident_id: str) -> str: ...
 
@@ -166,8 +166,10 @@ class IncidentApi:
         by = str(fields.get("by") or "api")
         note = str(fields.get("note") or "")
         incident_id = request.match_info["id"]
-        act = self._desk.acknowledge if request.match_info["action"] == "ack" else self._desk.resolve
-        return _incident_json(await act(incident_id, by, note))
+        if request.match_info["action"] == "ack":
+            return _incident_json(await self._desk.acknowledge(incident_id, by, note))
+        verdict = _verdict(fields.get("verdict"))
+        return _incident_json(await self._desk.resolve(incident_id, by, note, verdict))
 
     # -- the links in messages (per-incident key) ----------------------------------------
 
@@ -236,6 +238,15 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Refused(400, 'body must be a JSON object like {"by": "name"}')
     return data
+
+
+def _verdict(value: Any) -> Verdict | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Verdict(value)
+    except ValueError:
+        raise Refused(400, f"verdict {value!r} is not one of {', '.join(v.value for v in Verdict)}") from None
 
 
 def _incident_json(incident: Incident) -> web.Response:

@@ -4,17 +4,22 @@ Fed detections (:meth:`IncidentBook.observe`), clock ticks (:meth:`tick`), opera
 (:meth:`acknowledge`, :meth:`resolve`) and delivery results (:meth:`record_attempt`), it returns
 :class:`Effects`: incidents whose new state must be persisted (each carries its outbox — the
 notifications it still owes) and delivery records. The shell persists, sends and feeds back.
-Queueing, silences, rate limits and retries live in :mod:`alerts.outbox`.
+Queueing, rate limits and retries live in :mod:`alerts.outbox`, silences in :mod:`alerts.silences`.
 
-Grouping rule (the incident key, :data:`~riverguard.incidents.IncidentKey`):
+Two clocks: ``now`` is processing time (when the service handles something); a detection's
+``time`` is its reading (event) time. An incident records both (``opened_at``/``updated_at`` and
+``first_reading_at``/``reading_at``), and so does every notification, so a message sent after a
+backlog can say which reading it speaks of and how late it is.
 
-- pollution route: :class:`~riverguard.incidents.PollutionKey` — river, reach, main pollutant and
-  kind group (water quality, or ecological flow). ``reach`` comes from the playbooks river network
-  when it knows the station, else it is the river itself, so a plume moving downstream past several
-  stations stays one incident;
-- maintenance route (sensor fault, maintenance, data gap, or any detection from a station inside a
-  maintenance window): :class:`~riverguard.incidents.MaintenanceKey` — instrument trouble is per
-  station.
+For the console (operator actions, all pure like the rest): :meth:`IncidentBook.acknowledge`,
+:meth:`~IncidentBook.resolve` with a :class:`~riverguard.incidents.Verdict`,
+:meth:`~IncidentBook.tick_action` (the playbook checklist), and runtime silences
+(:meth:`~IncidentBook.add_silence`, :meth:`~IncidentBook.expire_silence`,
+:meth:`~IncidentBook.silences`, :meth:`~IncidentBook.restore_silences`); silences to persist come
+back in :attr:`Effects.silences`.
+
+Grouping (which incident a detection belongs to) is :mod:`alerts.grouping`: per river reach and
+pollutant on the pollution route, per station on the maintenance route.
 
 While an incident with that key is active, detections update it (peak, stations, level only ever
 rises). Lifecycle: open → acknowledged → resolved. It resolves by itself once every detector event
@@ -34,99 +39,72 @@ message is written at send time, at the current level (see :meth:`alerts.outbox.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
 
-from alerts.catalogue import both
-from alerts.intakes import IntakeOutlook, follow_front, incident_time, outlook
+from alerts.grouping import Context, incident_id_for, incident_key, main_pollutant, route_of
+from alerts.intakes import follow_front, incident_time, nearest_fields, next_intake, outlook
 from alerts.outbox import Outbox
+from alerts.ratelimit import Lane, lane_of
 from alerts.routing import RoutingConfig
+from alerts.silences import Silences, holds
 from alerts.targets import Directory
 from riverguard.incidents import (
+    ActionTick,
+    DeliveryOutcome,
     DeliveryStatus,
     Incident,
     IncidentKey,
     IncidentStatus,
-    IntakeArrival,
-    KindGroup,
-    MaintenanceKey,
     NotificationReason,
     NotificationRecord,
     OutboxEntry,
     PollutionKey,
-    Reason,
     Route,
+    Silence,
+    SilenceRecord,
+    Verdict,
     WarningLevel,
     evolved,
 )
-from riverguard.models import Detection, DetectionKind, DetectionPhase
-from riverguard.parameters import PARAMETERS, PollutantClass
+from riverguard.models import Detection, DetectionPhase
 
 from .errors import IncidentStateError, UnknownIncidentError
 
-_MAINTENANCE_KINDS: Final = frozenset({DetectionKind.SENSOR_FAULT, DetectionKind.MAINTENANCE, DetectionKind.DATA_GAP})
-_MAINTENANCE_REASON: Final = both("reason.maintenance")
+__all__ = ["Context", "Effects", "IncidentBook", "incident_id_for", "main_pollutant"]  # grouping's, as before
 
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the shell knows about a detection beyond the detection itself (registry, playbook)."""
-
-    reach: str | None = None
-    upstream_reaches: tuple[str, ...] = ()  # a plume moving down joins the incident it came from
-    city: str | None = None
-    pollutant_class: PollutantClass | None = None  # None: the class of the main pollutant
-    intakes: tuple[IntakeArrival, ...] = ()  # the drinking-water intakes the station's playbook names
-    station_km: float | None = None  # where the station sits (river km, growing downstream)
-    playbook_tags: tuple[str, ...] = ()
 
 
 @dataclass
 class Effects:
-    """What a call changed: incidents to persist (latest state) and delivery records to write."""
+    """What a call changed: incidents to persist (latest state), delivery records to write and
+    runtime silences to persist (latest state, key = silence id)."""
 
     incidents: dict[str, Incident] = field(default_factory=dict)
     records: list[NotificationRecord] = field(default_factory=list)
+    silences: dict[str, SilenceRecord] = field(default_factory=dict)
 
     def merge(self, other: Effects) -> Effects:
         self.incidents.update(other.incidents)
         self.records.extend(other.records)
+        self.silences.update(other.silences)
         return self
-
-
-def incident_id_for(event_id: str) -> str:
-    """Stable, short enough for an SMS.
-
-    >>> incident_id_for("evt-1")
-    'RG-7B409F93'
-    """
-    return "RG-" + hashlib.sha256(event_id.encode()).hexdigest()[:8].upper()
-
-
-def main_pollutant(detection: Detection) -> tuple[str, float | None, float | None, str]:
-    """(parameter, value, multiple, unit) of the finding with the highest multiple (or the first)."""
-    if detection.kind is DetectionKind.ECOLOGICAL_FLOW_LOW and not detection.findings:
-        return "discharge", None, None, "m3/s"
-    if not detection.findings:
-        return "unknown", None, None, ""
-    best = max(detection.findings, key=lambda f: -1.0 if f.multiple is None else f.multiple)
-    return best.parameter, best.value, best.multiple, best.unit
 
 
 class IncidentBook:
     def __init__(self, routing: RoutingConfig, directory: Directory) -> None:
         self.routing = routing
         self.directory = directory
-        self.outbox = Outbox(routing, directory)
+        self._silences = Silences(routing)
+        self.outbox = Outbox(routing, directory, self._silences)
         self._incidents: dict[str, Incident] = {}
         self._by_key: dict[IncidentKey, str] = {}
 
     def use_routing(self, routing: RoutingConfig) -> None:
         """Swap in an edited routing file (new silences, routes, timings) without losing state."""
         self.routing = routing
+        self._silences.use_routing(routing)
         self.outbox.use_routing(routing)
 
     # -- reading --------------------------------------------------------------------------
@@ -141,14 +119,16 @@ class IncidentBook:
         return sorted(self._incidents.values(), key=lambda i: i.opened_at, reverse=True)
 
     def due(self, now: datetime) -> list[tuple[Incident, OutboxEntry]]:
-        """Pending deliveries whose time has come, oldest first."""
+        """Pending deliveries whose time has come: the urgent lane first (a target's queue of maintenance
+        messages must not delay a pollution page), then the most severe, then the oldest."""
         out = [
             (i, e)
             for i in self._incidents.values()
             for e in i.outbox
             if e.status is DeliveryStatus.PENDING and e.next_attempt_at <= now
         ]
-        return sorted(out, key=lambda ie: ie[1].next_attempt_at)
+        return sorted(out, key=lambda ie: (lane_of(ie[0], ie[1].reason) is not Lane.URGENT, -ie[0].level.rank,
+                                           ie[1].next_attempt_at))
 
     def claim(self, notification_id: str, target_id: str) -> None:
         """The shell started sending this delivery (from :meth:`due`); call :meth:`release` when done."""
@@ -166,11 +146,11 @@ class IncidentBook:
 
     def observe(self, detection: Detection, context: Context, now: datetime) -> Effects:
         """Open, update, reopen or close the incident this detection belongs to."""
-        silence = self.routing.silence_for(station=detection.station_id, river=detection.river, at=now)
-        maintenance = detection.kind in _MAINTENANCE_KINDS or (silence is not None and silence.kind == "maintenance")
-        route = Route.MAINTENANCE if maintenance else Route.POLLUTION
+        # a maintenance window is about when the water was measured, not when we hear of it
+        silence = self._silences.for_detection(station=detection.station_id, river=detection.river, at=detection.time)
+        route = route_of(detection, in_maintenance_window=silence is not None and silence.silence.kind == "maintenance")
         pollutant, value, multiple, unit = main_pollutant(detection)
-        key = self._key(route, detection, context, pollutant)
+        key = incident_key(route, detection, context, pollutant)
         current = self._incidents.get(self._by_key.get(key, ""))
         if (current is None or not current.is_active) and isinstance(key, PollutionKey):
             current = self._upstream_incident(key, context) or current
@@ -199,15 +179,19 @@ class IncidentBook:
         return effects
 
     def tick(self, now: datetime) -> Effects:
-        """Follow the plume past intakes, raise the level as it nears one, escalate, remind, auto-resolve
-        and summarise rate-limited notifications."""
+        """Follow the plume past intakes, raise the level as it nears one, escalate, remind, auto-resolve,
+        summarise rate-limited notifications and queue the daily maintenance digest."""
         effects = Effects()
         for incident in self.outbox.summarise(self._incidents, now).values():  # held back goes out first
             self._put(incident)
             effects.incidents[incident.incident_id] = incident
+        digest = self.outbox.queue_digest(self._incidents, now, effects.records)
+        if digest is not None:
+            self._put(digest)
+            effects.incidents[digest.incident_id] = digest
         for incident in list(self._incidents.values()):
             if incident.is_active:
-                moved = self._next_intake(incident, now)
+                moved = next_intake(incident, now)
                 current = moved or incident
                 changed = self._auto_resolve(current, now, effects)
                 if changed is None:  # an incident that ends on this tick is not raised on it too
@@ -231,24 +215,94 @@ class IncidentBook:
         self._put(acked)
         return Effects({acked.incident_id: acked})
 
-    def resolve(self, incident_id: str, by: str, now: datetime, note: str = "") -> Effects:
+    def resolve(
+        self, incident_id: str, by: str, now: datetime, note: str = "", verdict: Verdict | None = None
+    ) -> Effects:
+        """Resolve by hand; ``verdict`` says what it was (and may be given again to an already resolved one)."""
         incident = self.get(incident_id)
-        if incident.status is IncidentStatus.RESOLVED:
-            return Effects()
         effects = Effects()
-        resolved = self._resolved(incident, now, by, note, effects)
-        self._put(resolved)
-        effects.incidents[resolved.incident_id] = resolved
+        if incident.status is IncidentStatus.RESOLVED:
+            if verdict is None or verdict is incident.verdict:
+                return effects
+            judged = incident.evolve(verdict=verdict, updated_at=now).with_event(now, "verdict", by, verdict.value)
+        else:
+            judged = self._resolved(incident.evolve(verdict=verdict), now, by, note, effects)
+        self._put(judged)
+        effects.incidents[judged.incident_id] = judged
+        return effects
+
+    def tick_action(self, incident_id: str, action_id: str, by: str, now: datetime, *, done: bool = True) -> Effects:
+        """Tick (or untick) one action of the incident's playbook checklist: who, when, per action id."""
+        incident = self.get(incident_id)
+        current = next((t for t in incident.checklist if t.action_id == action_id), None)
+        if current is not None and current.done is done:
+            return Effects()
+        tick = ActionTick(action_id=action_id, done=done, by=by, at=now)
+        checklist = (*(t for t in incident.checklist if t.action_id != action_id), tick)
+        what = "action_done" if done else "action_undone"
+        updated = incident.evolve(checklist=checklist, updated_at=now).with_event(now, what, by, action_id)
+        self._put(updated)
+        return Effects({updated.incident_id: updated})
+
+    # -- silences: the routing file's and the console's --------------------------------------
+
+    def silences(self, now: datetime) -> list[SilenceRecord]:
+        """Silences in force now or later: the routing file's (``routing:N``) and runtime ones."""
+        return self._silences.active(now)
+
+    def silence(self, silence_id: str) -> SilenceRecord:
+        return self._silences.get(silence_id)
+
+    def restore_silences(self, records: Iterable[SilenceRecord]) -> None:
+        """Load the runtime silences persisted before (their latest records)."""
+        self._silences.restore(records)
+
+    def add_silence(self, silence: Silence, by: str, now: datetime) -> tuple[SilenceRecord, Effects]:
+        """Mute (or, kind ``maintenance``, reroute to maintenance) from now on. What the incidents
+        it covers still owe is held back now, each with a delivery record, and they show the silence."""
+        record = self._silences.add(silence, by, now)
+        effects = Effects(silences={record.silence_id: record})
+        for incident in list(self._incidents.values()):
+            if not incident.is_active or incident.silence_id == record.silence_id or not holds(record, incident, now):
+                continue
+            held = incident.evolve(
+                outbox=self.outbox.hold_back(incident, record.describe()), silenced_by=record.describe(),
+                silence_id=record.silence_id, updated_at=now,
+            ).with_event(now, "silenced", by, record.silence_id)
+            effects.records.extend(
+                self.outbox.record(held, after, DeliveryOutcome.SUPPRESSED, now, error=after.note)
+                for before, after in zip(incident.outbox, held.outbox, strict=True)
+                if before.status is not after.status
+            )
+            self._put(held)
+            effects.incidents[held.incident_id] = held
+        return record, effects
+
+    def expire_silence(self, silence_id: str, by: str, now: datetime) -> Effects:
+        """End a runtime silence now; the incidents it held show it no more (what it held back stays recorded)."""
+        record = self._silences.expire(silence_id, by, now)
+        effects = Effects(silences={record.silence_id: record})
+        for incident in list(self._incidents.values()):
+            if incident.silence_id == silence_id:
+                freed = incident.evolve(silenced_by="", silence_id="", updated_at=now).with_event(
+                    now, "unsilenced", by, silence_id
+                )
+                self._put(freed)
+                effects.incidents[freed.incident_id] = freed
         return effects
 
     def record_attempt(
-        self, incident_id: str, notification_id: str, target_id: str, *, ok: bool, error: str, now: datetime, title: str
+        self, incident_id: str, notification_id: str, target_id: str, *, ok: bool, error: str, now: datetime,
+        title: str, retry: bool = True,
     ) -> Effects:
-        """The outcome of one send: sent, or failed and retried with backoff, or given up."""
+        """The outcome of one send: sent, or failed and retried with backoff, or given up (at once
+        when ``retry`` is False: the gateway refused for good, e.g. an unapproved template)."""
         incident = self.get(incident_id)
         if not any(e.notification_id == notification_id and e.target_id == target_id for e in incident.outbox):
             raise UnknownIncidentError(f"{incident_id} has no notification {notification_id} for {target_id}")
-        settled = self.outbox.settle(incident, notification_id, target_id, ok=ok, error=error, now=now, title=title)
+        settled = self.outbox.settle(
+            incident, notification_id, target_id, ok=ok, error=error, now=now, title=title, retry=retry
+        )
         if settled is None:
             return Effects()  # a late result for something already settled (e.g. acknowledged)
         updated, record = settled
@@ -262,13 +316,6 @@ class IncidentBook:
         latest = self._incidents.get(self._by_key.get(incident.key, ""))
         if latest is None or latest.incident_id == incident.incident_id or not latest.is_active:
             self._by_key[incident.key] = incident.incident_id
-
-    def _key(self, route: Route, detection: Detection, context: Context, pollutant: str) -> IncidentKey:
-        if route is Route.MAINTENANCE:
-            return MaintenanceKey(station=detection.station_id, kind=detection.kind)
-        group = KindGroup.FLOW if detection.kind is DetectionKind.ECOLOGICAL_FLOW_LOW else KindGroup.WATER
-        return PollutionKey(river=detection.river, reach=context.reach or detection.river, pollutant=pollutant,
-                            group=group)
 
     def _upstream_incident(self, key: PollutionKey, context: Context) -> Incident | None:
         """The active incident of the same river, pollutant and kind group on a reach upstream."""
@@ -295,6 +342,7 @@ class IncidentBook:
             last_active_at=now,
             paging_since=now,
             first_station=d.station_id,
+            first_reading_at=d.time,
             unit=unit,
         )
         return incident.with_event(now, "opened", note=f"{d.station_id} {d.kind.value} ({d.detector})")
@@ -347,7 +395,11 @@ class IncidentBook:
         events = incident.active_events
         if d.event_id not in events:
             events = (*events, d.event_id)
-        level, reasons = self._assess(incident.route, incident.pollutant, peak_multiple, context, ahead)
+        parameters = tuple(dict.fromkeys((*incident.parameters, *(f.parameter for f in d.findings))))
+        kinds = incident.kinds if d.kind in incident.kinds else (*incident.kinds, d.kind)
+        level, reasons = self.routing.severity.of_incident(
+            incident.route, incident.pollutant, peak_multiple, context.pollutant_class, ahead
+        )
         raised = level.rank > incident.level.rank
         updated = incident.evolve(
             updated_at=now,
@@ -356,13 +408,16 @@ class IncidentBook:
             stations=stations,
             cities=cities,
             active_events=events[-20:],
+            parameters=parameters,
+            kinds=kinds,
+            reading_at=d.time if incident.reading_at is None else max(incident.reading_at, d.time),
             detection_count=incident.detection_count + 1,
             peak_value=peak_value,
             peak_multiple=peak_multiple,
             playbook_tags=tuple(dict.fromkeys((*incident.playbook_tags, *context.playbook_tags))),
             intakes=intakes,
             front_km=front_km,
-            **_nearest(incident, intakes, ahead),
+            **nearest_fields(incident, intakes, ahead),
             level=level if raised or is_new else incident.level,
             # the current case for the level (e.g. the next intake); a lower one keeps what raised it
             level_reasons=reasons if is_new or level.rank >= incident.level.rank else incident.level_reasons,
@@ -370,6 +425,10 @@ class IncidentBook:
         )
         if d.station_id not in incident.stations and incident.stations:
             updated = updated.with_event(now, "updated", note=f"plume reached {d.station_id}")
+        new_trouble = [*(p for p in parameters if p not in incident.parameters),
+                       *(k for k in kinds if k not in incident.kinds)]
+        if incident.route is Route.MAINTENANCE and not is_new and new_trouble:
+            updated = updated.with_event(now, "updated", note=f"also {', '.join(new_trouble)}")
         if is_new:
             return self.outbox.queue(updated, NotificationReason.OPENED, 0, None, now, effects.records)
         if raised:
@@ -388,7 +447,9 @@ class IncidentBook:
         ahead = outlook(incident.intakes, incident_time(incident, now))
         if ahead is None:
             return None
-        level, reasons = self._assess(incident.route, incident.pollutant, incident.peak_multiple, Context(), ahead)
+        level, reasons = self.routing.severity.of_incident(
+            incident.route, incident.pollutant, incident.peak_multiple, None, ahead
+        )
         if level.rank <= incident.level.rank:
             return None
         updated = incident.evolve(level=level, level_reasons=reasons, updated_at=now)
@@ -403,21 +464,6 @@ class IncidentBook:
         updated = updated.with_event(now, "level_raised", note=f"{was.value} → {level.value}")
         return self.outbox.queue(updated, NotificationReason.LEVEL_RAISED, level.rank, None, now, effects.records)
 
-    def _assess(
-        self, route: Route, pollutant: str, multiple: float | None, context: Context, ahead: IntakeOutlook | None
-    ) -> tuple[WarningLevel, tuple[Reason, ...]]:
-        """Only the intake ahead counts: one the plume has passed raises nothing."""
-        if route is Route.MAINTENANCE:
-            return WarningLevel.BLUE, (_MAINTENANCE_REASON,)
-        pollutant_class = context.pollutant_class
-        if pollutant_class is None:
-            spec = PARAMETERS.get(pollutant)
-            pollutant_class = spec.pollutant_class if spec else PollutantClass.UNKNOWN
-        return self.routing.severity.assess(
-            multiple=multiple, pollutant_class=pollutant_class, intake_hours=ahead.hours if ahead else None,
-            intake=ahead,
-        )
-
     def _clear(self, incident: Incident, d: Detection, now: datetime) -> Effects:
         events = tuple(e for e in incident.active_events if e != d.event_id)
         normal_since = incident.normal_since if events else incident.normal_since or now
@@ -425,22 +471,13 @@ class IncidentBook:
         self._put(updated)
         return Effects({updated.incident_id: updated})
 
-    def _next_intake(self, incident: Incident, now: datetime) -> Incident | None:
-        """The incident with its nearest intake moved on, once the plume has passed the one it named."""
-        if not incident.intakes:
-            return None
-        fields = _nearest(incident, incident.intakes, outlook(incident.intakes, incident_time(incident, now)))
-        if fields["nearest_intake"] == incident.nearest_intake:
-            return None
-        ahead = fields["nearest_intake"] or "none left within the playbook's horizon"
-        note = f"plume passed {incident.nearest_intake}; next intake: {ahead}"
-        return incident.evolve(**fields, updated_at=now).with_event(now, "updated", note=note)
-
     def _auto_resolve(self, incident: Incident, now: datetime, effects: Effects) -> Incident | None:
         after = self.routing.lifecycle.resolve_after
         normal_since = incident.normal_since
         cleared = normal_since is not None and not incident.active_events and now - normal_since >= after
-        silent = now - incident.last_active_at >= 2 * after
+        # A broken probe can stay broken for days without a new detection: an instrument's incident
+        # ends when all its faults cleared (or by hand), so it stays in view (and in the digest).
+        silent = incident.route is Route.POLLUTION and now - incident.last_active_at >= 2 * after
         if not (cleared or silent):
             return None
         why = "back to normal" if cleared else "no detections"
@@ -477,15 +514,6 @@ class IncidentBook:
             updated = incident.evolve(reminders_sent=n, updated_at=now)
             return self.outbox.queue(updated, NotificationReason.REMINDER, n, None, now, effects.records)
         return None
-
-
-def _nearest(incident: Incident, intakes: tuple[IntakeArrival, ...], ahead: IntakeOutlook | None) -> dict[str, object]:
-    """The incident's nearest-intake fields: the intake ahead, or what it had when no playbook is known."""
-    if not intakes:
-        return {"nearest_intake": incident.nearest_intake, "intake_arrival_at": incident.intake_arrival_at}
-    if ahead is None:
-        return {"nearest_intake": "", "intake_arrival_at": None}
-    return {"nearest_intake": ahead.name, "intake_arrival_at": ahead.arrival_at}
 
 
 def _max(a: float | None, b: float | None) -> float | None:

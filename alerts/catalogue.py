@@ -8,7 +8,8 @@ A test checks that every id has both languages with the same fields, and that ev
 
 >>> say("zh", "sms.exceedance", river="沱江", station="大磨子", pollutant="氨氮", multiple=12.34)
 '沱江 大磨子站 氨氮超标12.3倍'
->>> say("en", "reason.multiple", multiple=4.2, threshold=3, level=level_name(WarningLevel.ORANGE))
+>>> from riverguard.incidents import WarningLevel
+>>> say("en", "reason.multiple", multiple=4.2, threshold=3, level=named("level", WarningLevel.ORANGE))
 '4.2× over the limit ≥ 3× → orange'
 >>> both("reason.maintenance")
 Reason(zh='设备故障/运维 → 运维通道', en='instrument fault/maintenance → maintenance route')
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
-from riverguard.incidents import IncidentStatus, NotificationReason, Reason, WarningLevel
+from riverguard.incidents import Reason
 
 Language = Literal["zh", "en"]
 LANGUAGES: Final[tuple[Language, ...]] = get_args(Language)
@@ -57,7 +59,8 @@ CATALOGUE: Final[Mapping[str, Text]] = MappingProxyType({
     "alert.yellow": _t("黄色预警", "YELLOW alert"),
     "alert.orange": _t("橙色预警", "ORANGE alert"),
     "alert.red": _t("红色预警", "RED alert"),
-    "maintenance.label": _t("运维", "MAINTENANCE"),
+    "route.pollution": _t("污染", "pollution"),
+    "route.maintenance": _t("运维", "MAINTENANCE"),
     # why a message is sent, in its prefix
     "tag.opened": _t("", ""),
     "tag.level_raised": _t("升级·", "RAISED "),
@@ -66,17 +69,27 @@ CATALOGUE: Final[Mapping[str, Text]] = MappingProxyType({
     "tag.reopened": _t("再次出现·", "REOPENED "),
     "tag.resolved": _t("已解除·", "RESOLVED "),
     "tag.summary": _t("限流汇总·", "SUMMARY "),
+    "tag.digest": _t("运维日报·", "DIGEST "),
     "message.prefix": _t("【{reason}{level}】", "[{reason}{level}] "),
+    "summary.level": _t("{route}·最高{level}", "{route}, highest {level}"),
     # incident status
     "status.open": _t("未确认", "unacknowledged"),
     "status.acknowledged": _t("已确认", "acknowledged"),
     "status.resolved": _t("已解除", "resolved"),
+    # detection kinds, as the instrument's trouble is named
+    "kind.pollution_spike": _t("水质突变", "pollution spike"),
+    "kind.limit_exceedance": _t("超标", "limit exceedance"),
+    "kind.class_downgrade": _t("水质类别下降", "class downgrade"),
+    "kind.ecological_flow_low": _t("生态流量不足", "ecological flow low"),
+    "kind.sensor_fault": _t("仪器故障", "instrument fault"),
+    "kind.maintenance": _t("仪器维护", "maintenance"),
+    "kind.data_gap": _t("数据中断", "data gap"),
     # what happened (titles and SMS)
     "pollutant.unknown": _t("不明污染物", "unknown"),
-    "title.maintenance": _t("{station} {kind}", "{station} {kind}"),
     "title.exceedance": _t("{pollutant}超标{multiple:.1f}倍", "{pollutant} {multiple:.1f}× over limit"),
     "title.anomaly": _t("{pollutant}异常", "{pollutant} anomaly"),
-    "sms.maintenance": _t("{station}站 {kind}", "station {station}: {kind}"),
+    "maintenance.what": _t("{station}站 {kinds}：{parameters}", "station {station}: {kinds} ({parameters})"),
+    "maintenance.what.bare": _t("{station}站 {kinds}", "station {station}: {kinds}"),
     "sms.exceedance": _t("{river} {station}站 {pollutant}超标{multiple:.1f}倍",
                          "{river} {station}: {pollutant} {multiple:.1f}x over limit"),
     "sms.anomaly": _t("{river} {station}站 {pollutant}异常", "{river} {station}: {pollutant} anomaly"),
@@ -84,31 +97,44 @@ CATALOGUE: Final[Mapping[str, Text]] = MappingProxyType({
     "sms.incident": _t("。事件{incident}", ". Incident {incident}"),
     "sms.ack": _t(" 确认:{url}", " Ack: {url}"),
     "sms.intake": _t("，{arrival}", "; {arrival}"),
-    "summary.held_back": _t("限流期间有{count}条通知未发送，涉及事件：{incidents}",
-                            "{count} notifications held back by the rate limit, incidents: {incidents}"),
-    # the next drinking-water intake
-    "intake.arrived.short": _t("已到达{intake}", "at intake {intake} now"),
-    "intake.ahead.short": _t("约{hours:.1f}小时到达{intake}", "reaches intake {intake} in ~{hours:.1f} h"),
-    "intake.ahead.short.clock": _t("约{hours:.1f}小时({clock})到达{intake}",
-                                   "reaches intake {intake} in ~{hours:.1f} h ({clock})"),
-    "intake.ahead": _t("{name}，预计 {clock} 到达（约 {hours:.1f} 小时）",
-                       "{name}, plume expected {clock} (~{hours:.1f} h)"),
-    "intake.arrived": _t("{name}，污染团已到达", "{name}, the plume is there now"),
-    "intake.passing": _t("{name}，污染团已到达，预计 {clock} 前后通过",
-                         "{name}, the plume is there now, expected to pass by {clock}"),
+    "late.note": _t("（数据时间{reading}，晚到{hours:.1f}小时）", " (reading of {reading}, {hours:.1f} h late)"),
+    "summary.count": _t("{count}条通知未发送，{incidents}个事件", "{count} held back, {incidents} incidents"),
+    "summary.held_back": _t("限流期间{count}条通知未发送：", "{count} notifications held back by the rate limit: "),
+    "summary.item": _t("{incident} {level} {river}{station} {subject}（{held}条）",
+                       "{incident} {level} {river} {station} {subject} ({held})"),
+    "digest.title": _t("{count}个站点有仪器事件", "{count} stations with instrument trouble"),
+    "digest.item": _t("{station}站 {kinds}：{subject}（{status}，{opened}起）",
+                      "station {station}: {kinds} ({subject}; {status}, since {opened})"),
+    # the next drinking-water intake: one notion of arrival — the earliest and the expected time
+    "arrival.ahead": _t("{intake}最早{earliest}、预计{expected}到达",
+                        "intake {intake}: earliest {earliest}, expected {expected}"),
+    "arrival.expected": _t("{intake}预计{expected}到达", "intake {intake}: expected {expected}"),
+    "arrival.possible": _t("污染团可能已到{intake}（最早{earliest}，预计{expected}）",
+                           "the plume may be at intake {intake} now (earliest {earliest}, expected {expected})"),
+    "arrival.there": _t("污染团已到{intake}，预计{passes}前后通过",
+                        "the plume is at intake {intake}, passing by {passes}"),
+    "arrival.there.open": _t("污染团已到{intake}", "the plume is at intake {intake}"),
+    "arrival.in": _t("（距最早到达约{hours:.1f}小时）", " ({hours:.1f} h to the earliest arrival)"),
+    "template.ahead": _t("{intake} 最早{earliest} 预计{expected}", "{intake} {earliest} (exp. {expected})"),
+    "template.possible": _t("{intake} 可能已到 预计{expected}", "{intake} may be there (exp. {expected})"),
+    "template.there": _t("{intake} 已到达（{earliest}起）", "{intake} reached ({earliest})"),
     # the facts of IM and e-mail messages
     "fact.incident": _t("事件", "Incident"),
     "fact.river": _t("河流", "River"),
     "fact.stations": _t("站点", "Stations"),
     "fact.pollutant": _t("污染物", "Pollutant"),
+    "fact.parameters": _t("仪器参数", "Parameters"),
     "fact.peak": _t("峰值", "Peak"),
     "fact.peak.multiple": _t("，超标 {multiple:.1f} 倍", ", {multiple:.1f}× over the limit"),
     "fact.intake": _t("最近取水口", "Nearest intake"),
     "fact.why": _t("级别依据（{level}）", "Why {level}"),
     "fact.opened": _t("开始时间", "Opened"),
+    "fact.reading": _t("数据时间", "Reading time"),
+    "fact.reading.late": _t("{reading}（处理时已晚到 {hours:.1f} 小时）", "{reading} (processed {hours:.1f} h late)"),
     "fact.silenced": _t("静默", "Silenced"),
     "fact.line": _t("- **{label}**：{value}", "- **{label}**: {value}"),
     "list.separator": _t("；", "; "),
+    "list.comma": _t("、", ", "),
     "actions.heading": _t("**处置措施**", "**Actions**"),
     "action.deadline": _t("[截止 {clock}] ", "[by {clock}] "),
     "link.playbook": _t("处置方案（一河一策一图）", "Response playbook"),
@@ -122,10 +148,13 @@ CATALOGUE: Final[Mapping[str, Text]] = MappingProxyType({
     "reason.class": _t("{pollutant_class} → 升 {up} 级", "{pollutant_class} → up {up}"),
     "reason.intake.unnamed": _t("{hours:.1f} 小时到达取水口 (≤ {within:g} 小时) → 升 {up} 级",
                                 "reaches a drinking-water intake in {hours:.1f} h (≤ {within:g} h) → up {up}"),
-    "reason.intake.arrived": _t("污染团已到达{intake}（{clock}）→ 升 {up} 级",
-                                "the plume is at intake {intake} ({clock}) → up {up}"),
-    "reason.intake.ahead": _t("预计 {clock} 到达{intake}，约 {hours:.1f} 小时 (≤ {within:g} 小时) → 升 {up} 级",
-                              "reaches intake {intake} at {clock}, in {hours:.1f} h (≤ {within:g} h) → up {up}"),
+    "reason.intake.arrived": _t("{at}时污染团可能已到{intake}（最早{earliest}，预计{expected}）→ 升 {up} 级",
+                                "as of {at} the plume may be at intake {intake} (earliest {earliest}, "
+                                "expected {expected}) → up {up}"),
+    "reason.intake.ahead": _t("{intake}最早{earliest}、预计{expected}到达，{at}时距预计到达 {hours:.1f} 小时"
+                              "（≤ {within:g} 小时）→ 升 {up} 级",
+                              "intake {intake}: earliest {earliest}, expected {expected}, {hours:.1f} h after {at} "
+                              "(≤ {within:g} h) → up {up}"),
 })
 
 
@@ -144,17 +173,8 @@ def pick(language: Language, zh: str, en: str) -> str:
     return Text(zh, en or zh)(language)
 
 
-def level_name(level: WarningLevel) -> Text:
-    return CATALOGUE[f"level.{level.value}"]
-
-
-def alert_label(level: WarningLevel) -> Text:
-    return CATALOGUE[f"alert.{level.value}"]
-
-
-def reason_tag(reason: NotificationReason) -> Text:
-    return CATALOGUE[f"tag.{reason.value}"]
-
-
-def status_name(status: IncidentStatus) -> Text:
-    return CATALOGUE[f"status.{status.value}"]
+def named(family: str, member: StrEnum) -> Text:
+    """The entry ``family.value`` of an enum member: ``named("level", WarningLevel.RED)`` is 红色 / red.
+    Families: ``level``, ``alert`` (a message's level label), ``tag`` (why a message is sent),
+    ``status``, ``route``, ``kind`` (a detection kind)."""
+    return CATALOGUE[f"{family}.{member.value}"]

@@ -7,7 +7,8 @@
     │   └── AlertConfigError            bad routing file, severity rule or Apprise config entry
     └── AlertError
         ├── UnknownIncidentError        no incident with that id
-        └── IncidentStateError          e.g. acknowledging a resolved incident
+        ├── IncidentStateError          e.g. acknowledging a resolved incident
+        └── SilenceError                no such silence, or one the routing file owns
 """
 
 from __future__ import annotations
@@ -31,3 +32,7 @@ class UnknownIncidentError(AlertError):
 
 class IncidentStateError(AlertError):
     """The incident is not in a state that allows the operation."""
+
+
+class SilenceError(AlertError):
+    """A silence that does not exist, or cannot be changed at runtime."""

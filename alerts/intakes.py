@@ -19,12 +19,14 @@ clock would call every intake passed.
 ...                          leading_edge_fast_at=t + timedelta(hours=5), trailing_edge_at=t + timedelta(hours=9))
 >>> ziyang = IntakeArrival(name="资阳城区取水口", river_km=120.0, leading_edge_at=t + timedelta(hours=20),
 ...                        leading_edge_fast_at=t + timedelta(hours=16), trailing_edge_at=t + timedelta(hours=26))
->>> outlook((jianyang, ziyang), t).describe("zh")
-'约6.0小时(14:25)到达简阳城区取水口'
->>> outlook((jianyang, ziyang), t + timedelta(hours=7)).describe("zh")
-'已到达简阳城区取水口'
->>> outlook((jianyang, ziyang), t + timedelta(hours=10)).describe("en")
-'reaches intake 资阳城区取水口 in ~10.0 h (04:25)'
+>>> ahead = outlook((jianyang, ziyang), t)
+>>> ahead.name, clock(ahead.earliest_at), clock(ahead.arrival_at), ahead.hours
+('简阳城区取水口', '07-03 13:25', '07-03 14:25', 6.0)
+>>> later = outlook((jianyang, ziyang), t + timedelta(hours=5, minutes=30))
+>>> later.name, later.arrived, later.expected_now, later.hours
+('简阳城区取水口', True, False, 0.0)
+>>> outlook((jianyang, ziyang), t + timedelta(hours=10)).name
+'资阳城区取水口'
 >>> outlook((jianyang, ziyang), t + timedelta(days=2)) is None
 True
 """
@@ -37,7 +39,7 @@ from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from alerts.catalogue import Language, Text, say
+from alerts.catalogue import Text
 from riverguard.incidents import Incident, IntakeArrival
 
 CHINA: Final = ZoneInfo("Asia/Shanghai")
@@ -61,38 +63,39 @@ def intake_text(name: str) -> Text:
 
 @dataclass(frozen=True, slots=True)
 class IntakeOutlook:
-    """The intake the plume reaches next, as seen at ``at``."""
+    """The intake the plume reaches next, as seen at ``at``: one notion of arrival, two times —
+    the earliest (the fast band's leading edge) and the expected (the nominal leading edge)."""
 
     name: str
-    arrival_at: datetime  # leading edge (nominal): what the playbook says and people plan with
-    arrived: bool  # the plume may be at the intake now (the fast band's leading edge is past)
+    earliest_at: datetime  # leading edge if the water runs 30 % faster: what deadlines are planned on
+    arrival_at: datetime  # leading edge (nominal): when the plume is expected
     at: datetime
     passes_at: datetime | None = None  # trailing edge, when known
 
     @property
+    def arrived(self) -> bool:
+        """The plume may be at the intake now (its earliest arrival is past)."""
+        return self.earliest_at <= self.at
+
+    @property
+    def expected_now(self) -> bool:
+        """Even the expected arrival is past: the plume is at the intake."""
+        return self.arrival_at <= self.at
+
+    @property
     def hours(self) -> float:
-        """Hours until the plume reaches the intake; 0 once it has arrived."""
+        """Hours until the expected arrival; 0 once the plume may have arrived."""
         if self.arrived:
             return 0.0
         return max(0.0, (self.arrival_at - self.at).total_seconds() / 3600)
-
-    def describe(self, lang: Language, *, with_clock: bool = True) -> str:
-        """Short phrase for SMS and reasons: ``约2.5小时(16:55)到达X`` or ``已到达X``."""
-        intake = intake_text(self.name)
-        if self.arrived:
-            return say(lang, "intake.arrived.short", intake=intake)
-        hours = max(self.hours, 0.1)  # "0.0 小时" reads as "already there"; arrived is said as such
-        if with_clock:
-            return say(lang, "intake.ahead.short.clock", intake=intake, hours=hours, clock=clock(self.arrival_at)[6:])
-        return say(lang, "intake.ahead.short", intake=intake, hours=hours)
 
 
 def outlook(intakes: Iterable[IntakeArrival], at: datetime) -> IntakeOutlook | None:
     """The first intake downstream the plume has not passed by ``at`` (None: none left)."""
     for intake in sorted(intakes, key=lambda i: i.river_km):
         if intake.trailing_edge_at > at:
-            arrived = intake.leading_edge_fast_at <= at
-            return IntakeOutlook(intake.name, intake.leading_edge_at, arrived, at, intake.trailing_edge_at)
+            return IntakeOutlook(intake.name, intake.leading_edge_fast_at, intake.leading_edge_at, at,
+                                 intake.trailing_edge_at)
     return None
 
 
@@ -116,7 +119,7 @@ def incident_outlook(incident: Incident, now: datetime) -> IntakeOutlook | None:
     if not incident.nearest_intake or incident.intake_arrival_at is None:
         return None
     arrival = incident.intake_arrival_at
-    return IntakeOutlook(incident.nearest_intake, arrival, arrival <= at, at)
+    return IntakeOutlook(incident.nearest_intake, arrival, arrival, at)
 
 
 def follow_front(
@@ -163,3 +166,26 @@ def follow_front(
 def _downstream_order(intakes: Iterable[IntakeArrival]) -> tuple[IntakeArrival, ...]:
     return tuple(sorted(intakes, key=lambda i: i.river_km))
 
+
+
+def nearest_fields(
+    incident: Incident, intakes: tuple[IntakeArrival, ...], ahead: IntakeOutlook | None
+) -> dict[str, object]:
+    """The incident's nearest-intake fields: the intake ahead, or what it had when no playbook is known."""
+    if not intakes:
+        return {"nearest_intake": incident.nearest_intake, "intake_arrival_at": incident.intake_arrival_at}
+    if ahead is None:
+        return {"nearest_intake": "", "intake_arrival_at": None}
+    return {"nearest_intake": ahead.name, "intake_arrival_at": ahead.arrival_at}
+
+
+def next_intake(incident: Incident, now: datetime) -> Incident | None:
+    """The incident with its nearest intake moved on, once the plume has passed the one it named."""
+    if not incident.intakes:
+        return None
+    fields = nearest_fields(incident, incident.intakes, outlook(incident.intakes, incident_time(incident, now)))
+    if fields["nearest_intake"] == incident.nearest_intake:
+        return None
+    ahead = fields["nearest_intake"] or "none left within the playbook's horizon"
+    note = f"plume passed {incident.nearest_intake}; next intake: {ahead}"
+    return incident.evolve(**fields, updated_at=now).with_event(now, "updated", note=note)

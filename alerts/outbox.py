@@ -1,27 +1,35 @@
-"""The outbox half of the incident book: queueing notifications per target, silences, rate limits,
-storm summaries, retry with backoff, and the delivery records (pure; time passed in).
+"""The outbox half of the incident book: queueing notifications per target, silences, rate limits
+with priority lanes, storm summaries, the daily digest, retry with backoff, and the delivery
+records (pure; time passed in).
 
 Each incident carries its own outbox entries, so persisting the incident persists what it still
 owes. A notification id is ``incident:reason:stage``; with the target id it names one delivery,
 and queueing the same pair twice is a no-op — that is what makes replays harmless.
+
+A summary speaks for one route on one target: what the rate limit held back, most severe first
+(:func:`~alerts.ratelimit.most_severe_first`); it rides on the incident of its most severe entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
-from alerts.ratelimit import TokenBucket
+from alerts.intakes import CHINA
+from alerts.ratelimit import Limiter, lane_of, most_severe_first
 from alerts.routing import RoutingConfig
-from alerts.targets import Directory, Target
+from alerts.silences import Silences
+from alerts.targets import Directory
 from riverguard.incidents import (
+    Covered,
     DeliveryOutcome,
     DeliveryStatus,
     Incident,
     NotificationReason,
     NotificationRecord,
     OutboxEntry,
+    Route,
 )
 
 RATE_LIMITED: Final = "rate-limited"
@@ -32,17 +40,41 @@ ANNOUNCEMENTS: Final = frozenset(
 )
 
 
+def covered(incident: Incident, held: int = 0) -> Covered:
+    """What a summary or digest says of ``incident``."""
+    station = incident.stations[-1] if incident.stations else incident.first_station
+    return Covered(
+        incident_id=incident.incident_id, route=incident.route, level=incident.level, status=incident.status,
+        river=incident.river, station=station, subject=incident.parameters or (incident.pollutant,),
+        kinds=incident.kinds or (incident.kind,), held=held, opened_at=incident.opened_at,
+    )
+
+
+def digest_covers(incidents: Iterable[Incident], since: datetime, window: timedelta = timedelta(days=1)) -> tuple[
+    Covered, ...
+]:
+    """The maintenance incidents a digest due at ``since`` lists: opened before it and not resolved
+    before the ``window`` that ends there."""
+    start = since - window
+    return most_severe_first(
+        covered(i)
+        for i in incidents
+        if i.route is Route.MAINTENANCE and i.opened_at < since and (i.resolved_at is None or i.resolved_at >= start)
+    )
+
+
 class Outbox:
-    def __init__(self, routing: RoutingConfig, directory: Directory) -> None:
+    def __init__(self, routing: RoutingConfig, directory: Directory, silences: Silences) -> None:
         self.routing = routing
         self.directory = directory
+        self.silences = silences
+        self.limiter = Limiter(routing)
         self._targets = directory.by_id()
-        self._buckets: dict[str, TokenBucket] = {}
         self._sending: set[tuple[str, str]] = set()  # (notification id, target id) handed to the sender
+        self._digest_days: set[int] | None = None  # days a digest was queued for (found on first use)
 
     def use_routing(self, routing: RoutingConfig) -> None:
-        if routing.rate_limits != self.routing.rate_limits:
-            self._buckets.clear()  # new limits take effect with full buckets
+        self.limiter.use_routing(routing)
         self.routing = routing
 
     def claim(self, notification_id: str, target_id: str) -> None:
@@ -61,21 +93,23 @@ class Outbox:
         tags: Iterable[str] | None,
         now: datetime,
         records: list[NotificationRecord],
+        covers: tuple[Covered, ...] = (),
     ) -> Incident:
         """Queue one notification for every target the tags select (default: everyone paged so far).
 
         Silenced or rate-limited deliveries are kept as ``suppressed`` entries with a record, so
-        nothing disappears without a trace. A level rise is not queued for a target that still
-        has an announcement of this incident waiting (e.g. "opened" in the same batch): that one
-        is written at send time, at the current level, so the target gets one message instead of
-        "升级" before it ever heard of the incident.
+        nothing disappears without a trace; only a routine one is ever rate-limited (see
+        :mod:`alerts.ratelimit`). A level rise is not queued for a target that still has an
+        announcement of this incident waiting (e.g. "opened" in the same batch): that one is written
+        at send time, at the current level, so the target gets one message instead of "升级" before
+        it ever heard of the incident.
         """
         if tags is None:
             tags = self.routing.tags_up_to(incident, incident.escalation_stage)
         notification_id = f"{incident.incident_id}:{reason.value}:{stage}"
         existing = {(e.notification_id, e.target_id) for e in incident.outbox}
-        station = incident.latest_detection.station_id if incident.latest_detection else None
-        silence = self.routing.silence_for(station=station, river=incident.river, at=now)
+        silence = self.silences.for_incident(incident, now)
+        lane = lane_of(incident, reason)
         new: list[OutboxEntry] = []
         waiting = self._waiting_announcements(incident) if reason is NotificationReason.LEVEL_RAISED else set()
         for target in self.directory.select(tags):
@@ -89,15 +123,18 @@ class Outbox:
                 stage=stage,
                 created_at=now,
                 next_attempt_at=now,
+                reading_at=incident.reading_at,
+                covers=covers,
             )
             if silence is not None:
                 entry = entry.suppressed(silence.describe())
-            elif not self._bucket(target).take(now):
+            elif not self.limiter.admit(target, incident.route, lane, now):
                 entry = entry.suppressed(RATE_LIMITED)
             new.append(entry)
         updated = incident.evolve(
             outbox=(*incident.outbox, *new),
             silenced_by=silence.describe() if silence else "",
+            silence_id=silence.silence_id if silence else "",
             last_notified_at=now if new else incident.last_notified_at,
         )
         records.extend(
@@ -120,21 +157,54 @@ class Outbox:
     def cancel_paging(self, incident: Incident, why: str) -> tuple[OutboxEntry, ...]:
         """The outbox with pending escalations and reminders suppressed (acknowledged or resolved)."""
         return tuple(
+            e.suppressed(why) if e.status is DeliveryStatus.PENDING and e.reason in PAGING_REASONS else e
+            for e in incident.outbox
+        )
+
+    def queue_digest(
+        self, incidents: Mapping[str, Incident], now: datetime, records: list[NotificationRecord]
+    ) -> Incident | None:
+        """Once a day, the maintenance route's incidents for the operations team (``digest:`` in the
+        routing file); the incident that carries it, when one was queued."""
+        digest = self.routing.digest
+        if digest is None:
+            return None
+        since = digest.due_since(now)
+        day = int(since.astimezone(CHINA).strftime("%Y%m%d"))
+        if self._digest_days is None:  # after a restart: the digests the restored outboxes hold
+            self._digest_days = {
+                e.stage for i in incidents.values() for e in i.outbox if e.reason is NotificationReason.DIGEST
+            }
+        if day in self._digest_days:
+            return None
+        self._digest_days.add(day)
+        covers = digest_covers(incidents.values(), since)
+        if not covers:
+            return None
+        carrier = incidents[max(covers, key=lambda c: c.opened_at).incident_id]
+        return self.queue(carrier, NotificationReason.DIGEST, day, digest.notify, now, records, covers)
+
+    def hold_back(self, incident: Incident, why: str) -> tuple[OutboxEntry, ...]:
+        """The outbox with everything still pending suppressed (a silence set now); what the sender
+        has taken already is past holding back and settles as it goes."""
+        return tuple(
             e.suppressed(why)
-            if e.status is DeliveryStatus.PENDING and e.reason in PAGING_REASONS
+            if e.status is DeliveryStatus.PENDING and (e.notification_id, e.target_id) not in self._sending
             else e
             for e in incident.outbox
         )
 
     def settle(
         self, incident: Incident, notification_id: str, target_id: str, *, ok: bool, error: str, now: datetime,
-        title: str,
+        title: str, retry: bool = True,
     ) -> tuple[Incident, NotificationRecord] | None:
-        """Apply one send's outcome: sent, or failed and due again after a backoff, or given up.
+        """Apply one send's outcome: sent, or failed and due again after a backoff, or given up
+        (after the last attempt, or at once when ``retry`` is False: the gateway said trying again
+        cannot help).
 
         None when there is nothing to settle (a late result for an entry acknowledged meanwhile).
         """
-        retry = self.routing.retry
+        policy = self.routing.retry
         entries = list(incident.outbox)
         for n, entry in enumerate(entries):
             if entry.notification_id != notification_id or entry.target_id != target_id:
@@ -144,10 +214,10 @@ class Outbox:
             attempts = entry.attempts + 1
             if ok:
                 status, outcome, next_at = DeliveryStatus.SENT, DeliveryOutcome.SENT, entry.next_attempt_at
-            elif attempts >= retry.max_attempts:
+            elif attempts >= policy.max_attempts or not retry:
                 status, outcome, next_at = DeliveryStatus.GAVE_UP, DeliveryOutcome.GAVE_UP, entry.next_attempt_at
             else:
-                status, outcome, next_at = DeliveryStatus.PENDING, DeliveryOutcome.FAILED, now + retry.delay(attempts)
+                status, outcome, next_at = DeliveryStatus.PENDING, DeliveryOutcome.FAILED, now + policy.delay(attempts)
             entries[n] = entry.evolve(status=status, attempts=attempts, next_attempt_at=next_at, last_error=error)
             updated = incident.evolve(
                 outbox=tuple(entries), updated_at=now, last_notified_at=now if ok else incident.last_notified_at
@@ -156,31 +226,32 @@ class Outbox:
         return None
 
     def summarise(self, incidents: Mapping[str, Incident], now: datetime) -> dict[str, Incident]:
-        """For every target whose bucket has a token again, one summary of what it missed.
+        """For every target and route whose bucket has a token again, one summary of what it missed.
 
         Returns the incidents that changed (the held-back entries are marked as summarised; the
-        summary itself rides on the incident of the latest held-back notification).
+        summary rides on the incident of the most severe held-back notification).
         """
-        held: dict[str, list[tuple[str, OutboxEntry]]] = {}
+        held: dict[tuple[str, Route], dict[str, int]] = {}
         for incident in incidents.values():
             for entry in incident.outbox:
                 if entry.status is DeliveryStatus.SUPPRESSED and entry.note == RATE_LIMITED:
-                    held.setdefault(entry.target_id, []).append((incident.incident_id, entry))
+                    counts = held.setdefault((entry.target_id, incident.route), {})
+                    counts[incident.incident_id] = counts.get(incident.incident_id, 0) + 1
         changed: dict[str, Incident] = {}
 
         def current(incident_id: str) -> Incident:
             return changed.get(incident_id) or incidents[incident_id]
 
-        for target_id, items in held.items():
+        for (target_id, route), counts in sorted(held.items()):
             target = self._targets.get(target_id)
-            if target is None or not self._bucket(target).take(now):
+            if target is None or not self.limiter.refilled(target, route, now):
                 continue
-            carrier = current(max(items, key=lambda ie: ie[1].created_at)[0])
+            covers = most_severe_first(covered(current(i), held=n) for i, n in counts.items())
+            carrier = current(covers[0].incident_id)
             number = sum(1 for e in carrier.outbox if e.reason is NotificationReason.SUMMARY
                          and e.target_id == target_id) + 1
             summary_id = f"{carrier.incident_id}:{NotificationReason.SUMMARY.value}:{number}"
-            incident_ids = sorted({incident_id for incident_id, _ in items})
-            for incident_id in incident_ids:
+            for incident_id in counts:
                 incident = current(incident_id)
                 marked = tuple(
                     e.evolve(note=f"{RATE_LIMITED}, summarised in {summary_id}")
@@ -198,7 +269,8 @@ class Outbox:
                 stage=number,
                 created_at=now,
                 next_attempt_at=now,
-                note=f"{len(items)}: " + ", ".join(incident_ids),  # count: incidents (messages word it)
+                reading_at=max((current(c.incident_id).reading_at or now for c in covers), default=None),
+                covers=covers,
             )
             changed[carrier.incident_id] = carrier.evolve(outbox=(*carrier.outbox, entry))
         return changed
@@ -221,13 +293,9 @@ class Outbox:
             attempt=entry.attempts,
             outcome=outcome,
             at=now,
+            reading_at=entry.reading_at,
+            route=incident.route,
+            covers=tuple(c.incident_id for c in entry.covers),
             error=error,
             title=title,
         )
-
-    def _bucket(self, target: Target) -> TokenBucket:
-        bucket = self._buckets.get(target.target_id)
-        if bucket is None:
-            limit = self.routing.rate_limit(target.channel)
-            bucket = self._buckets[target.target_id] = TokenBucket(limit.burst, limit.per_hour / 3600)
-        return bucket

@@ -8,8 +8,9 @@ parts and the incident's reach is the whole river).
 :class:`RiverPlaybooks` remembers what each station saw of a plume (:class:`SeenPlumes`: first
 exceedance, peak, back to normal, from the detections' onset/update/cleared), so a playbook built
 for a later detection is live-corrected by every station that saw the same pollutant on the same
-river recently, and shows predicted against observed arrival per station. The memory is the
-process's: after a restart it refills from the detections that follow.
+river recently, shows predicted against observed arrival per station, and traces the release
+(where to inspect first, with probabilities). The memory is the process's: after a restart it
+refills from the detections that follow.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol
 
 from alerts.book import main_pollutant
-from playbooks import Playbook, PlaybookError, RiverNetwork, StationObservation, build_playbook, load_networks
+from playbooks import (
+    CleanStation,
+    Playbook,
+    PlaybookError,
+    RiverNetwork,
+    StationObservation,
+    build_playbook,
+    load_networks,
+)
 from playbooks import render_html as render_playbook_html
 from riverguard.models import Detection, DetectionPhase
 from riverguard.settings import Settings
@@ -195,6 +204,11 @@ class RiverPlaybooks:
         extra = sorted(settings.network_dir.glob("*.yaml")) if settings.network_dir else []
         return cls(load_networks(extra))
 
+    @property
+    def networks(self) -> Mapping[str, RiverNetwork]:
+        """The river networks playbooks are built on (the console draws its maps on them)."""
+        return self._networks
+
     def for_detection(self, detection: Detection) -> Playbook | None:
         network = self._networks.get(detection.river)
         if network is None:
@@ -209,10 +223,14 @@ class RiverPlaybooks:
             o for o in self.plumes.observations(detection.river, pollutant, detection.time - self.plumes.memory)
             if o.station_id in known
         ]
+        # A station with no sighting is taken as clean until now: stations report all the time and a
+        # silent one raises its own data_gap detection (then this assumption is the weak point).
+        saw = {o.station_id for o in seen} | {detection.station_id}
+        clean = [CleanStation(station_id=s, until=detection.time) for s in sorted(known - saw)]
         try:
             return build_playbook(
                 network, station_id=detection.station_id, pollutant=pollutant, at=detection.time,
-                concentration=value, discharge_m3s=discharge or None, observations=seen,
+                concentration=value, discharge_m3s=discharge or None, observations=seen, clean=clean,
             )
         except (PlaybookError, ValueError) as exc:
             if (detection.station_id, pollutant) not in self._warned:

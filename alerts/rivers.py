@@ -16,6 +16,7 @@ from typing import Protocol
 
 from alerts.catalogue import Text
 from playbooks import load_networks
+from riverguard.settings import Settings
 
 
 class NamedRiver(Protocol):
@@ -28,6 +29,11 @@ class NamedRiver(Protocol):
 def river_names(networks: Mapping[str, NamedRiver]) -> dict[str, Text]:
     """River id → its names; a file without ``name_en`` shows the Chinese name in English text too."""
     return {river: Text(n.name_zh, n.name_en or n.name_zh) for river, n in networks.items()}
+
+
+def river_names_of(settings: Settings) -> dict[str, Text]:
+    """The names of the networks the service loads: the shipped ones and ``settings.network_dir``'s."""
+    return river_names(load_networks(sorted(settings.network_dir.glob("*.yaml")) if settings.network_dir else []))
 
 
 @cache

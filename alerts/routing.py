@@ -12,16 +12,17 @@ acknowledgement. See ``deploy/alerts/routing.yaml`` for a commented example.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerts.errors import AlertConfigError
+from alerts.intakes import CHINA
 from alerts.severity import SeverityRule
 from riverguard.errors import describe_validation_error
-from riverguard.incidents import Channel, Incident, Route, WarningLevel
+from riverguard.incidents import Channel, Incident, Route, Silence, SilenceRecord, WarningLevel
 from riverguard.models import DetectionKind
 from riverguard.yamlfile import read_yaml_mapping
 
@@ -86,36 +87,12 @@ class RateLimit(_Section):
     per_hour: float = Field(default=30.0, gt=0)
 
 
-class Silence(_Section):
-    """``silence`` mutes notifications (the incident is still tracked and recorded);
-    ``maintenance`` also turns the station's detections into maintenance-route events."""
-
-    kind: Literal["silence", "maintenance"] = "silence"
-    station: str | None = None
-    river: str | None = None
-    starts: AwareDatetime | None = None
-    until: AwareDatetime
-    reason: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _scoped(self) -> Silence:
-        if self.station is None and self.river is None:
-            raise ValueError("a silence needs a station or a river")
-        return self
-
-    def covers(self, *, station: str | None, river: str, at: datetime) -> bool:
-        if at >= self.until or (self.starts is not None and at < self.starts):
-            return False
-        return (self.station is None or self.station == station) and (self.river is None or self.river == river)
-
-    def describe(self) -> str:
-        scope = self.station or self.river or ""
-        return f"{self.kind} {scope} until {self.until.isoformat()}: {self.reason}"
-
-
 class Lifecycle(_Section):
     resolve_after_min: float = Field(default=60.0, gt=0)  # back to normal this long → resolved
     reopen_within_min: float = Field(default=120.0, ge=0)  # returns within this → same incident reopens
+    # A detection processed this long after its reading is from a backlog (an outage, a replay), and
+    # its messages say so. Hourly-data stations deliver a reading up to an hour after its time stamp.
+    late_after_min: float = Field(default=30.0, gt=0)
 
     @property
     def resolve_after(self) -> timedelta:
@@ -124,6 +101,24 @@ class Lifecycle(_Section):
     @property
     def reopen_within(self) -> timedelta:
         return timedelta(minutes=self.reopen_within_min)
+
+    @property
+    def late_after(self) -> timedelta:
+        return timedelta(minutes=self.late_after_min)
+
+
+class Digest(_Section):
+    """A daily summary of the maintenance route's incidents (instrument faults, maintenance
+    windows, data gaps) for the operations team, at ``at`` Beijing time."""
+
+    notify: tuple[str, ...] = Field(min_length=1)
+    at: time = time(8, 0)
+
+    def due_since(self, now: datetime) -> datetime:
+        """The latest digest time at or before ``now`` (aware, UTC)."""
+        local = now.astimezone(CHINA)
+        today = datetime.combine(local.date(), self.at, tzinfo=CHINA)
+        return (today if today <= local else today - timedelta(days=1)).astimezone(UTC)
 
 
 class Retry(_Section):
@@ -137,6 +132,12 @@ class Retry(_Section):
 
 
 RateLimitScope = Literal["default", "sms", "im", "email", "webhook"]
+
+
+_SCOPES: Final[dict[Channel, RateLimitScope]] = {
+    Channel.SMS: "sms", Channel.SMS_TEMPLATE: "sms", Channel.IM: "im", Channel.EMAIL: "email",
+    Channel.WEBHOOK: "webhook",
+}
 
 
 def _default_rate_limits() -> dict[RateLimitScope, RateLimit]:
@@ -154,6 +155,7 @@ class RoutingConfig(_Section):
     severity: SeverityRule = SeverityRule()
     lifecycle: Lifecycle = Lifecycle()
     retry: Retry = Retry()
+    digest: Digest | None = None
 
     @model_validator(mode="after")
     def _unique_route_names(self) -> RoutingConfig:
@@ -164,7 +166,7 @@ class RoutingConfig(_Section):
         return self
 
     def rate_limit(self, channel: Channel) -> RateLimit:
-        scope: RateLimitScope = channel.value
+        scope = _SCOPES[channel]
         return self.rate_limits.get(scope) or self.rate_limits.get("default") or RateLimit()
 
     def first_tags(self, incident: Incident) -> tuple[str, ...]:
@@ -185,8 +187,13 @@ class RoutingConfig(_Section):
             tags.extend(t for t in s.notify if t not in tags)
         return tuple(tags)
 
-    def silence_for(self, *, station: str | None, river: str, at: datetime) -> Silence | None:
-        return next((s for s in self.silences if s.covers(station=station, river=river, at=at)), None)
+    def silence_records(self) -> tuple[SilenceRecord, ...]:
+        """The file's silences as records (id ``routing:N``), beside the ones set at runtime."""
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)  # the file says no time of creation
+        return tuple(
+            SilenceRecord(silence_id=f"routing:{n}", silence=s, created_by="routing file", created_at=epoch)
+            for n, s in enumerate(self.silences)
+        )
 
     def all_tags(self) -> dict[str, str]:
         """Every tag the file uses → where (for checking against the Apprise config)."""
@@ -198,6 +205,8 @@ class RoutingConfig(_Section):
         for i, stage in enumerate(self.escalation.stages):
             for tag in stage.notify:
                 where.setdefault(tag, f"escalation.stages[{i}]")
+        for tag in self.digest.notify if self.digest else ():
+            where.setdefault(tag, "digest")
         return where
 
 

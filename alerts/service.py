@@ -28,32 +28,49 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from apprise import AppriseAttachment
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from alerts import GROUP_ID
 from alerts.api import IncidentApi
 from alerts.book import Context, Effects, IncidentBook
+from alerts.delivery import reporting
 from alerts.errors import AlertError
 from alerts.messages import Message, MessageContext, render
 from alerts.playbook_source import NoPlaybooks, PlaybookSource, PlaybookView
+from alerts.rivers import river_names_of
 from alerts.routing import RoutingConfig, load_routing
 from alerts.targets import Directory, Target, load_directory
-from riverguard.bus.base import Record, TopicPartition
+from riverguard.bus.base import Bus, Record, TopicPartition
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import ConfigError, describe_validation_error
-from riverguard.incidents import Incident, IntakeArrival, NotificationRecord, OutboxEntry
+from riverguard.incidents import (
+    DeliveryStatus,
+    Incident,
+    IntakeArrival,
+    NotificationRecord,
+    OutboxEntry,
+    Silence,
+    SilenceRecord,
+    Verdict,
+)
 from riverguard.models import DeadLetter, Detection, decode, encode
 from riverguard.observability import NOTIFICATIONS
 from riverguard.settings import Settings
 from riverguard.stage import Outgoing, Processor, StageConfig, StageContext
 from riverguard.stations import Station, StationRegistry
+from riverguard.verdicts import station_verdicts
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+PAGE_WAIT_DETECTIONS: Final = 4
+M = TypeVar("M", bound=BaseModel)
 
 
 def system_clock() -> datetime:
@@ -90,11 +107,15 @@ class AlertService(Processor):
         self.clock = clock
         self.serve_api = serve_api
         self.api: IncidentApi | None = None
+        #: Builds the duty-officer console mounted on the API at /console (set by pipeline.stages).
+        self.console: Callable[[], web.Application] | None = None
         self._stations: dict[str, Station] = registry.by_id
+        self._rivers = river_names_of(settings)
         self._targets = directory.by_id()
         self._known_tags: set[str] = set().union(*(t.tags for t in directory.targets))
         self._unknown_tags: set[str] = set()
         self._lock = asyncio.Lock()
+        self._unpersisted = False  # a batch changed the book and has not persisted it yet
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._playbook_cache: dict[str, PlaybookView | None] = {}
         self._context: StageContext | None = None
@@ -131,7 +152,7 @@ class AlertService(Processor):
         await context.bus.create_topics(topic_specs(self.settings))
         await self.restore()
         if self.serve_api:
-            self.api = IncidentApi(self, self.settings.alerts)
+            self.api = IncidentApi(self, self.settings.alerts, console=self.console() if self.console else None)
             await self.api.start()
         self._next_reload = asyncio.get_running_loop().time() + self.reload_s
         self.ready.set()
@@ -154,17 +175,39 @@ class AlertService(Processor):
         """Feed a batch of detection records to the book and persist the result (before the commit)."""
         effects = Effects()
         dead: list[Outgoing] = []
-        async with self._lock:
-            for record in records:
-                if record.value is None:
-                    continue
-                try:
-                    detection = decode(record.value, Detection).payload
-                except ValidationError as exc:
-                    dead.append(self._dead_letter(record, describe_validation_error(exc)))
-                    continue
-                effects.merge(self.book.observe(detection, self._context_of(detection), self.clock()))
+        detections: list[Detection] = []
+        for record in records:
+            if record.value is None:
+                continue
+            try:
+                detections.append(decode(record.value, Detection).payload)
+            except ValidationError as exc:
+                dead.append(self._dead_letter(record, describe_validation_error(exc)))
+        owed: tuple[str, int] | None = None  # the event that made a page owed, and its detections since
+        async with self._lock:  # the book is the batch's until it is persisted (ticks and sends wait)
+            for detection in detections:
+                # A page waits for the rest of the batch only while the detections are of the event
+                # that owes it, and only a few of them (an incident that opens and rises in one batch
+                # is then one message): another event's playbook must not hold it back.
+                if owed is not None and (detection.event_id != owed[0] or owed[1] >= PAGE_WAIT_DETECTIONS):
+                    await self._persist(effects)
+                    effects, owed = Effects(), None
+                    self._unpersisted = False
+                    self._dispatch()
+                # A pollution detection's playbook (the plume model) takes a good part of a second:
+                # built off the event loop, so the consumer's heartbeats and the sends in flight go on.
+                context = (await asyncio.to_thread(self._context_of, detection) if detection.kind.is_pollution
+                           else self._context_of(detection))
+                now = self.clock()
+                changed = self.book.observe(detection, context, now)
+                self._unpersisted = True
+                effects.merge(changed)
+                if owed is not None:
+                    owed = (owed[0], owed[1] + 1)
+                elif _queued(changed, now):
+                    owed = (detection.event_id, 0)
             await self._persist(effects, dead)
+            self._unpersisted = False
         self._dispatch()
         return ()
 
@@ -195,7 +238,7 @@ class AlertService(Processor):
                         len(pending), timeout_s)
 
     async def restore(self) -> None:
-        """Rebuild the book from the compacted incidents topic.
+        """Rebuild the book from the compacted incidents and silences topics.
 
         Read and apply under the book's lock: a change persisted while the topic is being read
         (a send recorded as "sent") would otherwise be overwritten by the older state read
@@ -203,26 +246,15 @@ class AlertService(Processor):
         """
         assert self._context is not None
         bus = self._context.bus
-        topic = self.settings.topics.incidents
-        latest: dict[str, Incident] = {}
+        topics = self.settings.topics
         async with self._lock:
-            for partition in range(await bus.partitions(topic)):
-                for record in await bus.read_partition(TopicPartition(topic, partition)):
-                    if record.key is None:
-                        continue
-                    if record.value is None:
-                        latest.pop(record.key.decode(), None)
-                        continue
-                    try:
-                        incident = decode(record.value, Incident).payload
-                    except ValidationError as exc:
-                        log.error("skipping unreadable incident record %s[%d]@%d: %s", topic, partition,
-                                  record.offset, describe_validation_error(exc))
-                        continue
-                    latest[incident.incident_id] = incident
+            latest = await _latest(bus, topics.incidents, Incident)
+            silences = await _latest(bus, topics.silences, SilenceRecord)
             self.book.restore(latest.values())
+            self.book.restore_silences(silences.values())
         active = sum(1 for i in latest.values() if i.is_active)
-        log.info("restored %d incidents (%d active) from %s", len(latest), active, topic)
+        log.info("restored %d incidents (%d active) from %s and %d runtime silences from %s", len(latest), active,
+                 topics.incidents, len(silences), topics.silences)
 
     def reload_routing(self) -> bool:
         """Apply an edited routing file (e.g. a new maintenance window); a bad edit keeps the old one."""
@@ -266,13 +298,46 @@ class AlertService(Processor):
             log.info("incident %s acknowledged by %s", incident_id, by)
             return self.book.get(incident_id)
 
-    async def resolve(self, incident_id: str, by: str, note: str = "") -> Incident:
+    async def resolve(self, incident_id: str, by: str, note: str = "", verdict: Verdict | None = None) -> Incident:
+        """Resolve by hand; a verdict (also one given to an incident resolved before) goes to each of
+        its stations' label on the verdicts topic."""
         async with self._lock:
-            effects = self.book.resolve(incident_id, by, self.clock(), note)
-            await self._persist(effects)
-            log.info("incident %s resolved by %s", incident_id, by)
+            effects = self.book.resolve(incident_id, by, self.clock(), note, verdict=verdict)
+            judged = effects.incidents.get(incident_id) if verdict is not None else None
+            labels = [Outgoing(self.settings.topics.verdicts, encode(v), v.station_id.encode())
+                      for v in (station_verdicts(judged) if judged is not None else ())]
+            await self._persist(effects, labels)
+            log.info("incident %s resolved by %s%s", incident_id, by, f" ({verdict.value})" if verdict else "")
         self._dispatch()
         return self.book.get(incident_id)
+
+    async def tick_action(self, incident_id: str, action_id: str, by: str, done: bool = True) -> Incident:
+        """Tick (or untick) one action of the incident's playbook checklist."""
+        async with self._lock:
+            await self._persist(self.book.tick_action(incident_id, action_id, by, self.clock(), done=done))
+            return self.book.get(incident_id)
+
+    def silences(self) -> list[SilenceRecord]:
+        """Silences in force now or later: the routing file's and the runtime ones."""
+        return self.book.silences(self.clock())
+
+    async def add_silence(self, silence: Silence, by: str) -> SilenceRecord:
+        """A runtime silence from now on; what the incidents it covers still owe is held back."""
+        async with self._lock:
+            record, effects = self.book.add_silence(silence, by, self.clock())
+            await self._persist(effects)
+            log.info("silence %s set by %s: %s", record.silence_id, by, record.silence.describe())
+        self._dispatch()
+        return record
+
+    async def expire_silence(self, silence_id: str, by: str) -> SilenceRecord:
+        """End a runtime silence now (SilenceError for a routing-file or unknown one)."""
+        async with self._lock:
+            effects = self.book.expire_silence(silence_id, by, self.clock())
+            await self._persist(effects)
+            log.info("silence %s ended by %s", silence_id, by)
+        self._dispatch()
+        return effects.silences[silence_id]
 
     def playbook_html(self, incident_id: str) -> str | None:
         incident = self.book.get(incident_id)
@@ -344,15 +409,20 @@ class AlertService(Processor):
         if self._context is None:
             raise AlertError("the alert service is not running")
         topics = self.settings.topics
-        outputs = [Outgoing(topics.incidents, encode(i), i.incident_id.encode()) for i in effects.incidents.values()]
+        # the book's latest state, not the snapshot in ``effects``: a tick may have changed the
+        # incident since, and the compacted topic must end with the newest
+        latest = [self.book.get(incident_id) for incident_id in effects.incidents]
+        outputs = [Outgoing(topics.incidents, encode(i), i.incident_id.encode()) for i in latest]
         outputs += [Outgoing(topics.notifications, encode(r), r.record_id.encode()) for r in effects.records]
+        outputs += [Outgoing(topics.silences, encode(r), r.silence_id.encode()) for r in effects.silences.values()]
         for record in effects.records:
             NOTIFICATIONS.labels(channel=record.channel.value, outcome=record.outcome.value).inc()
         await self._context.emit([*outputs, *extra])
 
     def _dispatch(self) -> None:
-        """Start one send per target that has something due and nothing in flight."""
-        if self._stopping:
+        """Start one send per target that has something due and nothing in flight — of what is
+        persisted: not while a batch has changed the book and not yet written it."""
+        if self._stopping or self._unpersisted:
             return
         now = self.clock()
         for incident, entry in self.book.due(now):
@@ -379,11 +449,11 @@ class AlertService(Processor):
 
     async def _send(self, incident: Incident, entry: OutboxEntry, target: Target) -> None:
         message = await asyncio.to_thread(self._message, incident, entry)  # map rendering is CPU work
-        ok, error = await self._deliver(target, message, entry)
+        ok, error, retry = await self._deliver(target, message, entry)
         async with self._lock:
             effects = self.book.record_attempt(
                 incident.incident_id, entry.notification_id, target.target_id, ok=ok, error=error,
-                now=self.clock(), title=message.title,
+                now=self.clock(), title=message.title, retry=retry,
             )
             await self._persist(effects)
         for record in effects.records:
@@ -402,6 +472,8 @@ class AlertService(Processor):
             ack_url=f"{base}/ack/{incident.incident_id}{query}",
             playbook_url=f"{base}/incidents/{incident.incident_id}/playbook{query}" if playbook else "",
             station_names={sid: s.section or sid for sid, s in self._stations.items()},
+            rivers=self._rivers,
+            late_after=self.book.routing.lifecycle.late_after,
             playbook=playbook,
             playbook_html=self.playbooks.render_html(playbook, language) if playbook and entry.channel == "email"
             else None,
@@ -409,22 +481,50 @@ class AlertService(Processor):
         )
         return render(incident, entry, ctx, self.clock())
 
-    async def _deliver(self, target: Target, message: Message, entry: OutboxEntry) -> tuple[bool, str]:
+    async def _deliver(self, target: Target, message: Message, entry: OutboxEntry) -> tuple[bool, str, bool]:
+        """(sent, error, worth retrying): a gateway that refused for good says so in the delivery report."""
         attach = None
         if message.attachment_png is not None:
             assert self._attachments is not None
             path = Path(self._attachments.name) / f"{entry.notification_id.replace(':', '_')}-map.png"
             path.write_bytes(message.attachment_png)
             attach = AppriseAttachment(str(path))
-        try:
-            ok = bool(
-                await target.service.async_notify(
-                    body=message.body, title=message.title, body_format=message.body_format, attach=attach
+        with reporting(self.clock()) as report:
+            try:
+                ok = bool(
+                    await target.service.async_notify(
+                        body=message.body, title=message.title, body_format=message.body_format, attach=attach
+                    )
                 )
-            )
-        except Exception as exc:  # a plugin bug must become a failed attempt, not a dead task
-            return False, f"{type(exc).__name__} from {target.redacted}"
-        return ok, "" if ok else f"{target.redacted} did not accept the message"
+            except Exception as exc:  # a plugin bug must become a failed attempt, not a dead task
+                return False, f"{type(exc).__name__} from {target.redacted}", True
+        if ok:
+            return True, "", True
+        return False, report.error or f"{target.redacted} did not accept the message", report.retry
+
+
+async def _latest(bus: Bus, topic: str, model: type[M]) -> dict[str, M]:
+    """The latest readable record per key of a compacted topic (a tombstone removes its key)."""
+    latest: dict[str, M] = {}
+    for partition in range(await bus.partitions(topic)):
+        for record in await bus.read_partition(TopicPartition(topic, partition)):
+            if record.key is None:
+                continue
+            if record.value is None:
+                latest.pop(record.key.decode(), None)
+                continue
+            try:
+                latest[record.key.decode()] = decode(record.value, model).payload
+            except ValidationError as exc:
+                log.error("skipping unreadable %s record %s[%d]@%d: %s", model.__name__, topic, partition,
+                          record.offset, describe_validation_error(exc))
+    return latest
+
+
+def _queued(effects: Effects, now: datetime) -> bool:
+    """Whether ``effects`` owe a notification due now (something to send without waiting)."""
+    return any(e.status is DeliveryStatus.PENDING and e.next_attempt_at <= now and e.created_at == now
+               for i in effects.incidents.values() for e in i.outbox)
 
 
 def _log_record(record: NotificationRecord) -> None:

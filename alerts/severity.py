@@ -19,12 +19,14 @@ the playbooks print.
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerts.catalogue import Text, both, level_name
+from alerts.catalogue import Text, both, named
 from alerts.intakes import IntakeOutlook, clock, intake_text
-from riverguard.incidents import Reason, WarningLevel
-from riverguard.parameters import PollutantClass
+from riverguard.incidents import Reason, Route, WarningLevel
+from riverguard.parameters import PARAMETERS, PollutantClass
 
 
 class IntakeRaise(BaseModel):
@@ -79,7 +81,8 @@ class SeverityRule(BaseModel):
             if crossed:
                 level, threshold = max(crossed, key=lambda kv: kv[0].rank)
                 rank = level.rank
-                reasons.append(both("reason.multiple", multiple=multiple, threshold=threshold, level=level_name(level)))
+                level_text = named("level", level)
+                reasons.append(both("reason.multiple", multiple=multiple, threshold=threshold, level=level_text))
             else:
                 reasons.append(both("reason.multiple.low", multiple=multiple))
         bump = self.class_raise.get(pollutant_class, 0)
@@ -95,11 +98,30 @@ class SeverityRule(BaseModel):
                     break
         return WarningLevel.from_rank(rank), tuple(reasons)
 
+    def of_incident(
+        self, route: Route, pollutant: str, multiple: float | None, pollutant_class: PollutantClass | None,
+        ahead: IntakeOutlook | None,
+    ) -> tuple[WarningLevel, tuple[Reason, ...]]:
+        """An incident's level: maintenance is blue; pollution by :meth:`assess`, with the class of the
+        main pollutant unless the shell knows better. Only the intake ahead counts."""
+        if route is Route.MAINTENANCE:
+            return _MAINTENANCE
+        if pollutant_class is None:
+            spec = PARAMETERS.get(pollutant)
+            pollutant_class = spec.pollutant_class if spec else PollutantClass.UNKNOWN
+        return self.assess(multiple=multiple, pollutant_class=pollutant_class,
+                           intake_hours=ahead.hours if ahead else None, intake=ahead)
+
+
+_MAINTENANCE: Final = (WarningLevel.BLUE, (both("reason.maintenance"),))
+
 
 def _intake_reason(hours: float, intake: IntakeOutlook | None, step: IntakeRaise) -> Reason:
+    """Says when (``at``) it was assessed, so the hours read right whenever the reason is read."""
     if intake is None:
         return both("reason.intake.unnamed", hours=hours, within=step.within_h, up=step.levels_up)
-    named = {"intake": intake_text(intake.name), "up": step.levels_up}
+    times = {"intake": intake_text(intake.name), "earliest": clock(intake.earliest_at),
+             "expected": clock(intake.arrival_at), "at": clock(intake.at), "up": step.levels_up}
     if intake.arrived:
-        return both("reason.intake.arrived", **named, clock=clock(intake.at))
-    return both("reason.intake.ahead", **named, clock=clock(intake.arrival_at), hours=hours, within=step.within_h)
+        return both("reason.intake.arrived", **times)
+    return both("reason.intake.ahead", **times, hours=hours, within=step.within_h)

@@ -25,7 +25,11 @@ import yaml
 from apprise import AppriseConfig
 from apprise.decorators import notify as apprise_notify
 
+from alerts.delivery import current_report
 from alerts.errors import AlertConfigError
+from alerts.sms.gateway import GatewayUrlError
+from alerts.sms.plugins import SCHEMES as SMS_GATEWAYS  # importing registers them with Apprise
+from alerts.sms.plugins import check as check_gateway
 from riverguard.incidents import Channel
 from riverguard.yamlfile import read_yaml_mapping
 
@@ -94,13 +98,15 @@ def redact_url(url: str) -> str:
 
 
 def _channel(service: Any, tags: frozenset[str], overrides: Mapping[str, Channel]) -> Channel:
-    for tag in sorted(tags):
-        if tag in overrides:
-            return overrides[tag]
     schemes: set[str] = set()
     for attr in ("protocol", "secure_protocol"):
         value = getattr(service, attr, None)
         schemes.update([value] if isinstance(value, str) else [str(v) for v in value or ()])
+    if schemes & SMS_GATEWAYS.keys():  # approved templates with variables: no free text, whatever the tag says
+        return Channel.SMS_TEMPLATE
+    for tag in sorted(tags):
+        if tag in overrides:
+            return overrides[tag]
     if schemes & _EMAIL:
         return Channel.EMAIL
     if schemes & _SMS:
@@ -140,6 +146,11 @@ def load_directory(path: Path, channel_overrides: Mapping[str, Channel] | None =
                 "(unknown scheme, or a token/host Apprise rejects)"
             )
         service: Any = services[0]
+        if urlsplit(url).scheme in SMS_GATEWAYS:
+            try:
+                check_gateway(url)
+            except GatewayUrlError as exc:
+                raise AlertConfigError(f"Apprise config {path}: urls[{index}] ({shown}): {exc}") from exc
         tags = frozenset(str(t) for t in service.tags)
         if not tags:
             raise AlertConfigError(
@@ -157,8 +168,10 @@ def load_directory(path: Path, channel_overrides: Mapping[str, Channel] | None =
                 f"Apprise config {path}: urls[{index}] ({service.url(privacy=True)}) duplicates urls[{seen[target_id]}]"
             )
         seen[target_id] = index
-        # a file path is no secret, and without it two rgfile:// targets look the same in logs
-        shown = url if urlsplit(url).scheme == "rgfile" else str(service.url(privacy=True))
+        # a file path is no secret, and without it two rgfile:// targets look the same in logs;
+        # the other custom plugins (the SMS gateways) rebuild no URL, so redact the entry's
+        scheme = urlsplit(url).scheme
+        shown = url if scheme == "rgfile" else redact_url(url) if identity == url else str(service.url(privacy=True))
         targets.append(Target(target_id, tags, _channel(service, tags, overrides), shown, service))
     log.info("loaded %d notification targets from %s: %s", len(targets), path, ", ".join(t.redacted for t in targets))
     return Directory(tuple(targets))
@@ -169,7 +182,9 @@ def _file_target(body: str, title: str, notify_type: str, meta: dict[str, Any], 
     """``rgfile:///abs/path/alerts.jsonl``: append each message as a JSON line (demo and console use)."""
     # Apprise's config loader folds the first path segment into "host"; put the absolute path back.
     target = Path("/" + (str(meta.get("host") or "") + str(meta.get("fullpath") or "")).lstrip("/"))
-    line = {"at": datetime.now(UTC).isoformat(), "title": title, "body": body, "type": str(notify_type)}
+    report = current_report()  # the service's clock: the simulated time in the demo
+    at = report.sent_at if report is not None else datetime.now(UTC)
+    line = {"at": at.isoformat(), "title": title, "body": body, "type": str(notify_type)}
     with target.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, ensure_ascii=False) + "\n")
     return True

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from console.app import Console, ConsoleDesk
     from console.audit import AuditLog
     from console.errors import AuditError, ConsoleError, UserFileError
-    from console.settings import ConsoleSettings
     from console.stationboard import StationBoard
     from console.users import Role, User, UserBook, load_users, save_users
 
@@ -23,7 +22,6 @@ __all__ = [
     "Console",
     "ConsoleDesk",
     "ConsoleError",
-    "ConsoleSettings",
     "Role",
     "StationBoard",
     "User",

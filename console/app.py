@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import jinja2
@@ -32,21 +31,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from alerts.api import CONSOLE_PREFIX, IncidentDesk
-from alerts.errors import AlertError, IncidentStateError, UnknownIncidentError
+from alerts.errors import AlertError, IncidentStateError, SilenceError, UnknownIncidentError
 from alerts.playbook_source import PlaybookSource
 from console.audit import AuditLog
-from console.errors import AuditError
+from console.errors import AuditError, Refused
 from console.feed import IncidentFeed
 from console.i18n import CATALOGUE, LANGS, Lang, text
+from console.incidents import IncidentPages
 from console.playbook import PlaybookPanel
 from console.sessions import LoginThrottle, Session, SessionStore
-from console.settings import ConsoleSettings
+from console.silences import SilencePages
 from console.stationboard import StationBoard
+from console.stations import StationPages
 from console.users import UserBook, load_users
-from console.views import Filters, can_acknowledge, rivers, timeline
 from playbooks import RiverNetwork
 from playbooks.clock import clock, local, stamp
-from riverguard.incidents import Incident
+from riverguard.incidents import Incident, Silence, SilenceRecord
+from riverguard.settings import ConsoleSettings, InfluxSettings, Settings
+from riverguard.stations import StationRegistry
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ LOGIN_COOKIE: Final = "rg_login"  # the sign-in form's CSRF token (there is no s
 LANG_COOKIE: Final = "rg_lang"
 MAX_FORM: Final = 16 * 1024
 HEARTBEAT_S: Final = 15.0
-_SESSION: Final = web.RequestKey("session", Session)
+SESSION: Final = web.RequestKey("session", Session)
+T = TypeVar("T")
 _CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -66,12 +69,10 @@ class ConsoleDesk(IncidentDesk, Protocol):
     clock: Callable[[], datetime]
     playbooks: PlaybookSource
 
-
-class _Refused(Exception):  # noqa: N818 - raised to answer early with a page
-    def __init__(self, status: int, key: str) -> None:
-        super().__init__(key)
-        self.status = status
-        self.key = key
+    async def tick_action(self, incident_id: str, action_id: str, by: str, done: bool = True) -> Incident: ...
+    def silences(self) -> list[SilenceRecord]: ...
+    async def add_silence(self, silence: Silence, by: str) -> SilenceRecord: ...
+    async def expire_silence(self, silence_id: str, by: str) -> SilenceRecord: ...
 
 
 class Console:
@@ -112,6 +113,13 @@ class Console:
         self._warming: set[asyncio.Task[None]] = set()
         self.feed.on_change.append(self._warm)
 
+    @classmethod
+    def from_settings(cls, desk: ConsoleDesk, settings: Settings, registry: StationRegistry,
+                      networks: Mapping[str, RiverNetwork], *, influx: InfluxSettings | None) -> Console:
+        """The console of ``settings.console``; its station board reads ``influx`` (None: no sparklines)."""
+        board = StationBoard(registry, influx, silent_after=timedelta(minutes=settings.console.silent_station_min))
+        return cls(desk, settings.console, networks=networks, board=board)
+
     # -- the application ---------------------------------------------------------------------
 
     def application(self) -> web.Application:
@@ -121,13 +129,9 @@ class Console:
         routes.add_post("/login", self._login)
         routes.add_post("/logout", self._logout)
         routes.add_get("/lang/{lang}", self._language)
-        routes.add_get("/", self._incidents)
-        routes.add_get("/events", self._events)
-        routes.add_get("/incidents/{id}", self._incident)
-        routes.add_get("/incidents/{id}/map.svg", self._map)
-        routes.add_post("/incidents/{id}/ack", self._acknowledge)
-        routes.add_post("/incidents/{id}/resolve", self._resolve)
-        routes.add_get("/stations", self._stations)
+        IncidentPages(self).register(routes)
+        SilencePages(self).register(routes)
+        StationPages(self).register(routes)
         routes.add_get("/audit", self._audit)
         routes.add_static("/static", Path(str(files("console") / "static")))
         app.cleanup_ctx.append(self._running)
@@ -135,16 +139,17 @@ class Console:
         return app
 
     async def _running(self, _: web.Application) -> AsyncIterator[None]:
+        self.feed.closed.clear()  # a service started again builds the application again
         task = asyncio.create_task(self.feed.run())
         self._warm_up(asyncio.to_thread(self.playbooks.prepare))
         yield
-        self.feed.closed.set()
+        self.feed.close()
         await task
         for warming in list(self._warming):
             warming.cancel()
 
     async def _shutdown(self, _: web.Application) -> None:
-        self.feed.closed.set()  # ends the event streams, so stopping does not wait for them
+        self.feed.close()  # ends the event streams, so stopping does not wait for them
 
     def _warm(self, incident: Incident) -> None:
         self._warm_up(self.playbooks.warm(incident))
@@ -166,24 +171,25 @@ class Console:
                     if request.method == "GET" and request.path != self.prefix + "/events":
                         target = quote(request.path_qs, safe="")
                         raise web.HTTPSeeOther(f"{self.prefix}/login?next={target}")
-                    raise _Refused(401, "sign_in")
-                request[_SESSION] = session
+                    raise Refused(401, "sign_in")
+                request[SESSION] = session
             response = await handler(request)
-        except _Refused as refused:
-            response = self._page(request, "refused.html", status=refused.status, message=self._t(request)(refused.key))
+        except Refused as refused:
+            message = self.say(request, refused.key, refused.detail)
+            response = self.page(request, "refused.html", status=refused.status, message=message)
         except (UnknownIncidentError, web.HTTPNotFound):
-            response = self._page(request, "refused.html", status=404, message=self._t(request)("not_found"))
+            response = self.page(request, "refused.html", status=404, message=self.t(request)("not_found"))
         except AuditError as exc:
             log.error("%s; the action was refused", exc)
-            response = self._page(request, "refused.html", status=503, message=str(exc))
-        _secure_headers(response)
+            response = self.page(request, "refused.html", status=503, message=str(exc))
+        self.secure_headers(response)
         return response
 
     # -- signing in and out ------------------------------------------------------------------
 
     async def _login_page(self, request: web.Request, *, failed: str = "", status: int = 200) -> web.Response:
         token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
-        response = self._page(request, "login.html", status=status, csrf=token, failed=failed,
+        response = self.page(request, "login.html", status=status, csrf=token, failed=failed,
                               next=_local_next(self.prefix, request.query.get("next", "")))
         response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", path=self.prefix,
                             secure=self.settings.secure_cookies)
@@ -195,7 +201,7 @@ class Console:
         password = str(form.get("password", ""))
         expected = request.cookies.get(LOGIN_COOKIE, "")
         if not expected or not hmac.compare_digest(str(form.get("csrf", "")), expected):
-            raise _Refused(403, "csrf")
+            raise Refused(403, "csrf")
         now = self.wall_clock()
         address = request.remote or "?"
         keys = (f"user:{name}", f"addr:{address}")
@@ -223,7 +229,7 @@ class Console:
         raise response
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
-        session = await self._form_session(request)
+        session = await self.form_session(request)
         self.sessions.close(session.token)
         self.audit.record(self.wall_clock(), session.user.shown, "sign_out")
         response = web.HTTPSeeOther(f"{self.prefix}/login")
@@ -238,94 +244,11 @@ class Console:
                                 max_age=365 * 86400, secure=self.settings.secure_cookies)
         raise response
 
-    # -- incidents ---------------------------------------------------------------------------
-
-    async def _incidents(self, request: web.Request) -> web.Response:
-        filters = Filters.parse(request.query)
-        everything = self.desk.all_incidents()
-        shown = [i for i in everything if filters.keep(i)]
-        return self._page(request, "incidents.html", incidents=shown, filters=filters, rivers=rivers(everything),
-                          now=self.desk.clock())
-
-    async def _events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: ``incident`` with the changed incident's list row and fields."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
-        _secure_headers(response)
-        await response.prepare(request)
-        queue = self.feed.subscribe()
-        t = self._t(request)
-        try:
-            await response.write(b"retry: 2000\n\n")
-            while not self.feed.closed.is_set():
-                try:
-                    incident = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
-                except TimeoutError:
-                    await response.write(b": heartbeat\n\n")
-                    continue
-                row = self._templates.get_template("row.html").render(
-                    i=incident, t=t, prefix=self.prefix, now=self.desk.clock())
-                data = json.dumps({"id": incident.incident_id, "river": incident.river, "level": incident.level.value,
-                                   "status": incident.status.value, "active": incident.is_active, "row": row},
-                                  ensure_ascii=False)
-                await response.write(f"event: incident\ndata: {data}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.feed.unsubscribe(queue)
-        return response
-
-    async def _incident(self, request: web.Request) -> web.Response:
-        incident = self.desk.incident(request.match_info["id"])
-        playbook = self.playbooks.playbook(incident)
-        fragment = request.query.get("fragment") == "live"
-        return self._page(
-            request, "incident_live.html" if fragment else "incident.html", i=incident, playbook=playbook,
-            timeline=timeline(incident), can_ack=can_acknowledge(incident), now=self.desk.clock(),
-            has_map=playbook is not None,
-        )
-
-    async def _map(self, request: web.Request) -> web.Response:
-        incident = self.desk.incident(request.match_info["id"])
-        svg = await self.playbooks.map_svg(incident)
-        if svg is None:
-            raise web.HTTPNotFound
-        return web.Response(text=svg, content_type="image/svg+xml",
-                            headers={"Cache-Control": "private, max-age=300"})
-
-    async def _acknowledge(self, request: web.Request) -> web.StreamResponse:
-        return await self._act(request, "acknowledge")
-
-    async def _resolve(self, request: web.Request) -> web.StreamResponse:
-        return await self._act(request, "resolve")
-
-    async def _act(self, request: web.Request, action: str) -> web.StreamResponse:
-        session = await self._form_session(request, act=True)
-        form = await request.post()
-        incident_id = request.match_info["id"]
-        note = str(form.get("note", "")).strip()[:500]
-        who = session.user.shown
-        call = self.desk.acknowledge if action == "acknowledge" else self.desk.resolve
-        try:
-            await call(incident_id, who, note)
-        except IncidentStateError as exc:
-            self.audit.record(self.wall_clock(), who, action, incident_id, outcome="refused", error=str(exc))
-            raise _Refused(409, "forbidden") from exc
-        except AlertError as exc:
-            self.audit.record(self.wall_clock(), who, action, incident_id, outcome="error", error=str(exc))
-            raise
-        self.audit.record(self.wall_clock(), who, action, incident_id, note=note)
-        self.feed.look()  # the change reaches every open list now, not on the next look
-        raise web.HTTPSeeOther(f"{self.prefix}/incidents/{quote(incident_id)}")
-
-    # -- stations and audit --------------------------------------------------------------------
-
-    async def _stations(self, request: web.Request) -> web.Response:
-        rows, problem = await self.board.rows(self.desk.all_incidents(), self.desk.clock())
-        return self._page(request, "stations.html", rows=rows, problem=problem, now=self.desk.clock())
+    # -- audit ---------------------------------------------------------------------------------
 
     async def _audit(self, request: web.Request) -> web.Response:
         entries = await asyncio.to_thread(self.audit.entries)
-        return self._page(request, "audit.html", entries=entries)
+        return self.page(request, "audit.html", entries=entries)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -333,25 +256,55 @@ class Console:
         token = request.cookies.get(SESSION_COOKIE)
         return self.sessions.get(token, self.wall_clock()) if token else None
 
-    async def _form_session(self, request: web.Request, *, act: bool = False) -> Session:
+    @staticmethod
+    def secure_headers(response: web.StreamResponse) -> None:
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+
+    @staticmethod
+    def session(request: web.Request) -> Session:
+        """The signed-in session of a request past the guard."""
+        return request[SESSION]
+
+    async def form_session(self, request: web.Request, *, act: bool = False) -> Session:
         """The session of a POST whose form carries its CSRF token; ``act``: a duty officer's."""
-        session = request[_SESSION]
+        session = request[SESSION]
         form = await request.post()
         if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
             self.audit.record(self.wall_clock(), session.user.shown, "csrf_refused", request.path, outcome="refused")
-            raise _Refused(403, "csrf")
+            raise Refused(403, "csrf")
         if act and not session.user.role.can_act:
             self.audit.record(self.wall_clock(), session.user.shown, "forbidden", request.path, outcome="refused")
-            raise _Refused(403, "forbidden")
+            raise Refused(403, "forbidden")
         return session
+
+    async def act(self, request: web.Request, action: str, target: str, work: Awaitable[T], *,
+                  target_of: Callable[[T], str] | None = None, **detail: Any) -> T:
+        """Carry out a duty officer's action (after :meth:`form_session` checked the form and role):
+        audited whatever the outcome (``target_of`` names the target from the result, e.g. a new
+        silence's id); one the incident's or silence's state does not allow is a 409."""
+        who = request[SESSION].user.shown
+        try:
+            result = await work
+        except (IncidentStateError, SilenceError) as exc:
+            self.audit.record(self.wall_clock(), who, action, target, outcome="refused", error=str(exc), **detail)
+            raise Refused(409, "not_done", str(exc)) from exc
+        except AlertError as exc:
+            self.audit.record(self.wall_clock(), who, action, target, outcome="error", error=str(exc), **detail)
+            raise
+        self.audit.record(self.wall_clock(), who, action, target_of(result) if target_of else target, **detail)
+        self.feed.look()  # the change reaches every open page now, not on the next look
+        return result
 
     def _same_origin(self, request: web.Request) -> None:
         """A POST from another site's page is refused even before its CSRF token is looked at."""
         origin = request.headers.get("Origin")
         if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-            raise _Refused(403, "csrf")
+            raise Refused(403, "csrf")
         if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-            raise _Refused(403, "csrf")
+            raise Refused(403, "csrf")
 
     def _mtime(self) -> int | None:
         try:
@@ -371,25 +324,35 @@ class Console:
             if self.users.get(user.name) != user:
                 self.sessions.close_user(user.name)
 
-    def _lang(self, request: web.Request) -> Lang:
+    def lang(self, request: web.Request) -> Lang:
         return "en" if request.cookies.get(LANG_COOKIE) == "en" else "zh"
 
-    def _t(self, request: web.Request) -> Callable[..., str]:
-        lang = self._lang(request)
+    def t(self, request: web.Request) -> Callable[..., str]:
+        lang = self.lang(request)
 
         def t(key: str, **values: Any) -> str:
             return text(key, lang).format(**values) if values else text(key, lang)
 
         return t
 
-    def _page(self, request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
-        session = request.get(_SESSION) if _SESSION in request else None
-        page = self._templates.get_template(template).render(
-            t=self._t(request), lang=self._lang(request), prefix=self.prefix, session=session,
+    def render(self, request: web.Request, template: str, **context: Any) -> str:
+        session = request.get(SESSION) if SESSION in request else None
+        return self._templates.get_template(template).render(
+            t=self.t(request), lang=self.lang(request), prefix=self.prefix, session=session,
             user=session.user if session else None, path=request.path_qs, local=local,
             **context,
         )
-        response = web.Response(text=page, content_type="text/html", status=status)
+
+    def say(self, request: web.Request, key: str, detail: str = "") -> str:
+        """The catalogue's message ``key`` followed by ``detail`` (what was wrong, as given)."""
+        message = self.t(request)(key)
+        if not detail:
+            return message
+        return f"{message}{detail}" if message.endswith("：") else f"{message} {detail}"
+
+    def page(self, request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+        response = web.Response(text=self.render(request, template, **context), content_type="text/html",
+                                status=status)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -401,12 +364,4 @@ def _local_next(prefix: str, target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith(home) or target.startswith("//"):
         return home
     return target
-
-
-def _secure_headers(response: web.StreamResponse) -> None:
-    response.headers.setdefault("Content-Security-Policy", _CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-
 

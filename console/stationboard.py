@@ -1,11 +1,12 @@
 """The station board: every station's last reading, health and a sparkline of its key parameters.
 
 Readings come from InfluxDB (what the sink wrote: measurement ``reading``, see
-``riverguard.sink.points``) with two Flux queries for all stations at once — the last 24 h of the
+``sink.points``) with two Flux queries for all stations at once — the last 24 h of the
 key parameters in 30-minute means, and each station's newest reading of the last 7 days — kept
 for ``cache_s`` so a room of consoles does not each ask. Health comes from the incident book:
 the station's open maintenance incidents (instrument faults, maintenance, data gaps). A station
-whose newest reading is older than ``console.silent_station_min`` stands out.
+whose newest reading is older than ``console.silent_station_min`` stands out. The demo, which has
+no InfluxDB, gives the board the readings of its bus instead (:func:`summarised`).
 
 >>> sparkline_points([1.0, 3.0, 2.0], width=100, height=20)
 '0.0,19.0 50.0,1.0 100.0,10.0'
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from riverguard.incidents import Incident, Route
+from riverguard.models import Reading
 from riverguard.settings import InfluxSettings
 from riverguard.stations import Station, StationRegistry
 
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 KEY_PARAMETERS: Final = ("NH3N", "CODMn", "DO", "TP")
 SPARK_WINDOW: Final = timedelta(hours=24)
 LAST_WINDOW: Final = timedelta(days=7)
+WINDOW: Final = timedelta(minutes=30)  # the sparkline's points: one mean per window
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,7 @@ def queries(bucket: str, now: datetime) -> tuple[str, str]:
         f"  |> range(start: {_rfc3339(now - SPARK_WINDOW)}, stop: {_rfc3339(now)})\n"
         f'  |> filter(fn: (r) => r._measurement == "reading" and r._field == "value" and ({parameters}))\n'
         '  |> group(columns: ["station", "parameter"])\n'
-        "  |> aggregateWindow(every: 30m, fn: mean, createEmpty: false)\n"
+        f"  |> aggregateWindow(every: {int(WINDOW.total_seconds() // 60)}m, fn: mean, createEmpty: false)\n"
     )
     last = (
         f"from(bucket: {_string(bucket)})\n"
@@ -97,13 +101,40 @@ def queries(bucket: str, now: datetime) -> tuple[str, str]:
     return spark, last
 
 
+def summarised(readings: Iterable[Reading], now: datetime) -> _Readings:
+    """What the two queries would find, from readings held in memory (the demo's bus): 30-minute
+    means of the key parameters over the last 24 h, stamped at each window's end as
+    ``aggregateWindow`` does, and each station's newest reading of the last 7 days."""
+    sums: dict[tuple[str, str], dict[datetime, list[float]]] = {}
+    readings_out = _Readings()
+    for reading in readings:
+        if not now - LAST_WINDOW <= reading.time <= now + timedelta(minutes=1):
+            continue
+        station = reading.station_id
+        if station not in readings_out.last or reading.time > readings_out.last[station]:
+            readings_out.last[station] = reading.time
+        if reading.time < now - SPARK_WINDOW or reading.time > now:
+            continue
+        window = reading.time - (reading.time - EPOCH) % WINDOW + WINDOW
+        for parameter in KEY_PARAMETERS:
+            if parameter in reading.values:
+                sums.setdefault((station, parameter), {}).setdefault(window, []).append(
+                    reading.values[parameter].value)
+    for key, windows in sums.items():
+        readings_out.series[key] = [(at, sum(v) / len(v)) for at, v in sorted(windows.items())]
+    return readings_out
+
+
 class StationBoard:
+    """``influx``: where the readings are; None: ``recorded`` readings held in memory (the demo's)."""
+
     def __init__(self, registry: StationRegistry, influx: InfluxSettings | None, *, silent_after: timedelta,
-                 cache_s: float = 30.0) -> None:
+                 cache_s: float = 30.0, recorded: Sequence[Reading] = ()) -> None:
         self.registry = registry
         self.influx = influx
         self.silent_after = silent_after
         self.cache_s = cache_s
+        self.recorded = recorded
         self._cached: tuple[float, _Readings] | None = None
 
     async def rows(self, incidents: Sequence[Incident], now: datetime) -> tuple[list[StationRow], str]:
@@ -133,7 +164,7 @@ class StationBoard:
 
     async def _readings(self, now: datetime) -> _Readings:
         if self.influx is None:
-            return _Readings()
+            return summarised(self.recorded, now)
         loop = asyncio.get_running_loop()
         if self._cached is not None and loop.time() - self._cached[0] < self.cache_s:
             return self._cached[1]

@@ -59,6 +59,11 @@ OBSERVER_GROUP: Final = "riverguard-demo-observer"
 #: Files the demo writes into --out (and deletes from it before a run, so a run shows only itself).
 NOTIFICATION_FILES: Final = {"duty-sms": "notifications-sms.jsonl", "duty-im": "notifications-im.jsonl",
                              "ops": "notifications-ops.jsonl"}
+#: ``--single-target``: a small bureau where one duty phone gets every route (issue 16's storm)
+SINGLE_TARGET_FILE: Final = "notifications-desk.jsonl"
+#: Rate limits act on the simulated clock, where a day's faults spread over hours; the one duty
+#: phone gets a budget it can bear (2 at once, 2 an hour) so the storm's hold-backs and summaries show.
+SINGLE_TARGET_LIMITS: Final = {"default": {"burst": 2, "per_hour": 2}}
 _SETTLE_TIMEOUT_S: Final = 60.0
 _DELIVERY_TIMEOUT_S: Final = 30.0
 
@@ -81,6 +86,7 @@ class DemoOptions:
     seed: int = 7
     faults: bool = False
     language: Literal["zh", "en"] = "zh"
+    single_target: bool = False  # every route to one target (its file: SINGLE_TARGET_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +104,24 @@ ProgressCallback = Callable[[DemoProgress], None]
 
 
 class SimulatedClock:
-    """The alert stage's clock: the simulated time of the step being processed."""
+    """The alert stage's clock: the simulated time of the step being processed; after
+    :meth:`run_on`, that time going on at the wall clock's pace (``--serve``)."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
+        self._running_since: float | None = None
 
     def __call__(self) -> datetime:
-        return self.now
+        if self._running_since is None:
+            return self.now
+        return self.now + timedelta(seconds=time.monotonic() - self._running_since)
+
+    def run_on(self) -> None:
+        self._running_since = time.monotonic()
+
+
+#: ``--serve``: what runs after the report while the alert stage keeps going on the demo's bus.
+Hold = Callable[[DemoReport, AlertService, MemoryBus], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -208,7 +225,8 @@ class Demo:
         self.settings = settings.model_copy(
             update={
                 "alerts": settings.alerts.model_copy(
-                    update={"apprise_config": self.out / "apprise.yaml", "routing_file": _routing_file(),
+                    update={"apprise_config": self.out / "apprise.yaml",
+                            "routing_file": self.out / "routing.yaml" if options.single_target else _routing_file(),
                             "language": options.language}
                 ),
                 "observability": settings.observability.model_copy(update={"metrics_port": None}),
@@ -227,7 +245,9 @@ class Demo:
     def steps(self) -> int:
         return max(1, -(-(self.end - self.options.start) // self.options.step))
 
-    async def run(self, progress: ProgressCallback | None = None) -> DemoReport:
+    async def run(self, progress: ProgressCallback | None = None, hold: Hold | None = None) -> DemoReport:
+        """Run the simulated span and report; with ``hold``, then keep the alert stage running on
+        the result, its clock going on from the simulated end, until ``hold`` returns."""
         started = time.perf_counter()
         self._prepare_out()
         settings = self.settings
@@ -247,14 +267,17 @@ class Demo:
         try:
             await self._until(stages.race(alerts.ready.wait()), "the alert stage to start")
             await self._feed(feed, stages, progress)
+            report = self._report(feed, alerts)
+            report.wall_seconds = time.perf_counter() - started
+            if hold is not None:
+                self.clock.run_on()
+                await stages.race(hold(report, alerts, self.bus))
         finally:
             stop.set()
             results = await asyncio.gather(*stages.tasks.values(), return_exceptions=True)
         for name, result in zip(stages.tasks, results, strict=True):
             if isinstance(result, BaseException):
                 raise StageError(name, result) from result
-        report = self._report(feed, alerts)
-        report.wall_seconds = time.perf_counter() - started
         return report
 
     # -- running ---------------------------------------------------------------------------
@@ -328,11 +351,19 @@ class Demo:
     def _prepare_out(self) -> None:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            for name in NOTIFICATION_FILES.values():
+            for name in (*NOTIFICATION_FILES.values(), SINGLE_TARGET_FILE):
                 (self.out / name).unlink(missing_ok=True)
             for old in self.out.glob("playbook-*"):
                 old.unlink()
-            urls = [{f"rgfile://{self.out / name}": [{"tag": tag}]} for tag, name in NOTIFICATION_FILES.items()]
+            if self.options.single_target:
+                urls = [{f"rgfile://{self.out / SINGLE_TARGET_FILE}": [{"tag": ", ".join(NOTIFICATION_FILES)}]}]
+                routing = yaml.safe_load(_routing_file().read_text(encoding="utf-8"))
+                text = ("# Written by `riverguard demo --single-target`: the demo's routing with one duty phone's "
+                        "rate limits.\n" + yaml.safe_dump({**routing, "rate_limits": SINGLE_TARGET_LIMITS},
+                                                          allow_unicode=True))
+                (self.out / "routing.yaml").write_text(text, encoding="utf-8")
+            else:
+                urls = [{f"rgfile://{self.out / name}": [{"tag": tag}]} for tag, name in NOTIFICATION_FILES.items()]
             text = ("# Written by `riverguard demo`: every target is a local file (rgfile://), nothing leaves "
                     "the machine.\n" + yaml.safe_dump({"version": 1, "urls": urls}, allow_unicode=True))
             (self.out / "apprise.yaml").write_text(text, encoding="utf-8")
@@ -341,6 +372,8 @@ class Demo:
 
     def _target_files(self, alerts: AlertService) -> dict[str, Path]:
         """Target id → the file it writes to."""
+        if self.options.single_target:
+            return {target.target_id: self.out / SINGLE_TARGET_FILE for target in alerts.directory.targets}
         return {
             target.target_id: self.out / name
             for target in alerts.directory.targets
@@ -415,6 +448,8 @@ async def run_demo(
     settings: Settings,
     registry: StationRegistry,
     progress: ProgressCallback | None = None,
+    hold: Hold | None = None,
 ) -> DemoReport:
-    """Run the demo; the report says what was detected and whether the demo showed what it should."""
-    return await Demo(options, settings, registry).run(progress)
+    """Run the demo; the report says what was detected and whether the demo showed what it should.
+    ``hold``: see :meth:`Demo.run`."""
+    return await Demo(options, settings, registry).run(progress, hold)

@@ -57,6 +57,8 @@ class NotificationLine:
     reason: str
     outcome: str
     first_line: str
+    route: str = ""
+    covers: tuple[str, ...] = ()  # the incidents a summary or digest speaks for
 
 
 @dataclass(slots=True)
@@ -136,8 +138,9 @@ class DemoReport:
             "incidents": [_incident_json(i) for i in self.spill_incidents],
             "other_incidents": [_incident_json(i) for i in self.other_incidents],
             "notifications": [
-                {"at": n.at.isoformat(), "incident_id": n.incident_id, "channel": n.channel, "target": n.target,
-                 "reason": n.reason, "outcome": n.outcome, "first_line": n.first_line}
+                {"at": n.at.isoformat(), "incident_id": n.incident_id, "route": n.route, "channel": n.channel,
+                 "target": n.target, "reason": n.reason, "outcome": n.outcome, "covers": list(n.covers),
+                 "first_line": n.first_line}
                 for n in self.notifications
             ],
             "playbook_files": [str(p) for p in self.playbook_files],
@@ -257,6 +260,6 @@ def notification_lines(
         out.append(
             NotificationLine(record.at, record.incident_id, record.channel.value,
                              (names or {}).get(record.target_id, record.target), record.reason.value,
-                             record.outcome.value, text)
+                             record.outcome.value, text, record.route.value if record.route else "", record.covers)
         )
     return out

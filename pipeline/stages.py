@@ -72,14 +72,20 @@ def alert_stage(
     serve_api: bool = True,
     observers: Sequence[Observer] = (),
 ) -> tuple[StageRuntime, AlertService]:
-    """The alert stage and its processor (the incident book, the API's service object)."""
+    """The alert stage and its processor (the incident book, the API's service object); with
+    ``console.users_file`` set, the API serves the duty-officer console too."""
     from alerts.playbook_source import RiverPlaybooks
     from alerts.service import AlertService, alert_config, system_clock
 
-    service = AlertService.from_settings(
-        settings, registry, playbooks=playbooks if playbooks is not None else RiverPlaybooks.from_settings(settings),
-        clock=clock or system_clock, serve_api=serve_api,
-    )
+    source = playbooks if playbooks is not None else RiverPlaybooks.from_settings(settings)
+    service = AlertService.from_settings(settings, registry, playbooks=source, clock=clock or system_clock,
+                                         serve_api=serve_api)
+    if serve_api and settings.console.users_file is not None:
+        from console import Console
+
+        networks = source.networks if isinstance(source, RiverPlaybooks) else {}
+        console = Console.from_settings(service, settings, registry, networks, influx=settings.influx)
+        service.console = console.application
     return StageRuntime(bus, service, alert_config(group_id, tick_s=tick_s), observers=observers), service
 
 
@@ -127,7 +133,8 @@ def service(
         return Service(name, stage.run, {"kafka": bus_check(bus, [topics.readings, topics.detector_state])})
     if name == "alerts":
         stage, _ = alert_stage(settings, registry, bus, group_id=group)
-        return Service(name, stage.run, {"kafka": bus_check(bus, [topics.detections, topics.incidents])})
+        return Service(name, stage.run,
+                       {"kafka": bus_check(bus, [topics.detections, topics.incidents, topics.silences])})
     if name == "sink":
         from sink.influx import InfluxWriter
         from sink.service import sink_topics

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Playbook,
         PlumeSpan,
         ReceptorArrival,
+        ReleaseEstimate,
         StationCheck,
         StationObservation,
         StretchFit,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from playbooks.playbook import DEFAULT_PULSE_H, MAP_HOURS, build_playbook
     from playbooks.pollutants import Pollutant, pollutant
     from playbooks.render import playbook_json, render_html, render_markdown, render_sms
+    from playbooks.tracing import CleanStation, Trace, trace
 
 __all__ = [
     "DEFAULT_PULSE_H",
@@ -58,6 +60,7 @@ __all__ = [
     "SAFETY_MARGIN",
     "SHIPPED_RIVERS",
     "ActionStep",
+    "CleanStation",
     "Department",
     "DepartmentContact",
     "Depot",
@@ -72,6 +75,7 @@ __all__ = [
     "Pollutant",
     "Reach",
     "ReceptorArrival",
+    "ReleaseEstimate",
     "RevisedEta",
     "RiskSource",
     "RiverNetwork",
@@ -80,6 +84,7 @@ __all__ = [
     "StationSite",
     "StretchFit",
     "SuspectedSource",
+    "Trace",
     "UnknownFeatureError",
     "build_playbook",
     "load_network",
@@ -93,6 +98,7 @@ __all__ = [
     "render_markdown",
     "render_sms",
     "revised_etas",
+    "trace",
     "write_playbook",
 ]
 

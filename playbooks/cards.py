@@ -21,6 +21,8 @@ from riverguard.pollutants import Treatment
 
 #: Time kept between a deadline and the earliest (fast-band) arrival of the plume.
 SAFETY_MARGIN: Final = timedelta(hours=1)
+#: Inspection tasks: one per likely source, most likely first, up to this many.
+_INSPECTIONS: Final = 3
 
 
 def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
@@ -44,28 +46,7 @@ def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
         )
     )
 
-    if playbook.suspected_sources:
-        top = playbook.suspected_sources[:3]
-        cities = list(dict.fromkeys(s.city for s in top))
-        steps.append(
-            (
-                at + timedelta(hours=2),
-                f"排查疑似污染源：{'、'.join(s.name for s in top)}",
-                f"inspect suspected sources: {', '.join(s.name for s in top)}",
-                "、".join(s.name for s in top),
-                [d for c in cities for d in _departments(network, c, "environment")],
-            )
-        )
-    else:
-        steps.append(
-            (
-                at + timedelta(hours=2),
-                "沿上游排查入河排污口（名录中无匹配风险源）",
-                "walk the outfalls upstream (no registered source matches)",
-                f"{playbook.station_name}上游",
-                own,
-            )
-        )
+    steps += _inspections(network, playbook, own)
 
     if card.dilute:
         for point in network.interception_points:
@@ -165,6 +146,36 @@ def action_steps(network: RiverNetwork, playbook: Playbook) -> list[ActionStep]:
         )
         for index, (deadline, zh, en, where, who) in enumerate(steps, start=1)
     ]
+
+
+def _inspections(
+    network: RiverNetwork, playbook: Playbook, own: list[Department]
+) -> list[tuple[datetime, str, str, str, list[Department]]]:
+    """Where to inspect first: a task per likely source (most likely first), else walk the outfalls."""
+    at = playbook.at
+    when = at + timedelta(hours=2)
+    release = playbook.release
+    window_zh = window_en = ""
+    if release is not None:
+        span = f"{clock(release.start_low, at)}–{clock(release.start_high, at)}"
+        window_zh, window_en = f"，重点核查 {span} 的排放记录", f"; check discharges {span}"
+    tasks = []
+    for source in playbook.suspected_sources[:_INSPECTIONS]:
+        who = _departments(network, source.city, "environment") if source.city else own
+        chance = f"（可能性 {source.probability:.0%}）" if source.probability is not None else ""
+        chance_en = f" ({source.probability:.0%} likely)" if source.probability is not None else ""
+        if source.kind == "unregistered":
+            tasks.append((when, f"沿{source.name.removeprefix('未登记排放')}河段排查未登记排口{chance}{window_zh}",
+                          f"walk the reach for an unregistered outfall {source.name}{chance_en}{window_en}",
+                          source.name, own))
+            continue
+        operator = f"（{source.enterprise}）" if source.enterprise else ""
+        tasks.append((when, f"排查{source.name}{operator}{chance}{window_zh}",
+                      f"inspect {source.name}{chance_en}{window_en}", source.name, who))
+    if not tasks:
+        tasks.append((when, "沿上游排查入河排污口（名录中无匹配风险源）",
+                      "walk the outfalls upstream (no registered source matches)", f"{playbook.station_name}上游", own))
+    return tasks
 
 
 def departments_for(network: RiverNetwork, playbook: Playbook) -> list[DepartmentContact]:

@@ -1,27 +1,60 @@
-"""``riverguard playbook`` and ``riverguard playbook-network``: build playbooks, check network files."""
+"""``riverguard playbook``, ``riverguard trace`` and ``riverguard playbook-network``: build playbooks,
+trace a release back to its source, check network files."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from playbooks.errors import PlaybookError
-from playbooks.export import FORMATS, write_playbook
 from playbooks.loader import load_network_file, load_networks
 from playbooks.network import RiverNetwork
-from playbooks.playbook import build_playbook
-from playbooks.render import Lang, playbook_json, render_html, render_markdown, render_sms
+from riverguard.errors import describe_validation_error
 
 network_app = typer.Typer(help="Check and list river network files (一河).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("playbook")(playbook_command)
+    app.command("trace")(trace_command)
     app.add_typer(network_app, name="playbook-network")
+
+
+def trace_command(
+    river: Annotated[str, typer.Option("--river", "-r", help="min, tuo, jialing or a --network river.")],
+    observations: Annotated[Path, typer.Option("--observations", help="OBS.json: what the stations saw.")],
+    network: Annotated[
+        list[Path] | None, typer.Option("--network", help="Extra network YAML file (repeatable).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="json or md.")] = "json",
+) -> None:
+    """Where, when and how much was released (溯源), and the registered sources ranked by probability."""
+    if fmt not in ("json", "md"):
+        _fail(f"--format {fmt!r}: choose json or md")
+    # the model (numpy, scipy) loads with the command, not with every riverguard command line
+    from playbooks.tracedoc import TraceRequest, trace_json, trace_markdown
+    from playbooks.tracing import trace
+
+    try:
+        request = TraceRequest.model_validate_json(observations.read_bytes())
+    except OSError as exc:
+        _fail(f"cannot read {observations}: {exc.strerror}")
+    except ValidationError as exc:
+        _fail(f"{observations}: {describe_validation_error(exc)}")
+    try:
+        chosen = _network_for(load_networks(network or ()), river, "")
+        result = trace(chosen, request.pollutant, request.observations, request.clean)
+    except PlaybookError as exc:
+        _fail(str(exc))
+    if fmt == "md":
+        typer.echo(trace_markdown(result, chosen, request.pollutant), nl=False)
+    else:
+        typer.echo(json.dumps(trace_json(result), ensure_ascii=False, indent=2))
 
 
 def playbook_command(
@@ -52,6 +85,11 @@ def playbook_command(
         _fail(f"--lang {lang!r}: choose zh or en")
     if fmt is not None and fmt not in ("md", "html", "json", "sms"):
         _fail(f"--format {fmt!r}: choose md, html, json or sms")
+    # the model (numpy, scipy) loads with the command, not with every riverguard command line
+    from playbooks.export import write_playbook
+    from playbooks.playbook import build_playbook
+    from playbooks.render import Lang, playbook_json, render_html, render_markdown, render_sms
+
     language: Lang = "zh" if lang == "zh" else "en"
     try:
         networks = load_networks(network or ())
@@ -95,7 +133,7 @@ def network_check(files: Annotated[list[Path], typer.Argument(help="Network YAML
             continue
         typer.echo(
             f"{path}: OK — {loaded.river} {loaded.name_zh}, {len(loaded.chain)} reaches, "
-            f"{len(loaded.stations)} stations, {len(loaded.intakes)} intakes"
+            f"{len(loaded.stations)} stations, {len(loaded.intakes)} intakes, {len(loaded.outfalls)} outfalls"
         )
     if failed:
         raise typer.Exit(2)
@@ -126,9 +164,9 @@ def _network_for(networks: dict[str, RiverNetwork], river: str | None, station: 
     raise PlaybookError(f"station {station!r} is on none of the networks {', '.join(networks)}; pass --river/--network")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
-__all__ = ["FORMATS", "register"]
+__all__ = ["register"]

@@ -137,6 +137,7 @@ def _draw(
             zorder=2,
             label=(f"污染团 +{hours:g} h" if cjk else f"plume +{hours:g} h"),
         )
+    _release_reach(axes, playbook, network, cjk)
     for source in network.risk_sources:
         x, y = network.coordinates(source)
         axes.scatter([x], [y], marker="X", s=60, color="#7b3294", zorder=4)
@@ -211,6 +212,16 @@ def _draw(
     axes.grid(color="#eeeeee", linewidth=0.5)
     figure.tight_layout()
     return figure
+
+
+def _release_reach(axes: Any, playbook: Playbook, network: RiverNetwork, cjk: bool) -> None:
+    """The likely release reach (溯源), shaded under the river, in the risk sources' colour."""
+    release = playbook.release
+    if release is None:
+        return
+    xs, ys = _line(network, release.km_low, max(release.km_high, release.km_low + 0.5))
+    axes.plot(xs, ys, color="#7b3294", linewidth=16, alpha=0.25, solid_capstyle="round", zorder=1,
+              label="疑似排放河段" if cjk else "likely release reach")
 
 
 def _legend(axes: Any, cjk: bool) -> None:
@@ -302,6 +313,19 @@ def _geojson(
                 to_km=span[1],
                 at=(at + timedelta(hours=hours)).isoformat(),
             )
+    release = playbook.release
+    if release is not None:
+        line(
+            release.km_low,
+            max(release.km_high, release.km_low + 0.5),
+            kind="release_reach",
+            from_km=release.km_low,
+            to_km=release.km_high,
+            km_best=release.km_best,
+            start_low=release.start_low.isoformat(),
+            start_high=release.start_high.isoformat(),
+            mass_kg=release.mass_kg,
+        )
     receptors = {(r.kind, r.name): r for r in playbook.receptors}
     for site in network.stations:
         point(

@@ -127,7 +127,9 @@ class ActionStep(_Model):
 
 
 class SuspectedSource(_Model):
-    """A registered upstream risk source that could explain the alert."""
+    """An upstream source that could explain the alert: a registered outfall or risk source, or an
+    unregistered discharge somewhere on a reach (``kind`` "unregistered"). ``probability`` comes
+    from source tracing (:mod:`playbooks.tracing`); without it the list is by distance."""
 
     name: str
     kind: str
@@ -135,8 +137,23 @@ class SuspectedSource(_Model):
     river_km: float
     distance_km: float
     travel_h: float
-    match: Literal["pollutant", "class"]
+    match: Literal["pollutant", "class", "other"]
     pollutants: tuple[str, ...]
+    probability: float | None = None
+    enterprise: str = ""
+
+
+class ReleaseEstimate(_Model):
+    """Where and when the release most likely was (92 % intervals), and how much was released."""
+
+    km_low: float
+    km_high: float
+    km_best: float
+    start_low: AwareDatetime
+    start_high: AwareDatetime
+    mass_kg: float
+    #: The reach an unregistered discharge would be in, when no registered source fits well.
+    unregistered_reach: tuple[float, float] | None = None
 
 
 class PlumeSpan(_Model):
@@ -186,6 +203,8 @@ class Playbook(_Model):
     station_checks: list[StationCheck] = Field(default_factory=list)
     #: Live correction: the factors fitted between stations that saw the plume (empty: the file's).
     corrections: list[StretchFit] = Field(default_factory=list)
+    #: Source tracing: where and when it was released (None: not traced, e.g. pH).
+    release: ReleaseEstimate | None = None
     data_quality: str = ""
 
     @property

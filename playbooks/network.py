@@ -201,6 +201,39 @@ def flow_balance(chain: tuple[Reach, ...], junctions: tuple[Junction, ...]) -> l
     return out
 
 
+class Outfall(_Item):
+    """A registered river outfall (入河排污口): where, whose, what it may discharge and how much.
+
+    It sits on the main stem (``river_km``) or on a tributary (``tributary``: a junction's name; it
+    counts at that junction's km). Entries come from the local 入河排污口名录 — the shipped ones
+    are illustrative estimates.
+    """
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: Annotated[str, Field(min_length=1)]
+    river_km: RiverKm | None = None
+    tributary: str | None = None
+    city: str = ""
+    enterprise: str = ""
+    pollutants: Annotated[tuple[str, ...], Field(min_length=1)]
+    permitted_flow_m3d: Annotated[float, Field(ge=0)] | None = None
+    lon: Lon | None = None
+    lat: Lat | None = None
+    estimated_position: bool = True
+    note: str = ""
+
+    @field_validator("pollutants")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return RiskSource._known(value)
+
+    @model_validator(mode="after")
+    def _placed(self) -> Outfall:
+        if (self.river_km is None) == (self.tributary is None):
+            raise ValueError(f"outfall {self.id!r}: give either river_km (main stem) or tributary (a junction's name)")
+        return self
+
+
 Role = Literal["environment", "water", "emergency", "water_supply", "government", "transport"]
 
 
@@ -229,6 +262,7 @@ class RiverNetwork(_Item):
     interception_points: tuple[InterceptionPoint, ...] = ()
     depots: tuple[Depot, ...] = ()
     risk_sources: tuple[RiskSource, ...] = ()
+    outfalls: tuple[Outfall, ...] = ()
     departments: tuple[Department, ...] = ()
 
     @model_validator(mode="after")
@@ -268,6 +302,7 @@ class RiverNetwork(_Item):
                     f"{boundary.arriving_m3s:g} m³/s arrive from above (the reach above plus its junctions): "
                     f"more than {BALANCE_TOLERANCE:.0%} apart — fix a reach's or a junction's discharge_m3s"
                 )
+        _check_outfalls(self.outfalls, {j.name: j.river_km for j in self.junctions}, start, end)
         cities = {d.city for d in self.departments}
         for intake in self.intakes:
             if intake.city not in cities:
@@ -298,6 +333,12 @@ class RiverNetwork(_Item):
                 return site
         known = ", ".join(s.station_id for s in self.stations)
         raise UnknownFeatureError(f"station {station_id!r} is not on the {self.river} network; known: {known}")
+
+    def outfall_km(self, outfall: Outfall) -> float:
+        """Where an outfall's discharge reaches the main stem."""
+        if outfall.river_km is not None:
+            return outfall.river_km
+        return next(j.river_km for j in self.junctions if j.name == outfall.tributary)
 
     def departments_of(self, city: str, *roles: Role) -> list[Department]:
         """Departments of ``city`` with one of ``roles`` (all roles when none given), in file order."""
@@ -366,6 +407,29 @@ def _cycle_from(start: str, by_id: dict[str, Reach]) -> list[str]:
     while (nxt := by_id[path[-1]].downstream) is not None and nxt not in path:
         path.append(nxt)
     return [*path, nxt] if nxt is not None else path
+
+
+def _check_outfalls(outfalls: tuple[Outfall, ...], junctions: dict[str, float], start: float, end: float) -> None:
+    ids: set[str] = set()
+    previous: tuple[str, float] | None = None
+    for outfall in outfalls:
+        if outfall.id in ids:
+            raise ValueError(f"outfalls: {outfall.id!r} appears twice")
+        ids.add(outfall.id)
+        if outfall.tributary is not None and outfall.tributary not in junctions:
+            raise ValueError(
+                f"outfalls: {outfall.id!r} is on tributary {outfall.tributary!r}, which is not a junction "
+                f"(known: {', '.join(junctions) or 'none'})"
+            )
+        km = outfall.river_km if outfall.river_km is not None else junctions[str(outfall.tributary)]
+        if not start - _KM_TOLERANCE <= km <= end + _KM_TOLERANCE:
+            raise ValueError(f"outfalls: {outfall.id!r} at river-km {km:g} is off the chain (km {start:g}–{end:g})")
+        if previous is not None and km < previous[1]:
+            raise ValueError(
+                f"outfalls: {outfall.id!r} (km {km:g}) is listed after {previous[0]!r} (km {previous[1]:g}); "
+                "list outfalls upstream → downstream"
+            )
+        previous = (outfall.id, km)
 
 
 def _check_order(group: str, features: tuple[_Feature, ...]) -> None:

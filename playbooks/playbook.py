@@ -28,11 +28,13 @@ from typing import Any, Final, Literal
 
 from playbooks.cards import action_steps, departments_for
 from playbooks.correction import fit_stretches, place, reach_factors, station_checks
-from playbooks.hydraulics import Piece, channel, spread_s, travel_time_s
-from playbooks.models import Playbook, PlumeSpan, ReceptorArrival, StationObservation, SuspectedSource
+from playbooks.hydraulics import Piece, channel, spread_s
+from playbooks.inspection import suspected_sources
+from playbooks.models import Playbook, PlumeSpan, ReceptorArrival, StationObservation
 from playbooks.network import RiverNetwork, StationSite
 from playbooks.pollutants import Pollutant
 from playbooks.pollutants import pollutant as lookup_pollutant
+from playbooks.tracing import CleanStation
 from playbooks.transport import BAND_FRACTION, Arrival, Forecast, forecast, pulse_sigma
 
 #: How long the plume takes to pass the alerting station (10 %-edges), when nothing better is
@@ -53,12 +55,15 @@ def build_playbook(
     horizon_h: float = 48.0,
     pulse_h: float = DEFAULT_PULSE_H,
     observations: Sequence[StationObservation] = (),
+    clean: Sequence[CleanStation] = (),
 ) -> Playbook:
     """Build the playbook for an alert at ``station_id`` at time ``at`` (must be timezone-aware).
 
     ``observations``: what stations saw of this plume so far (this one and others). Two or more
     stations that saw it correct the model between them and below (:mod:`playbooks.correction`),
     and the playbook lists predicted against observed arrival for each station below the first.
+    With ``clean`` (stations that saw nothing so far) they also trace the release: the suspected
+    sources are ranked by probability (:mod:`playbooks.inspection`).
     """
     if at.tzinfo is None:
         raise ValueError(f"at must be timezone-aware, got {at.isoformat()}")
@@ -100,6 +105,10 @@ def build_playbook(
     runs["nominal"] = _run(bands["nominal"], site.river_km, inside, sigma, spec, map_hours)
     runs["slow"] = _run(bands["slow"], site.river_km, inside, sigma, spec)
     scale = concentration if concentration is not None and spec.is_load else None
+    sources, release = suspected_sources(
+        network, site, spec, at=at, concentration=concentration, observations=observations, clean=clean,
+        flow_ratio=flow_ratio, window_h=horizon_h,
+    )
     receptors: list[ReceptorArrival] = []
     beyond: list[str] = []
     for candidate in candidates:
@@ -129,7 +138,8 @@ def build_playbook(
         pulse_h=pulse_h,
         receptors=receptors,
         beyond_horizon=beyond,
-        suspected_sources=_suspected_sources(network, site, spec, flow_ratio, horizon_h),
+        suspected_sources=sources,
+        release=release,
         plume=_plume(runs["nominal"], network, offset_s / 3600.0),
         station_checks=station_checks(network, seen, flow_ratio=flow_ratio, decay_per_s=spec.decay_per_s,
                                       default_sigma_s=sigma),
@@ -266,38 +276,6 @@ def _at(at: datetime, seconds: float, rounding: Literal["down", "up", "nearest"]
     minutes = max(0.0, seconds / 60.0)
     whole = math.floor(minutes) if rounding == "down" else math.ceil(minutes) if rounding == "up" else round(minutes)
     return (at + timedelta(minutes=whole)).replace(second=0, microsecond=0)
-
-
-def _suspected_sources(
-    network: RiverNetwork,
-    site: StationSite,
-    spec: Pollutant,
-    flow_ratio: float,
-    window_h: float,
-) -> list[SuspectedSource]:
-    """Upstream sources emitting this pollutant (or its class) that the fast band brings here in time."""
-    nominal = channel(network, flow_ratio=flow_ratio)
-    fast = channel(network, flow_ratio=flow_ratio, velocity_factor=1.0 + BAND_FRACTION)
-    found: list[SuspectedSource] = []
-    for source in network.risk_sources:
-        if source.river_km > site.river_km:
-            continue
-        match = spec.emitted_by(source.pollutants)
-        if match is None or travel_time_s(fast, source.river_km, site.river_km) > window_h * 3600.0:
-            continue
-        found.append(
-            SuspectedSource(
-                name=source.name,
-                kind=source.kind,
-                city=source.city,
-                river_km=source.river_km,
-                distance_km=round(site.river_km - source.river_km, 3),
-                travel_h=round(travel_time_s(nominal, source.river_km, site.river_km) / 3600.0, 1),
-                match=match,
-                pollutants=source.pollutants,
-            )
-        )
-    return sorted(found, key=lambda s: (s.match != "pollutant", s.distance_km))
 
 
 def _plume(nominal: Forecast, network: RiverNetwork, offset_h: float) -> list[PlumeSpan]:

@@ -258,19 +258,29 @@ def _step_text(step: ActionStep, at: Any, lang: Lang) -> str:
 
 def _source_rows(playbook: Playbook, lang: Lang) -> list[str]:
     rows = []
-    for s in playbook.suspected_sources:
+    release = playbook.release
+    if release is not None:
+        at = playbook.at
+        span = f"{clock(release.start_low, at)}–{clock(release.start_high, at)}"
         if lang == "zh":
-            match = "排放同种污染物" if s.match == "pollutant" else "排放同类污染物"
-            rows.append(
-                f"{s.name}（{s.city}，上游 {s.distance_km:g} km，约 {s.travel_h:g} h 流程，"
-                f"{match}：{'、'.join(s.pollutants)}）"
-            )
+            rows.append(f"溯源估计：排放位置 km {release.km_low:g}–{release.km_high:g}"
+                        f"（最可能 km {release.km_best:g}），开始于 {span}，"
+                        f"排放量约 {release.mass_kg:g} kg（92% 区间）")
         else:
-            match = "same pollutant" if s.match == "pollutant" else "same class"
-            rows.append(
-                f"{s.name} ({s.city}, {s.distance_km:g} km upstream, ~{s.travel_h:g} h travel, {match}: "
-                f"{', '.join(s.pollutants)})"
-            )
+            rows.append(f"Traced release: km {release.km_low:g}–{release.km_high:g} (most likely km "
+                        f"{release.km_best:g}), starting {span}, about {release.mass_kg:g} kg (92 % intervals)")
+    for s in playbook.suspected_sources:
+        chance = "" if s.probability is None else f"{s.probability:.0%} "
+        if lang == "zh":
+            match = {"pollutant": "排放同种污染物", "class": "排放同类污染物", "other": "未登记该污染物"}[s.match]
+            emits = f"，{match}：{'、'.join(s.pollutants)}" if s.pollutants else ""
+            where = f"{s.city or '—'}，上游 {s.distance_km:g} km，约 {s.travel_h:g} h 流程"
+            rows.append(f"{chance}{s.name}（{where}{emits}）")
+        else:
+            match = {"pollutant": "same pollutant", "class": "same class", "other": "not permitted for it"}[s.match]
+            emits = f", {match}: {', '.join(s.pollutants)}" if s.pollutants else ""
+            rows.append(f"{chance}{s.name} ({s.city or '—'}, {s.distance_km:g} km upstream, ~{s.travel_h:g} h "
+                        f"travel{emits})")
     return rows
 
 

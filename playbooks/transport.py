@@ -150,6 +150,11 @@ class Grid:
     def __len__(self) -> int:
         return len(self.volume)
 
+    def window(self, first: int, last: int) -> tuple[int, int]:
+        """The window to march a load (or weight) held in cells ``first``..``last``: with a margin,
+        so the implicit solve's tails are not cut on the first steps (before any trim)."""
+        return (max(0, first - _MARGIN), min(len(self.volume), last + 1 + _MARGIN))
+
     def index_of(self, tau: float) -> float:
         """Fractional cell index of a travel time (cell centres at integers)."""
         return (tau - self.tau_start) / self.dt - 0.5
@@ -194,6 +199,46 @@ class Grid:
             return (a, a)
         return (max(0, a + int(alive[0]) - _MARGIN), min(n, a + int(alive[-1]) + 1 + _MARGIN))
 
+    def adjoint_step(self, weight: Array, lo: int, hi: int, trim: bool) -> tuple[int, int]:
+        """One step of the transpose of :meth:`step`, in place on ``weight`` (cells × probes; zero
+        outside rows ``lo:hi``).
+
+        Started from probes (a column each: what a unit load in each cell adds to the probe's
+        concentration), n adjoint steps give for every cell what a unit load released there adds
+        to each probe n steps later: one backward run answers for every release point at once.
+        """
+        n = len(self.volume)
+        a, b = max(0, lo - _GROW - 1), min(n, hi + _GROW)
+        volume = self.volume[a:b, None]
+        half = self.half[a : b - 1]
+        diag = self._diag[a:b].copy()
+        if a > 0:
+            diag[0] -= self.half[a - 1]
+        if b < n:
+            diag[-1] -= self.half[b - 1]
+        # transpose of  load → CN(load / V) · V · decay:  V⁻¹ · B · A⁻¹ · V · decay (A, B symmetric)
+        _, _, _, solved, info = self._gtsv(-half, diag, -half, weight[a:b] * volume, overwrite_d=True,
+                                           overwrite_b=True)
+        if info != 0:
+            raise ArithmeticError(f"adjoint dispersion solve failed (LAPACK dgtsv info={info})")
+        flux = half[:, None] * np.diff(solved, axis=0)
+        spread = solved * (volume / self.dt)
+        spread[:-1] += flux
+        spread[1:] -= flux
+        spread *= (self._decayed_volume[a:b] / self.volume[a:b] ** 2)[:, None]
+        # transpose of the shift: a cell's weight is what its load adds once moved one cell down
+        weight[a:b] = 0.0
+        top = max(0, a - 1)
+        moved = spread[top + 1 - a :]
+        weight[top : top + len(moved)] = moved * self.carry[top : top + len(moved), None]
+        if not trim:
+            return (top, top + len(moved))
+        level = np.abs(moved).max(axis=1)
+        alive = np.flatnonzero(level > _NEGLIGIBLE_BACKWARD * float(level.max(initial=0.0)))
+        if len(alive) == 0:
+            return (top, top)
+        return (max(0, top + int(alive[0]) - _MARGIN), min(n, top + int(alive[-1]) + 1 + _MARGIN))
+
     def concentrations(self, mass: Array) -> Array:
         return np.asarray(mass / self.volume)
 
@@ -201,6 +246,9 @@ class Grid:
 #: Cells kept around the plume, and the share of its peak below which load counts as none.
 _MARGIN: Final = 24
 _NEGLIGIBLE: Final = 1e-9
+#: A backward run's kernel spans days in a cascade of pools: it is cut where it falls below this
+#: share of its highest (what a release there would add is far below any station's resolution).
+_NEGLIGIBLE_BACKWARD: Final = 1e-7
 #: How often a run checks whether the plume has passed every probe.
 _CHECK_EVERY: Final = 16
 #: The window grows by a few cells each step and is trimmed back every few steps.
@@ -238,7 +286,7 @@ def simulate(
     last_extent = max(wanted, default=0)
     extents: dict[int, tuple[float, float] | None] = {}
     alive = np.flatnonzero(mass)
-    lo, hi = (int(alive[0]), int(alive[-1]) + 1) if len(alive) else (0, 0)
+    lo, hi = grid.window(int(alive[0]), int(alive[-1])) if len(alive) else (0, 0)
     n = 0
     while True:
         if n and hi > lo:
@@ -364,3 +412,42 @@ def forecast(
     curves = {km: run.curves[:, j] for j, km in enumerate(probes_km)}
     arrivals = {km: arrival(curve, dt) for km, curve in curves.items()}
     return Forecast(arrivals, {h: run.extents.get(n) for h, n in snapshots.items()}, curves, dt)
+
+
+def release_curves(
+    pieces: Sequence[Piece],
+    source_km: float,
+    probes_km: Sequence[float],
+    *,
+    start_s: float,
+    duration_s: float,
+    run_s: float,
+    decay_per_s: float = 0.0,
+    dt: float = 120.0,
+) -> tuple[float, dict[float, Array]]:
+    """A release of one gram spread evenly over ``duration_s`` from ``start_s`` at ``source_km``:
+    (dt, concentration at each probe every dt from t = 0). The forward counterpart of tracing."""
+    channel = Channel(pieces)
+    grid = Grid(channel, 0.0, channel.end_tau, dt, decay_per_s)
+    position = grid.index_of(float(channel.tau(source_km)))
+    cell = min(max(math.floor(position), 0), len(grid) - 2)
+    share = position - cell
+    first = round(start_s / dt)
+    count = max(1, round(duration_s / dt))
+    probes = np.array([grid.index_of(float(channel.tau(km))) for km in probes_km])
+    below = np.clip(np.floor(probes).astype(int), 0, len(grid) - 2)
+    weight = np.clip(probes - below, 0.0, 1.0)
+    steps = math.ceil(run_s / dt)
+    rows = np.zeros((steps + 1, len(probes_km)))
+    mass = np.zeros(len(grid))
+    lo = hi = cell
+    for n in range(steps + 1):
+        if n and hi > lo:
+            lo, hi = grid.step(mass, lo, hi, trim=n % _TRIM_EVERY == 0)
+        if first <= n < first + count:
+            mass[cell] += (1.0 - share) / count
+            mass[cell + 1] += share / count
+            near = grid.window(cell, cell + 1)
+            lo, hi = near if hi <= lo else (min(lo, near[0]), max(hi, near[1]))
+        rows[n] = mass[below] / grid.volume[below] * (1.0 - weight) + mass[below + 1] / grid.volume[below + 1] * weight
+    return dt, {km: rows[:, j] for j, km in enumerate(probes_km)}

@@ -31,7 +31,7 @@ level
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self, TypeVar
 
@@ -106,6 +106,7 @@ class Route(StrEnum):
 
 class Channel(StrEnum):
     SMS = "sms"
+    SMS_TEMPLATE = "sms_template"  # Chinese SMS gateways (Aliyun, Tencent): approved template + variables
     IM = "im"  # DingTalk / WeCom / Feishu markdown
     EMAIL = "email"
     WEBHOOK = "webhook"  # anything else (json://, ntfy, ...): the IM markdown text
@@ -133,11 +134,10 @@ class PollutionKey(_Frozen):
 
 
 class MaintenanceKey(_Frozen):
-    """Instrument trouble is per station and kind."""
+    """Instrument trouble is per station: one incident lists every parameter and kind of it."""
 
     route: Literal[Route.MAINTENANCE] = Route.MAINTENANCE
     station: StationId
-    kind: DetectionKind
 
 
 def _from_text(value: object) -> object:
@@ -146,8 +146,8 @@ def _from_text(value: object) -> object:
     if not isinstance(value, str):
         return value
     route, *parts = value.split("|")
-    if route == Route.MAINTENANCE and len(parts) == 2:
-        return {"route": route, "station": parts[0], "kind": parts[1]}
+    if route == Route.MAINTENANCE and len(parts) == 2:  # the kind is no longer part of the key
+        return {"route": route, "station": parts[0]}
     if route == Route.POLLUTION and len(parts) in (3, 4):
         return {"route": route, **dict(zip(("river", "reach", "pollutant", "group"), parts, strict=False))}
     raise ValueError(f"incident key {value!r} is neither pollution|river|reach|pollutant|group nor "
@@ -155,6 +155,98 @@ def _from_text(value: object) -> object:
 
 
 IncidentKey = Annotated[PollutionKey | MaintenanceKey, Field(discriminator="route"), BeforeValidator(_from_text)]
+
+
+class Verdict(StrEnum):
+    """What an incident turned out to be, said by whoever resolves it (feeds detector tuning)."""
+
+    CONFIRMED_POLLUTION = "confirmed_pollution"
+    INSTRUMENT_FAULT = "instrument_fault"
+    FALSE_ALARM = "false_alarm"
+    DRILL = "drill"
+
+
+class Silence(_Frozen):
+    """``silence`` mutes notifications (the incident is still tracked and recorded); ``maintenance``
+    also turns the station's detections into maintenance-route events. Empty fields match anything,
+    but a silence needs a station or a river: nothing mutes every river at once."""
+
+    kind: Literal["silence", "maintenance"] = "silence"
+    station: StationId | None = None
+    river: RiverId | None = None
+    pollutant: str | None = None
+    route: Route | None = None
+    starts: AwareDatetime | None = None
+    until: AwareDatetime
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Silence:
+        if self.station is None and self.river is None:
+            raise ValueError("a silence needs a station or a river")
+        if self.starts is not None and self.starts >= self.until:
+            raise ValueError(f"a silence must start before it ends (starts {self.starts}, until {self.until})")
+        return self
+
+    def covers(
+        self, *, station: str | None, river: str, at: datetime, pollutant: str | None = None, route: Route | None = None
+    ) -> bool:
+        if at >= self.until or (self.starts is not None and at < self.starts):
+            return False
+        return (
+            (self.station is None or self.station == station)
+            and (self.river is None or self.river == river)
+            and (self.pollutant is None or self.pollutant == pollutant)
+            and (self.route is None or self.route is route)
+        )
+
+    def describe(self) -> str:
+        scope = " ".join(s for s in (self.station or self.river, self.pollutant, self.route) if s)
+        return f"{self.kind} {scope} until {self.until.isoformat()}: {self.reason}"
+
+
+class SilenceRecord(_Frozen):
+    """A silence and who set it: the routing file's, or one set at runtime (persisted by its id).
+
+    ``silence_id`` is ``routing:N`` for the routing file's N-th silence.
+    """
+
+    silence_id: str = Field(min_length=1)
+    silence: Silence
+    created_by: str = Field(min_length=1)
+    created_at: AwareDatetime
+    expired_at: AwareDatetime | None = None
+    expired_by: str = ""
+
+    def active(self, at: datetime) -> bool:
+        return (self.expired_at is None or at < self.expired_at) and at < self.silence.until
+
+    def describe(self) -> str:
+        return f"{self.silence_id} ({self.created_by}): {self.silence.describe()}"
+
+
+class ActionTick(_Frozen):
+    """One playbook action ticked (or unticked) on the incident's checklist."""
+
+    action_id: str = Field(min_length=1)  # the console's stable id of the action (e.g. its step order)
+    done: bool = True
+    by: str = Field(min_length=1)
+    at: AwareDatetime
+
+
+class Covered(_Frozen):
+    """One incident a summary or a digest speaks for."""
+
+    incident_id: str
+    route: Route
+    level: WarningLevel
+    status: IncidentStatus
+    river: str
+    station: str
+    subject: tuple[str, ...]  # the pollutant, or the instrument's parameters
+    kinds: tuple[DetectionKind, ...] = ()
+    held: int = 0  # notifications of it the rate limit held back
+    opened_at: AwareDatetime
 
 
 class DeliveryStatus(StrEnum):
@@ -172,6 +264,7 @@ class NotificationReason(StrEnum):
     REOPENED = "reopened"
     RESOLVED = "resolved"
     SUMMARY = "summary"  # what a rate limit held back during a storm
+    DIGEST = "digest"  # the day's maintenance incidents, for the operations team
 
 
 class Reason(_Frozen):
@@ -213,7 +306,9 @@ class OutboxEntry(_Frozen):
     created_at: AwareDatetime
     next_attempt_at: AwareDatetime
     last_error: str = ""
-    note: str = ""  # why suppressed, or what a summary covers
+    note: str = ""  # why suppressed
+    reading_at: AwareDatetime | None = None  # the reading time the notification speaks of
+    covers: tuple[Covered, ...] = ()  # a summary's or digest's incidents, most severe first
 
     def suppressed(self, why: str) -> OutboxEntry:
         """Not to be sent, and why (kept, with a delivery record, so nothing vanishes without a trace)."""
@@ -233,18 +328,23 @@ class Incident(_Frozen):
     status: IncidentStatus = IncidentStatus.OPEN
     level: WarningLevel
     level_reasons: tuple[Reason, ...] = ()
-    opened_at: AwareDatetime
-    updated_at: AwareDatetime
+    opened_at: AwareDatetime  # processing times: when the service opened it, last changed it,
+    updated_at: AwareDatetime  # last saw a detection of it
     last_active_at: AwareDatetime
+    first_reading_at: AwareDatetime | None = None  # reading (event) times: of its first detection
+    reading_at: AwareDatetime | None = None  # and of its latest one
     normal_since: AwareDatetime | None = None
     acknowledged_at: AwareDatetime | None = None
     acknowledged_by: str = ""
     resolved_at: AwareDatetime | None = None
     resolved_by: str = ""
+    verdict: Verdict | None = None
     reopen_count: int = 0
     first_station: str = ""
     stations: tuple[str, ...] = ()
     cities: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()  # every parameter its detections named (an instrument's: what failed)
+    kinds: tuple[DetectionKind, ...] = ()  # every detection kind it has seen
     active_events: tuple[str, ...] = ()  # detector event ids not yet cleared
     detection_count: int = 0
     peak_value: float | None = None
@@ -260,7 +360,9 @@ class Incident(_Frozen):
     escalation_stage: int = 0
     reminders_sent: int = 0
     last_notified_at: AwareDatetime | None = None
-    silenced_by: str = ""
+    silenced_by: str = ""  # what the silence holding its notifications back says
+    silence_id: str = ""
+    checklist: tuple[ActionTick, ...] = ()  # the latest tick per playbook action
     latest_detection: Detection | None = None
     history: tuple[IncidentEvent, ...] = ()
     outbox: tuple[OutboxEntry, ...] = ()
@@ -274,6 +376,11 @@ class Incident(_Frozen):
     @property
     def is_active(self) -> bool:
         return self.status is not IncidentStatus.RESOLVED
+
+    @property
+    def lag(self) -> timedelta | None:
+        """How far behind its readings the latest detection was processed (a backlog shows here)."""
+        return None if self.reading_at is None else self.last_active_at - self.reading_at
 
     def with_event(self, at: datetime, what: str, by: str = "", note: str = "") -> Incident:
         """The incident with a line added to its history (the oldest lines beyond the limit dropped)."""
@@ -302,6 +409,9 @@ class NotificationRecord(_Frozen):
     river: str
     attempt: int
     outcome: DeliveryOutcome
-    at: AwareDatetime
+    at: AwareDatetime  # when the attempt was made (processing time)
+    reading_at: AwareDatetime | None = None  # the reading time the notification speaks of
+    route: Route | None = None
+    covers: tuple[str, ...] = ()  # incident ids a summary or digest speaks for
     error: str = ""
     title: str = ""

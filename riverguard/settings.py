@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +60,11 @@ class TopicSettings(_Section):
     incidents: str = "incidents"
     notifications: str = "notifications"
     detector_state: str = "detectors.state-changelog"
+    #: Runtime silences set in the console (compacted: the latest record per silence id).
+    silences: str = "silences"
+    #: What resolved incidents turned out to be, per station (key = station id, partitioned like
+    #: the readings), for the detect stage to learn from.
+    verdicts: str = "verdicts"
 
 
 class MqttSettings(_Section):
@@ -115,6 +121,31 @@ class ObservabilitySettings(_Section):
     metrics_host: str = "127.0.0.1"
 
 
+class ConsoleSettings(_Section):
+    """The duty-officer console, served by the alert service on its HTTP server (``alerts.http_host``,
+    under /console): no address of its own, so the incident API's bind rules cover it."""
+
+    #: The users file (``riverguard console-user add``); None: no console is served.
+    users_file: Path | None = None
+    audit_file: Path = Path("console-audit.jsonl")
+    session_minutes: int = Field(default=480, ge=5, le=10_080)
+    #: Mark cookies Secure: set it when the console is reached over HTTPS (a reverse proxy).
+    secure_cookies: bool = False
+    #: Failed sign-ins allowed per user name and per client address within the window.
+    login_failures: int = Field(default=5, ge=1, le=100)
+    login_window_min: int = Field(default=15, ge=1, le=1440)
+    #: A station with no reading for this long stands out on the station board.
+    silent_station_min: int = Field(default=60, ge=5, le=10_080)
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.session_minutes)
+
+    @property
+    def login_window(self) -> timedelta:
+        return timedelta(minutes=self.login_window_min)
+
+
 _yaml_file: ContextVar[Path | None] = ContextVar("riverguard_yaml_file", default=None)
 
 
@@ -132,6 +163,7 @@ class Settings(BaseSettings):
     influx: InfluxSettings = InfluxSettings()
     alerts: AlertSettings = AlertSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    console: ConsoleSettings = ConsoleSettings()
     stations_file: Path | None = None
     network_dir: Path | None = None
 

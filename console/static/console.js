@@ -25,11 +25,12 @@ function matches(row, form) {
   return status === "all" || row.dataset.status === status;
 }
 
-function follow(url, onIncident) {
+function follow(url, onIncident, onOpen) {
   const state = document.getElementById("live-state");
   const source = new EventSource(url);
   source.addEventListener("open", () => {
     if (state) { state.textContent = "● " + state.dataset.live; state.classList.remove("offline"); }
+    onOpen();
   });
   source.addEventListener("error", () => {
     if (state) { state.textContent = state.dataset.offline; state.classList.add("offline"); }
@@ -41,6 +42,8 @@ function liveList(table) {
   const body = document.getElementById("incident-rows");
   const form = document.getElementById("filters");
   const empty = document.getElementById("no-incidents");
+  let opened = false;  // a stream opened again after a break may have missed changes: reload then
+  const reopened = () => { if (opened) location.reload(); opened = true; };
   follow(table.dataset.events, (incident) => {
     const holder = document.createElement("tbody");
     holder.innerHTML = incident.row;
@@ -55,18 +58,24 @@ function liveList(table) {
     }
     countdowns(body);
     empty.hidden = body.children.length > 0;
-  });
+  }, reopened);
+}
+
+async function refresh() {
+  for (const part of document.querySelectorAll("[data-fragment]")) {
+    const response = await fetch(part.dataset.fragment, { credentials: "same-origin" });
+    if (response.ok) {
+      part.innerHTML = await response.text();
+      countdowns(part);
+    }
+  }
 }
 
 function liveIncident(live) {
-  follow(live.dataset.events, async (incident) => {
-    if (incident.id !== live.dataset.id) return;
-    const response = await fetch(live.dataset.fragment, { credentials: "same-origin" });
-    if (response.ok) {
-      live.innerHTML = await response.text();
-      countdowns(live);
-    }
-  });
+  // every part of the page marked data-fragment (facts and timeline, the checklist) is fetched
+  // again when this incident changes, and when the stream (re)opens, as a change may have come
+  // between the page and the stream: a tick or an ack by someone else shows without a reload
+  follow(live.dataset.events, (incident) => { if (incident.id === live.dataset.id) refresh(); }, refresh);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -9,7 +9,9 @@ from riverguard.settings import Settings
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic with its partitioning and cleanup policy.
 
-    ``incidents`` and the detector changelog are compacted: they hold the latest state per key.
+    ``incidents``, ``silences`` and the detector changelog are compacted: they hold the latest
+    state per key. ``verdicts`` is keyed by station id with as many partitions as the readings,
+    so a station's verdicts share the partition number of its readings.
     """
     n = settings.kafka.partitions
     rf = settings.kafka.replication_factor
@@ -21,4 +23,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.incidents, n, compacted=True, replication_factor=rf),
         TopicSpec(t.notifications, n, replication_factor=rf),
         TopicSpec(t.detector_state, n, compacted=True, replication_factor=rf),
+        TopicSpec(t.silences, n, compacted=True, replication_factor=rf),
+        TopicSpec(t.verdicts, n, replication_factor=rf),
     ]

@@ -1,5 +1,6 @@
-"""The console against a real alert service: its book, its API application with the console
-mounted, Apprise writing to local files, a manual clock; and real headless Chromium browsers.
+"""The console against a real alert service built as ``riverguard run alert`` builds it (its book,
+its API with the console mounted from the ``console`` settings), Apprise writing to local files, a
+manual clock; and real headless Chromium browsers.
 
 Browsers: Debian's ``chromium`` driven through Debian's ``chromium-driver`` by Selenium with the
 driver path set explicitly (Selenium Manager never runs, nothing is downloaded). Every Selenium
@@ -9,10 +10,12 @@ call blocks, so the tests make them in a thread while the service keeps running 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,28 +23,26 @@ from typing import Any, Final
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from alerts.api import IncidentApi
 from alerts.playbook_source import RiverPlaybooks
 from alerts.service import AlertService
-from console.app import Console
-from console.settings import ConsoleSettings
-from console.stationboard import StationBoard
 from console.users import Role, UserBook, save_users
 from pipeline.stages import alert_stage
-from playbooks import load_networks
+from playbooks import RiverNetwork, load_networks
 from riverguard.bus.base import Bus
 from riverguard.bus.memory import MemoryBus
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, encode
-from riverguard.settings import AlertSettings, Settings, TopicSettings
+from riverguard.settings import AlertSettings, ConsoleSettings, Settings, TopicSettings
 from riverguard.stations import load_registry
 
 T0: Final = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
+#: What a live page does under a test's feet: parts of it are replaced when the incident changes.
+LIVE: Final = (NoSuchElementException, StaleElementReferenceException)
 CHROMIUM: Final = Path("/usr/bin/chromium")
 CHROMEDRIVER: Final = Path("/usr/bin/chromedriver")
 SCREENSHOTS: Final = Path(__file__).resolve().parents[2] / "out" / "console-screenshots"
@@ -59,6 +60,8 @@ escalation:
   max_reminders: 3
 rate_limits:
   default: {burst: 50, per_hour: 600}
+silences:
+  - {station: min-yuelai, until: "2030-01-01T00:00:00+08:00", reason: 断面迁移}
 """
 
 
@@ -77,7 +80,6 @@ class ManualClock:
 class ConsoleStack:
     url: str  # the console's root, http://127.0.0.1:port/console
     service: AlertService
-    console: Console
     bus: Bus
     settings: Settings
     clock: ManualClock
@@ -117,43 +119,60 @@ def write_users(path: Path) -> None:
     save_users(book, path)
 
 
-@pytest.fixture
-async def stack(tmp_path: Path, settings: Settings, unique: str) -> AsyncIterator[ConsoleStack]:
+def console_settings(tmp_path: Path, settings: Settings, unique: str) -> Settings:
+    """Settings of an alert service with the console: Apprise to files under ``tmp_path/sent``
+    (a file per tag), the test routing, topics of its own, any free port, the test users."""
     outbox = tmp_path / "sent"
-    outbox.mkdir()
+    outbox.mkdir(exist_ok=True)
     apprise = tmp_path / "apprise.yaml"
     apprise.write_text("version: 1\nurls:\n" + "".join(
         f"  - rgfile://{outbox / tag}.jsonl:\n      - tag: {tag}\n" for tag in ("duty", "chief", "ops")),
         encoding="utf-8")
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING, encoding="utf-8")
-    topics = TopicSettings(**{name: f"{value}-{unique}" for name, value in TopicSettings().model_dump().items()})
-    alerts = AlertSettings(apprise_config=apprise, routing_file=routing, http_port=0, api_token="console-test-token")
-    cfg = settings.model_copy(update={"topics": topics, "alerts": alerts})
     users = tmp_path / "users.yaml"
     write_users(users)
-    console_settings = ConsoleSettings(users_file=users, audit_file=tmp_path / "audit.jsonl", login_failures=3)
-    bus = MemoryBus(default_partitions=2)
-    clock = ManualClock(T0)
-    registry = load_registry(cfg.stations_file)
-    runtime, service = alert_stage(cfg, registry, bus, group_id=f"console-{unique}",
-                                   playbooks=RiverPlaybooks.from_settings(cfg), clock=clock, tick_s=0.05,
-                                   serve_api=False)
+    topics = TopicSettings(**{name: f"{value}-{unique}" for name, value in TopicSettings().model_dump().items()})
+    alerts = AlertSettings(apprise_config=apprise, routing_file=routing, http_port=0, api_token="console-test-token")
+    console = ConsoleSettings(users_file=users, audit_file=tmp_path / "audit.jsonl", login_failures=3)
+    return settings.model_copy(update={"topics": topics, "alerts": alerts, "console": console})
+
+
+@functools.cache
+def shipped_networks() -> dict[str, RiverNetwork]:
+    """Read once per test run: parsing the network files is most of an alert stage's start."""
+    return load_networks()
+
+
+@asynccontextmanager
+async def running(cfg: Settings, bus: Bus, clock: ManualClock, group_id: str) -> AsyncIterator[AlertService]:
+    """The alert stage as ``riverguard run alert`` builds it (API and console served), until the block ends."""
+    runtime, service = alert_stage(cfg, load_registry(cfg.stations_file), bus, group_id=group_id, clock=clock,
+                                   tick_s=0.05, playbooks=RiverPlaybooks(shipped_networks()))
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
-    await eventually(service.ready.is_set, "the alert service did not start")
-    board = StationBoard(registry, cfg.influx,
-                         silent_after=timedelta(minutes=console_settings.silent_station_min))
-    console = Console(service, console_settings, networks=load_networks(), board=board, feed_period_s=0.1)
-    api = IncidentApi(service, cfg.alerts, console=console.application())
-    await api.start()
     try:
-        yield ConsoleStack(f"http://127.0.0.1:{api.port}/console", service, console, bus, cfg, clock, outbox,
-                           console_settings.audit_file)
+        await eventually(lambda: service.ready.is_set() or task.done(), "the alert service did not start")
+        if task.done():
+            task.result()
+        yield service
     finally:
-        await api.stop()
         stop.set()
         await task
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, settings: Settings, unique: str) -> AsyncIterator[ConsoleStack]:
+    cfg = console_settings(tmp_path, settings, unique)
+    bus = MemoryBus(default_partitions=2)
+    clock = ManualClock(T0)
+    try:
+        async with running(cfg, bus, clock, f"console-{unique}") as service:
+            assert service.api is not None
+            assert cfg.console.users_file is not None
+            yield ConsoleStack(f"http://127.0.0.1:{service.api.port}/console", service, bus, cfg, clock,
+                               tmp_path / "sent", cfg.console.audit_file)
+    finally:
         await bus.close()
 
 
@@ -180,6 +199,7 @@ class Browser:
         await self.type("#user", user)
         await self.type("#password", password or USERS[user][0])
         await self.click("#sign-in")
+        await self.wait_for("#who", f"({user})")  # signed in: the next page is not the sign-in form again
 
     async def type(self, css: str, text: str) -> None:
         element = await self.run(self.driver.find_element, By.CSS_SELECTOR, css)
@@ -187,15 +207,18 @@ class Browser:
         await self.run(element.send_keys, text)
 
     async def click(self, css: str) -> None:
-        element = await self.run(self.driver.find_element, By.CSS_SELECTOR, css)
-        await self.run(element.click)
+        """Click the element, finding it again if a live update replaced it in between."""
+        def clicked(driver: WebDriver) -> bool:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return True
+
+        await self.run(WebDriverWait(self.driver, 10, poll_frequency=0.1, ignored_exceptions=LIVE).until, clicked)
 
     async def present(self, css: str) -> bool:
         return bool(await self.run(self.driver.find_elements, By.CSS_SELECTOR, css))
 
     async def text(self, css: str) -> str:
-        element = await self.run(self.driver.find_element, By.CSS_SELECTOR, css)
-        return str(await self.run(lambda: element.text))
+        return await self.wait_for(css)
 
     async def wait_for(self, css: str, contains: str = "", timeout_s: float = 15.0) -> str:
         """The element's text once it exists (and holds ``contains``); fails naming what never came."""
@@ -203,8 +226,9 @@ class Browser:
             elements = driver.find_elements(By.CSS_SELECTOR, css)
             return elements[0].text if elements and contains in elements[0].text else False
 
+        wait = WebDriverWait(self.driver, timeout_s, poll_frequency=0.1, ignored_exceptions=LIVE)
         try:
-            return str(await self.run(WebDriverWait(self.driver, timeout_s, poll_frequency=0.1).until, found))
+            return str(await self.run(wait.until, found))
         except TimeoutException as exc:
             raise AssertionError(f"{self.name}: {css!r} with {contains!r} did not appear in {timeout_s} s "
                                  f"on {self.driver.current_url}") from exc

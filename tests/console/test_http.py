@@ -94,6 +94,68 @@ async def test_posts_without_the_token_or_from_another_site_are_refused(stack: C
         assert stack.service.book.get(incident_id).acknowledged_by == "张三 (zhangsan)"
 
 
+async def test_a_viewer_may_not_tick_silence_end_a_silence_or_resolve(stack: ConsoleStack) -> None:
+    await stack.publish(spill(0))
+    await eventually(stack.service.book.incidents, "no incident")
+    incident_id = stack.service.book.incidents()[0].incident_id
+    async with client() as http:
+        await sign_in(http, stack, "lisi", "viewer-password-1")
+        async with http.get(f"{stack.url}/incidents/{incident_id}") as page:
+            text = await page.text()
+        csrf = csrf_of(text)
+        key = text.split('id="action-', 1)[1].split('"', 1)[0]  # the checklist is shown, without buttons
+        assert "tick-button" not in text
+        attempts = {
+            f"/incidents/{incident_id}/actions/{key}": {"done": "1"},
+            "/silences": {"river": "tuo", "duration": "1h", "reason": "x"},
+            "/silences/routing:0/expire": {},
+            f"/incidents/{incident_id}/resolve": {"verdict": "drill"},
+        }
+        for path, form in attempts.items():
+            async with http.post(f"{stack.url}{path}", data={"csrf": csrf, **form}, allow_redirects=False) as refused:
+                assert refused.status == 403, path
+                assert "无权执行此操作" in await refused.text()
+    incident = stack.service.book.get(incident_id)
+    assert (incident.is_active, incident.checklist, incident.verdict) == (True, (), None)
+    assert [s.silence_id for s in stack.service.silences()] == ["routing:0"]
+
+
+async def test_wrong_silences_and_a_resolve_without_verdict_are_named_and_change_nothing(stack: ConsoleStack) -> None:
+    await stack.publish(spill(0))
+    await eventually(stack.service.book.incidents, "no incident")
+    incident_id = stack.service.book.incidents()[0].incident_id
+    wrong = [
+        ({"duration": "1h", "reason": "检修"}, "请选择站点或河流"),
+        ({"river": "tuo", "duration": "90d", "reason": "检修"}, "静默最长 30 天"),
+        ({"river": "tuo", "duration": "soon", "reason": "检修"}, "时长应为正数"),
+        ({"river": "min", "station": "tuo-jiaoxiancun", "duration": "1h", "reason": "检修"}, "站点不在所选河流上"),
+        ({"station": "tuo-nowhere", "duration": "1h", "reason": "检修"}, "没有这个站点：tuo-nowhere"),
+        ({"river": "tuo", "duration": "1h", "reason": ""}, "请填写原因"),
+    ]
+    async with client() as http:
+        await sign_in(http, stack, "zhangsan", "duty-password-1")
+        async with http.get(f"{stack.url}/silences") as page:
+            csrf = csrf_of(await page.text())
+        for form, message in wrong:
+            async with http.post(f"{stack.url}/silences", data={"csrf": csrf, **form}) as refused:
+                text = await refused.text()
+                assert (refused.status, message in text) == (400, True), form
+                assert f'value="{form["duration"]}"' in text  # what was typed is kept
+        async with http.post(f"{stack.url}/silences/routing:0/expire", data={"csrf": csrf}) as from_file:
+            assert from_file.status == 409
+            assert "comes from the routing file" in await from_file.text()
+        async with http.post(f"{stack.url}/incidents/{incident_id}/resolve", data={"csrf": csrf, "note": "x"}) as bare:
+            assert bare.status == 400
+            assert "请先选择结论" in await bare.text()
+        async with http.post(f"{stack.url}/incidents/{incident_id}/actions/ANOPE", data={"csrf": csrf}) as unknown:
+            assert unknown.status == 404
+    assert [s.silence_id for s in stack.service.silences()] == ["routing:0"]
+    assert stack.service.book.get(incident_id).is_active
+    audit = [json.loads(line) for line in stack.audit.read_text(encoding="utf-8").splitlines()]
+    assert [(e["action"], e["outcome"]) for e in audit if e["action"] == "expire_silence"] == [
+        ("expire_silence", "refused")]
+
+
 async def test_next_never_leaves_the_console_and_english_is_one_click_away(stack: ConsoleStack) -> None:
     async with client() as http:
         for target in ("https://evil.example/", "//evil.example/x", "/elsewhere"):

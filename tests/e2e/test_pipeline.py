@@ -15,7 +15,6 @@ import asyncio
 import base64
 import subprocess
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -38,11 +37,12 @@ from pipeline.harness import (
 )
 from playbooks import build_playbook, load_network
 from riverguard.bus.kafka import KafkaBus
-from riverguard.incidents import Incident, Route
+from riverguard.incidents import Route
 from riverguard.models import DeadLetter, Detection, Measurement, Reading, SourceFormat, decode
 from riverguard.settings import Settings
 from riverguard.stations import load_registry
 from sink.history import recent_history
+from tests.support.e2e import equals, latest_incidents, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -52,20 +52,6 @@ SEED: Final = 4
 STEP: Final = timedelta(minutes=2)
 HOURS: Final = 36
 SPILL: Final = "tuo:tuo-sanhuangmiao:NH3N:+30h:1h:8"
-
-
-async def until(condition: Callable[[], object], what: str, limit_s: float = 150) -> None:
-    """Poll ``condition`` (sync or returning an awaitable); the limit only stops a broken run."""
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        await asyncio.sleep(0.25)
 
 
 def simulate(settings: Settings, start: datetime, count: int) -> subprocess.CompletedProcess[str]:
@@ -119,12 +105,13 @@ async def test_a_spill_becomes_one_incident_with_the_right_intake_and_the_data_i
     topics = settings.topics
     groups = pipeline.groups
     async with KafkaProbe(settings) as kafka:
-        await until(lambda: _is(kafka.size(topics.readings), len(expected)), "every reading in Kafka")
-        await until(lambda: _is(kafka.lag(groups["detect"], topics.readings), 0), "the detectors to take every reading")
-        await until(lambda: _is(kafka.lag(groups["alert"], topics.detections), 0), "alerts to take every detection")
+        await until(lambda: equals(kafka.size(topics.readings), len(expected)), "every reading in Kafka")
+        await until(lambda: equals(kafka.lag(groups["detect"], topics.readings), 0),
+                    "the detectors to take every reading")
+        await until(lambda: equals(kafka.lag(groups["alert"], topics.detections), 0), "alerts to take every detection")
         await until(lambda: receiver.to("duty"), "a notification to the duty officer")
         sink_topics = (topics.readings, topics.detections, topics.incidents, topics.notifications)
-        await until(lambda: _is(kafka.lag(groups["sink"], *sink_topics), 0), "the sink to write everything")
+        await until(lambda: equals(kafka.lag(groups["sink"], *sink_topics), 0), "the sink to write everything")
 
     # every reading exactly once in Kafka (nothing crashed, so nothing was redelivered)
     records = await read_topic(bus, topics.readings)
@@ -171,22 +158,9 @@ async def test_a_spill_becomes_one_incident_with_the_right_intake_and_the_data_i
     assert max(p.value for p in history) > 1.0  # above the class III limit: the spill is in the record
 
 
-async def _is(value: Awaitable[int], expected: int) -> bool:
-    return await value == expected
-
-
 def beijing(at: datetime) -> str:
     """A time as the duty officer reads it in a message."""
     return at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M")
-
-
-async def latest_incidents(bus: KafkaBus, settings: Settings) -> list[Incident]:
-    latest: dict[str, Incident] = {}
-    for record in await read_topic(bus, settings.topics.incidents):
-        if record.value is not None:
-            incident = decode(record.value, Incident).payload
-            latest[incident.incident_id] = incident
-    return list(latest.values())
 
 
 def earliest_arrivals(detections: list[Detection]) -> list[tuple[str, datetime]]:

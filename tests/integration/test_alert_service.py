@@ -323,7 +323,7 @@ async def test_the_right_people_get_the_right_message_for_each_severity(
         await settle(service)
         assert len(receiver.bodies("duty")) == 2
         assert len(mailbox.messages) == 1
-        assert "tuo-damozi" in receiver.messages("ops")[0]["title"]
+        assert "大磨子站 仪器故障" in receiver.messages("ops")[0]["title"]  # the station by its name
     sent = [r for r in await records(bus, cfg) if r.outcome is DeliveryOutcome.SENT]
     assert len(sent) == 4
     assert all("test-token" not in r.target for r in sent)
@@ -384,6 +384,7 @@ async def test_a_storm_is_rate_limited_and_summarised_not_dropped(
     clock = ManualClock(T0)
     pollutants = ["NH3N", "TP", "COD", "CODMn", "BOD5", "phenol"]
     async with running(cfg, bus, clock) as service:
+        # blue (0.5× over): routine notices, the only ones a rate limit holds back
         await publish(bus, cfg, *(spill(0, event=f"evt-{p}", parameter=p, multiple=0.5) for p in pollutants))
         await eventually(lambda: len(service.book.incidents()) == 6, "six incidents expected")
         await settle(service)
@@ -392,8 +393,7 @@ async def test_a_storm_is_rate_limited_and_summarised_not_dropped(
         await eventually(lambda: len(receiver.bodies("duty")) == 4, "no storm summary")
         await settle(service)
         summary = receiver.bodies("duty")[3]
-        assert summary.startswith("【限流汇总·")
-        assert "限流期间有3条通知未发送" in summary
+        assert summary.startswith("【限流汇总·污染·最高蓝色】限流期间3条通知未发送")
         held = {i.incident_id for i in service.book.incidents()} - {
             i.incident_id for i in service.book.incidents() for b in receiver.bodies("duty")[:3] if i.incident_id in b
         }
@@ -614,3 +614,59 @@ async def test_restarting_mid_incident_on_kafka_sends_no_duplicate(
     assert listed.exit_code == 0, listed.output
     assert incident_id in listed.stdout
     assert f"reading {cfg.topics.incidents} from Kafka instead" in listed.stderr
+
+
+async def test_a_gateway_refusal_for_good_is_not_retried_a_passing_one_is(
+    tmp_path: Path, settings: Settings, receiver: Receiver, mailbox: Mailbox, unique: str, bus: MemoryBus
+) -> None:
+    """Tencent Cloud SMS answering like the real one: an unapproved template ends the delivery at
+    once (one attempt, ``gave_up``); a frequency limit is retried until it passes."""
+    answers = [  # first delivery: refused for good; second: throttled once, then accepted
+        "FailedOperation.TemplateIncorrectOrUnapproved", "LimitExceeded.PhoneNumberThirtySecondLimit", "Ok",
+    ]
+    asked: list[dict[str, Any]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked.append(request)
+            code = answers.pop(0) if answers else "Ok"
+            status = {"PhoneNumber": request["PhoneNumberSet"][0], "Code": code, "Message": code}
+            body = json.dumps({"Response": {"SendStatusSet": [status], "RequestId": "r"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    url = (f"  - tencentsms://AKIDTEST:secret@127.0.0.1:{server.server_address[1]}/13800000000"
+           "?sign=河长办&template=2140001&app=1400006666&https=no:\n      - tag: duty\n")
+    cfg = configure(tmp_path, settings, receiver, mailbox, unique, extra_urls=url)
+    clock = ManualClock(T0)
+    try:
+        async with running(cfg, bus, clock) as service:
+            await publish(bus, cfg, spill(0, multiple=1.5))
+            await eventually(lambda: len(asked) == 1, "the gateway was not asked")
+            await settle(service)
+            await publish(bus, cfg, spill(1, event="evt-tp", parameter="TP", multiple=1.5))
+            await eventually(lambda: len(asked) == 2, "the second alert did not reach the gateway")
+            await settle(service)
+            clock.advance(seconds=6)  # past the retry delay (base_s: 5)
+            await eventually(lambda: len(asked) == 3, "the throttled SMS was not retried")
+            await settle(service)
+    finally:
+        server.shutdown()
+        server.server_close()
+    gateway = [r for r in await records(bus, cfg) if r.channel.value == "sms_template"]
+    by_alert: dict[str, list[tuple[str, int]]] = {}
+    for r in gateway:
+        by_alert.setdefault(r.notification_id, []).append((r.outcome.value, r.attempt))
+    assert sorted(by_alert.values()) == [[("failed", 1), ("sent", 2)], [("gave_up", 1)]]
+    refused = next(r for r in gateway if r.outcome is DeliveryOutcome.GAVE_UP)
+    assert refused.error == "tencent: +861380000****: FailedOperation.TemplateIncorrectOrUnapproved"
+    assert asked[0]["TemplateParamSet"][0] == "黄色预警"
+    assert all("secret" not in r.target for r in gateway)

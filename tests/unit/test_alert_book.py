@@ -287,11 +287,11 @@ def test_silence_suppresses_and_records_notifications() -> None:
     assert b.due(T0) == []
 
 
-def test_a_storm_is_rate_limited_and_then_summarised() -> None:
+def test_a_storm_of_routine_notifications_is_rate_limited_and_then_summarised() -> None:
     b = book(rate_limits={"default": {"burst": 2, "per_hour": 6}}, escalation={"reminder_every_min": None})
-    for n in range(5):
+    for n in range(5):  # blue: below the limit's multiple, so routine (lanes: tests/unit/test_alert_ratelimit.py)
         p = ["NH3N", "TP", "COD", "CODMn", "BOD5"][n]
-        b.observe(detection(n, parameter=p, event=f"evt-{p}"), Context(), T0)
+        b.observe(detection(n, parameter=p, event=f"evt-{p}", multiple=0.2), Context(), T0)
     held = [e for i in b.incidents() for e in i.outbox if e.status is DeliveryStatus.SUPPRESSED]
     sent = [e for i in b.incidents() for e in i.outbox if e.status is DeliveryStatus.PENDING]
     assert len(sent) == 2
@@ -301,7 +301,7 @@ def test_a_storm_is_rate_limited_and_then_summarised() -> None:
     b.tick(T0 + timedelta(minutes=10))
     summaries = [e for i in b.incidents() for e in i.outbox if e.reason is NotificationReason.SUMMARY]
     assert len(summaries) == 1
-    assert summaries[0].note.startswith("3: RG-")
+    assert [c.held for c in summaries[0].covers] == [1, 1, 1]
     b.tick(T0 + timedelta(minutes=30))
     assert len([e for i in b.incidents() for e in i.outbox if e.reason is NotificationReason.SUMMARY]) == 1
 
@@ -393,7 +393,10 @@ def test_at_a_downstream_station_the_next_intake_is_named_not_the_one_passed() -
     opened = only(b)
     assert opened.nearest_intake == "简阳城区取水口"
     assert opened.level is WarningLevel.ORANGE  # yellow, and 简阳 within 8 h
-    assert "预计 06-01 16:00 到达简阳城区取水口" in opened.level_reasons[-1].zh  # the reason names intake and time
+    # the reason names the intake, both arrival times and when it was assessed
+    assert opened.level_reasons[-1].zh == (
+        "简阳城区取水口最早06-01 15:00、预计06-01 16:00到达，06-01 10:00时距预计到达 6.0 小时（≤ 8 小时）→ 升 1 级"
+    )
     deliver_due(b, T0)
     # 11 h later the plume reaches 三皇庙 (km 100): 简阳 (km 60) is behind it, 资阳 ahead
     later = T0 + timedelta(hours=11)
@@ -406,9 +409,11 @@ def test_at_a_downstream_station_the_next_intake_is_named_not_the_one_passed() -
     assert incident.level is WarningLevel.ORANGE  # the passed intake raises nothing
     assert targets_of(incident, NotificationReason.LEVEL_RAISED) == set()
     # still orange, and now for the intake ahead
-    assert incident.level_reasons[-1].zh == "预计 06-02 02:10 到达资阳城区取水口，约 5.2 小时 (≤ 8 小时) → 升 1 级"
+    assert incident.level_reasons[-1].zh == (
+        "资阳城区取水口最早06-02 01:10、预计06-02 02:10到达，06-01 21:00时距预计到达 5.2 小时（≤ 8 小时）→ 升 1 级"
+    )
     text = sms_at(b, later)
-    assert "约5.2小时(02:10)到达资阳城区取水口" in text
+    assert "资阳城区取水口最早06-02 01:10、预计06-02 02:10到达" in text  # tomorrow's times carry the date
     assert "简阳" not in text
     assert "0.0小时" not in text
 
@@ -421,7 +426,7 @@ def test_the_nearest_intake_moves_on_once_the_plume_has_passed_it() -> None:
     b.tick(JIANYANG_AT)  # the plume is at 简阳: still the nearest one (and, reached now, red)
     assert only(b).nearest_intake == "简阳城区取水口"
     assert only(b).level is WarningLevel.RED
-    assert "已到达简阳城区取水口" in sms_at(b, JIANYANG_AT)
+    assert "污染团已到简阳城区取水口，预计19:00前后通过" in sms_at(b, JIANYANG_AT)
     passed = JIANYANG_AT + timedelta(hours=3, minutes=1)  # its trailing edge is behind us
     effects = b.tick(passed)
     incident = only(b)
@@ -429,7 +434,7 @@ def test_the_nearest_intake_moves_on_once_the_plume_has_passed_it() -> None:
     assert incident.nearest_intake == "资阳城区取水口"
     assert incident.level is WarningLevel.RED  # a tick never lowers it
     assert incident.history[-1].note == "plume passed 简阳城区取水口; next intake: 资阳城区取水口"
-    assert "到达资阳城区取水口" in sms_at(b, passed)
+    assert "资阳城区取水口最早06-02 04:00、预计06-02 05:00到达" in sms_at(b, passed)
 
 
 def test_an_intake_the_plume_covers_now_raises_the_level_and_says_so() -> None:
@@ -442,10 +447,12 @@ def test_an_intake_the_plume_covers_now_raises_the_level_and_says_so() -> None:
     b.observe(detection(330, station="tuo-mid", event="evt-2", multiple=1.5), below, now)
     incident = only(b)
     assert incident.level is WarningLevel.RED  # yellow + 2 for an intake reached now
-    assert incident.level_reasons[-1].zh == "污染团已到达简阳城区取水口（06-01 15:30）→ 升 2 级"
+    assert incident.level_reasons[-1].zh == (
+        "06-01 15:30时污染团可能已到简阳城区取水口（最早06-01 15:10，预计06-01 16:10）→ 升 2 级"
+    )
     assert targets_of(incident, NotificationReason.LEVEL_RAISED) == {"duty-sms", "bureau-mail"}
     text = sms_at(b, now, NotificationReason.LEVEL_RAISED)
-    assert "已到达简阳城区取水口" in text
+    assert "污染团可能已到简阳城区取水口（最早15:10，预计16:10）" in text
     assert "小时" not in text
 
 
@@ -503,15 +510,18 @@ def test_a_tick_turns_the_incident_red_once_its_intake_is_within_two_hours() -> 
     incident = only(b)
     assert list(effects.incidents) == [incident.incident_id]
     assert incident.level is WarningLevel.RED
-    assert incident.level_reasons[-1].zh == "预计 06-01 15:00 到达简阳城区取水口，约 2.0 小时 (≤ 2 小时) → 升 2 级"
+    assert incident.level_reasons[-1].zh == (
+        "简阳城区取水口最早06-01 14:00、预计06-01 15:00到达，06-01 13:00时距预计到达 2.0 小时（≤ 2 小时）→ 升 2 级"
+    )
     assert [(h.what, h.note) for h in incident.history[-1:]] == [("level_raised", "orange → red")]
     # one notification, to the duty officer and (red) the bureau, as a detection-driven rise
     assert {e.notification_id for e in raises(incident)} == {f"{incident.incident_id}:level_raised:4"}
     assert targets_of(incident, NotificationReason.LEVEL_RAISED) == {"duty-sms", "bureau-mail"}
     assert {e.created_at for e in raises(incident)} == {now}
     mail = next(e for e in raises(incident) if e.target_id == "bureau-mail")
-    assert "约 2.0 小时" in render(incident, mail, MessageContext(), now).body
-    assert "简阳城区取水口" in render(incident, mail, MessageContext(), now).body
+    assert "简阳城区取水口最早06-01 14:00、预计06-01 15:00到达（距最早到达约1.0小时）" in render(
+        incident, mail, MessageContext(), now
+    ).body
     deliver_due(b, now)
     for later in (now, now + timedelta(minutes=1), now + timedelta(hours=1, minutes=30), now + timedelta(hours=2)):
         effects = b.tick(later)

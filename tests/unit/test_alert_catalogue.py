@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import re
 import string
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
 
-from alerts.catalogue import CATALOGUE, LANGUAGES, alert_label, level_name, reason_tag, say, status_name
-from riverguard.incidents import IncidentStatus, NotificationReason, WarningLevel
+from alerts.catalogue import CATALOGUE, LANGUAGES, named, say
+from riverguard.incidents import IncidentStatus, NotificationReason, Route, WarningLevel
+from riverguard.models import DetectionKind
 
 ALERTS = Path(__file__).resolve().parents[2] / "alerts"
-# ids built from an enum's value (f"level.{level.value}"); each family must cover its enum exactly
-FAMILIES = {
-    "level": (WarningLevel, level_name),
-    "alert": (WarningLevel, alert_label),
-    "tag": (NotificationReason, reason_tag),
-    "status": (IncidentStatus, status_name),
+# ids built from an enum's value (named("level", level)); each family must cover its enum exactly
+FAMILIES: dict[str, type[StrEnum]] = {
+    "level": WarningLevel, "alert": WarningLevel, "tag": NotificationReason, "status": IncidentStatus,
+    "route": Route, "kind": DetectionKind,
 }
 
 
@@ -35,14 +35,12 @@ def test_every_message_has_both_languages_with_the_same_fields(message_id: str) 
     assert fields(text.zh) == fields(text.en), message_id
 
 
-@pytest.mark.parametrize(("family", "enum_and_lookup"), sorted(FAMILIES.items()))
-def test_id_families_cover_their_enum(family: str, enum_and_lookup: tuple[type, object]) -> None:
-    enum, lookup = enum_and_lookup
+@pytest.mark.parametrize(("family", "enum"), sorted(FAMILIES.items()))
+def test_id_families_cover_their_enum(family: str, enum: type[StrEnum]) -> None:
     ids = {i for i in CATALOGUE if i.split(".")[0] == family and i.count(".") == 1}
-    assert ids == {f"{family}.{member.value}" for member in enum}  # type: ignore[attr-defined]
-    for member in enum:  # type: ignore[attr-defined]
-        assert callable(lookup)
-        assert lookup(member) is CATALOGUE[f"{family}.{member.value}"]
+    assert ids == {f"{family}.{member.value}" for member in enum}
+    for member in enum:
+        assert named(family, member) is CATALOGUE[f"{family}.{member.value}"]
 
 
 def test_every_other_id_is_used_by_the_alert_code() -> None:
@@ -53,9 +51,9 @@ def test_every_other_id_is_used_by_the_alert_code() -> None:
 
 
 def test_fields_in_both_languages_are_put_in_the_message_language() -> None:
-    assert say("zh", "fact.why", level=level_name(WarningLevel.RED)) == "级别依据（红色）"
-    assert say("en", "fact.why", level=level_name(WarningLevel.RED)) == "Why red"
-    assert say("en", "message.prefix", reason=reason_tag(NotificationReason.REMINDER).format("en", stage=2),
-               level=alert_label(WarningLevel.RED)) == "[REMINDER 2 RED alert] "
+    assert say("zh", "fact.why", level=named("level", WarningLevel.RED)) == "级别依据（红色）"
+    assert say("en", "fact.why", level=named("level", WarningLevel.RED)) == "Why red"
+    assert say("en", "message.prefix", reason=named("tag", NotificationReason.REMINDER).format("en", stage=2),
+               level=named("alert", WarningLevel.RED)) == "[REMINDER 2 RED alert] "
     with pytest.raises(KeyError, match=r"no\.such"):
         say("zh", "no.such.message")

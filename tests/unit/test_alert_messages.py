@@ -10,7 +10,7 @@ import pytest
 import playbooks.networks
 from alerts.catalogue import Language
 from alerts.messages import SMS_LIMIT, MessageContext, render
-from alerts.rivers import river_names
+from alerts.rivers import river_names, river_names_of
 from playbooks import load_networks
 from riverguard.incidents import (
     Channel,
@@ -24,6 +24,7 @@ from riverguard.incidents import (
     WarningLevel,
 )
 from riverguard.models import DetectionKind
+from riverguard.settings import Settings
 
 T0 = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
 
@@ -71,7 +72,7 @@ CTX = MessageContext(
 def test_sms_in_chinese_has_every_fact_and_fits_two_segments() -> None:
     text = render(incident(), entry(Channel.SMS), CTX, T0).body
     assert len(text) <= SMS_LIMIT["zh"]
-    for part in ("红色预警", "沱江", "大磨子", "氨氮", "超标12.3倍", "富顺县城取水口", "3.5小时", "RG-7B409F93"):
+    for part in ("红色预警", "沱江", "大磨子", "氨氮", "超标12.3倍", "富顺县城取水口预计13:30到达", "RG-7B409F93"):
         assert part in text, part
 
 
@@ -127,25 +128,28 @@ def test_reason_shows_in_the_prefix(reason: NotificationReason, stage: int, pref
 
 
 def test_maintenance_messages_say_maintenance_not_pollution() -> None:
-    key = MaintenanceKey(station="tuo-jiaoxiancun", kind=DetectionKind.SENSOR_FAULT)
+    key = MaintenanceKey(station="tuo-jiaoxiancun")
     fault = incident(key=key, route=Route.MAINTENANCE, kind=DetectionKind.SENSOR_FAULT, level=WarningLevel.BLUE,
-                     peak_multiple=None, nearest_intake="", intake_arrival_at=None)
+                     peak_multiple=None, nearest_intake="", intake_arrival_at=None, stations=("tuo-jiaoxiancun",),
+                     parameters=("NH3N", "TP"), kinds=(DetectionKind.SENSOR_FAULT, DetectionKind.MAINTENANCE))
     text = render(fault, entry(Channel.SMS), CTX, T0).body
-    assert text.startswith("【运维】")
-    assert "sensor_fault" in text
+    assert text.startswith("【运维】脚仙村站 仪器故障、仪器维护：氨氮、总磷。事件RG-7B409F93")
     assert "超标" not in text
+    english = render(fault, entry(Channel.IM), MessageContext(language="en", station_names=CTX.station_names), T0)
+    assert english.title == "[MAINTENANCE] Tuo River station 脚仙村: instrument fault, maintenance " \
+        "(ammonia nitrogen, total phosphorus) RG-7B409F93"
 
 
 def test_sms_says_arrived_when_the_arrival_is_past() -> None:
     arrived = incident(intake_arrival_at=T0 - timedelta(minutes=10))
     text = render(arrived, entry(Channel.SMS), CTX, T0).body
-    assert "，已到达富顺县城取水口。" in text
+    assert "，污染团已到富顺县城取水口。" in text
     assert "小时" not in text
     assert len(text) <= SMS_LIMIT["zh"]
     english = render(arrived, entry(Channel.SMS), MessageContext(language="en"), T0).body
-    assert "at intake 富顺县城取水口 now" in english
+    assert "the plume is at intake 富顺县城取水口" in english
     facts = render(arrived, entry(Channel.IM), CTX, T0).body
-    assert "富顺县城取水口，污染团已到达" in facts
+    assert "污染团已到富顺县城取水口" in facts
     assert "0.0 小时" not in facts
 
 
@@ -156,10 +160,12 @@ def test_sms_leaves_out_an_arrival_it_does_not_know() -> None:
     assert "RG-7B409F93" in text
 
 
-def test_an_arrival_minutes_away_is_never_zero_hours() -> None:
+def test_an_arrival_minutes_away_is_said_as_a_clock_time_never_zero_hours() -> None:
     text = render(incident(intake_arrival_at=T0 + timedelta(minutes=2)), entry(Channel.SMS), CTX, T0).body
-    assert "约0.1小时" in text
-    assert "0.0小时" not in text
+    assert "富顺县城取水口预计10:02到达" in text
+    assert "0.0" not in text
+    facts = render(incident(intake_arrival_at=T0 + timedelta(minutes=2)), entry(Channel.IM), CTX, T0).body
+    assert "距最早到达约0.1小时" in facts
 
 
 def test_a_river_added_with_a_network_file_is_named_in_every_message() -> None:
@@ -175,3 +181,10 @@ def test_a_river_added_with_a_network_file_is_named_in_every_message() -> None:
             assert "fu-example" not in message.title + message.body
     # without its network the id is all a message can say
     assert "fu-example" in render(fu, entry(Channel.SMS), MessageContext(), T0).body
+
+
+def test_the_service_names_the_rivers_of_its_network_dir(tmp_path: Path) -> None:
+    (tmp_path / "fu.yaml").write_text((Path(playbooks.networks.__file__).parent / "example.yaml").read_text("utf-8"),
+                                      encoding="utf-8")
+    names = river_names_of(Settings(network_dir=tmp_path))
+    assert (names["fu-example"]("zh"), names["tuo"]("zh")) == ("涪江（示例）", "沱江")

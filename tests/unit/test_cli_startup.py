@@ -7,7 +7,7 @@ import ast
 import subprocess
 import sys
 
-HEAVY = ("river", "scipy", "matplotlib", "apprise", "influxdb_client", "pandas")
+HEAVY = ("river", "scipy", "matplotlib", "apprise", "influxdb_client", "pandas", "numpy")
 
 
 def test_the_command_line_loads_no_stage_library_until_a_command_needs_it() -> None:

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from alerts.api import MAX_BODY, IncidentApi
 from alerts.errors import IncidentStateError, UnknownIncidentError
-from riverguard.incidents import Incident, IncidentStatus, PollutionKey, Route, WarningLevel
+from riverguard.incidents import Incident, IncidentStatus, PollutionKey, Route, Verdict, WarningLevel
 from riverguard.models import DetectionKind
 from riverguard.settings import AlertSettings
 
@@ -60,8 +60,10 @@ class Desk:
         self.incidents[incident_id] = acked
         return acked
 
-    async def resolve(self, incident_id: str, by: str, note: str = "") -> Incident:
-        return self.incident(incident_id)
+    async def resolve(self, incident_id: str, by: str, note: str = "", verdict: Verdict | None = None) -> Incident:
+        resolved = self.incident(incident_id).evolve(status=IncidentStatus.RESOLVED, resolved_by=by, verdict=verdict)
+        self.incidents[incident_id] = resolved
+        return resolved
 
     def playbook_html(self, incident_id: str) -> str | None:
         return None
@@ -140,6 +142,19 @@ async def test_unknown_ids_paths_and_methods_and_a_wrong_state_are_named(api: tu
         409, {"error": "incident RG-00000002 is resolved; nothing to acknowledge"})
     status, listed = await call("GET", f"{base}/incidents?status=resolved", headers=AUTH)
     assert (status, [i["incident_id"] for i in listed]) == (200, ["RG-00000002"])
+
+
+async def test_resolve_takes_a_verdict_and_names_a_wrong_one(api: tuple[str, Desk]) -> None:
+    base, desk = api
+    url = f"{base}/incidents/RG-00000001/resolve"
+    status, body = await call("POST", url, headers=AUTH, data='{"by": "张三", "verdict": "drill?"}'.encode())
+    assert (status, body) == (400, {"error": "verdict 'drill?' is not one of confirmed_pollution, instrument_fault, "
+                                             "false_alarm, drill"})
+    assert desk.incidents["RG-00000001"].status is IncidentStatus.OPEN
+    status, body = await call("POST", url, headers=AUTH, data='{"by": "张三", "verdict": "false_alarm"}'.encode())
+    assert (status, body["status"], body["verdict"]) == (200, "resolved", "false_alarm")
+    status, body = await call("POST", f"{base}/incidents/RG-00000002/resolve", headers=AUTH, data=b'{"by": "x"}')
+    assert (status, body["verdict"]) == (200, None)
 
 
 async def test_malformed_http_is_a_400_from_the_server_itself(api: tuple[str, Desk]) -> None:

@@ -109,3 +109,25 @@ def test_run_all_rejects_an_unknown_stage() -> None:
     result = CliRunner().invoke(app, ["run", "all", "--skip", "bridge"])
     assert result.exit_code == 2
     assert "unknown stage(s) bridge" in result.output
+
+
+def test_one_target_for_every_route_in_a_storm_of_faults_still_gets_every_spill_page(tmp_path: Path) -> None:
+    """Issue 16 in the demo: one duty phone with every tag, instrument faults on, a Tuo NH3N spill."""
+    out = tmp_path / "desk"
+    options = DemoOptions(out=out, warmup=timedelta(hours=6), after=timedelta(hours=6), faults=True,
+                          single_target=True)
+    report = asyncio.run(run_demo(options, Settings(), load_registry()))
+    assert report.ok, report.problems
+    [incident] = report.spill_incidents
+    spill = [n for n in report.notifications if n.incident_id == incident.incident_id]
+    assert spill
+    assert {n.outcome for n in spill} == {"sent"}
+    assert any(i.route is Route.MAINTENANCE for i in report.other_incidents)
+    assert any(n.route == "maintenance" and n.outcome == "sent" for n in report.notifications)
+    summaries = [n for n in report.notifications if n.reason == "summary"]
+    assert all(n.route == "maintenance" and incident.incident_id not in n.covers for n in summaries)
+    lines = [json.loads(line) for line in (out / "notifications-desk.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == sum(n.outcome == "sent" for n in report.notifications)
+    # stamped with the simulated time of the send, not the wall clock of the run
+    assert all(report.simulated_from <= datetime.fromisoformat(line["at"]) <= report.simulated_to for line in lines)
+    assert {"opened", "level_raised"} <= {n.reason for n in spill}
