@@ -209,7 +209,9 @@ class ParameterTrack:
                 tail = self.tail
                 tail.update(size)
                 self.usual = tail.get() or 0.0
-            else:
+            elif n >= 4 * warmup:
+                # Only once the percentile has seen a few warm-ups: before, a daily cycle's first
+                # afternoon looks like an event, and a level that stopped following it would keep it so.
                 level_alpha *= config.event_learning
         self.n = n = n + 1
         if n == 1:

@@ -27,6 +27,7 @@ _PERSISTENCE = ((1, 1), (2, 3), (3, 5), (5, 8))
 _CLOSE_AFTER = (1, 3, 10, 30)
 _HOLD_RATIOS = (0.5, 0.75, 1.0)
 _QUANTILES = np.concatenate([np.linspace(0.9, 0.99, 10), np.linspace(0.991, 0.9995, 15)])
+_AROUND_DEFAULT = 1.1 ** np.arange(-7, 13)
 #: Per-reading F1 is flat near its optimum and the exact optimum on one history overfits it.
 #: Among candidates within this fraction of the best training F1, the one that catches the most
 #: training events wins (a missed spill is the costliest error), then the most sensitive threshold
@@ -105,7 +106,9 @@ def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibr
             f"every training spike score is 0 (each station needs more than {config.warmup_readings} readings of "
             "a non-hydrological parameter to score spikes)"
         )
-    thresholds = sorted({float(t) for t in np.quantile(positive, _QUANTILES)} | {config.spike_threshold})
+    # Score quantiles adapt to the data; a 10 % grid around the default fills the gaps between them.
+    grid = config.spike_threshold * _AROUND_DEFAULT
+    thresholds = sorted({float(t) for t in np.quantile(positive, _QUANTILES)} | {float(t) for t in grid})
     label_series = [np.asarray(s.labels, dtype=bool) for s in streams]
     regulatory_series = [np.asarray(s.fixed, dtype=bool) for s in streams]
     results: list[tuple[float, int, int, DetectorConfig]] = []

@@ -12,24 +12,27 @@ instrument from the water:
   change and from the baseline while no other parameter jumps with it and the hydrology is calm:
   a lone spike is the sensor (a plume moves several parameters, or one over several readings;
   the readings after the first of an excursion are not spikes).
-- **level shift**: a lone jump to a new level that the next readings keep: an offset (a sensor
-  re-installed, knocked, re-calibrated). The fault stays open while the value stays nearer the
-  new level than the old one, until maintenance, or for at most ``shift_hold_readings``; meanwhile
-  the detectors watch the water as the value less the offset (:attr:`SensorFaults.offset`), so the
-  step itself is not pollution but what happens on top of it still is.
-- **high variability** (clusters of spikes included): the recent changes are several times the
-  parameter's usual change while the hydrology is calm (a flood makes turbidity jumpy by itself).
-- **drift**: the value walks away steadily, one direction, alone: the baseline follows it with a
-  lag, so the block means of the deviation stay on one side; river's ``PageHinkley`` test on them
-  fires, when nothing else moved with it, and the fault holds while they stay there.
+- **level shift**: a lone jump from the usual range to a new level that the next readings keep:
+  an offset (a sensor re-installed, knocked, re-calibrated). The fault stays open while the value
+  stays nearer the new level than the old one, until maintenance, or for at most
+  ``shift_hold_readings``; meanwhile the detectors watch the water as the value less the offset
+  (:attr:`SensorFaults.offset`), so the step itself is not pollution but what happens on top of
+  it still is.
+- **high variability** (clusters of spikes included): the recent changes, less their one-way part,
+  are several times the parameter's usual change while the value stays near its usual range and
+  the hydrology is calm (a flood makes turbidity jumpy by itself; a plume is an excursion).
+- **drift**: the value walks away steadily, in ordinary steps, one direction, alone: the baseline
+  follows it with a lag, so the block means of the deviation stay on one side; river's
+  ``PageHinkley`` test on them fires, when nothing else moved with it, and the fault holds while
+  they stay there.
 
 >>> from detectors.config import DetectorConfig
 >>> config = DetectorConfig()
 >>> sensor = SensorFaults("conductivity", config)
 >>> verdict = sensor.assess(900.0, level=420.0, deviation=160.0, surprise=40.0, jump=160.0, lone=True,
 ...                         hydrology_calm=True, config=config)
->>> round(verdict.spike, 1), verdict.shift, round(verdict.variability, 2)
-(13.3, 0.0, 0.63)
+>>> round(verdict.spike, 1), verdict.shift, verdict.variability
+(13.3, 0.0, 0.0)
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from detectors.state import PageHinkleyState, SensorState
 #: Changes beyond this many usual changes count at most this much towards high variability,
 #: so one spike does not make a whole window look jumpy.
 _ROUGH_CAP: Final = 10.0
+#: A drift moves in changes smaller than this many usual changes.
+_WALK: Final = 2.0
 #: A held level shift's strength is reported up to this (it is a yes/no fault, not a measure).
 _HELD_CAP: Final = 4.0
 #: The 99th percentile of |change| / mean |change| for Gaussian noise (2.576·√2 / (2/√π) ≈ 3.2):
@@ -97,7 +102,7 @@ class SensorFaults:
 
     __slots__ = ("big", "block_count", "block_lone", "block_sum", "drift", "drift_level", "drift_open", "hydrological",
                  "jumps", "keys", "last_surprise", "rough", "shift_age", "shift_from", "shift_high", "shift_left",
-                 "shift_low", "shift_open", "shift_sum", "shift_to", "shift_trigger")
+                 "shift_low", "shift_open", "shift_sum", "shift_to", "shift_trigger", "trend")
 
     def __init__(self, name: str, config: DetectorConfig) -> None:
         self.hydrological = hydrological(name)
@@ -108,8 +113,10 @@ class SensorFaults:
         self.jumps = Quantile(0.99)
         #: The percentile, never below the Gaussian one (kept: it is read on every reading).
         self.big = _JUMP_FLOOR
-        #: Recent change relative to the usual change (an EWM of |jump|, about 1 when ordinary).
+        #: Recent change relative to the usual change (an EWM of |jump|, about 1 when ordinary), and
+        #: the same EWM of the signed jump (its one-way part).
         self.rough = 1.0
+        self.trend = 0.0
         #: The previous value's surprise: a spike leaves a value that was within its usual range.
         self.last_surprise = 0.0
         #: A level shift: the level it left, the mean, lowest and highest value since the jump,
@@ -157,23 +164,35 @@ class SensorFaults:
             jumps.update(size)
             usual = jumps.get() or 0.0
             self.big = usual if usual > _JUMP_FLOOR else _JUMP_FLOOR
-        rough = self.rough + config.variability_alpha * ((size if size < _ROUGH_CAP else _ROUGH_CAP) - self.rough)
-        self.rough = rough
+        alpha = config.variability_alpha
+        capped = size if size < _ROUGH_CAP else _ROUGH_CAP
+        rough = self.rough + alpha * (capped - self.rough)
+        trend = self.trend + alpha * ((capped if jump >= 0.0 else -capped) - self.trend)
+        self.rough, self.trend = rough, trend
         sensitivity = config.fault_sensitivity
         isolated = lone and hydrology_calm
-        spike = 0.0
-        if isolated and self.last_surprise < 1.0:
-            spike = sensitivity * min(size / (config.spike_jump * big), surprise / config.spike_surprise)
+        # A spike or a step leaves a value that was within its usual range.
+        from_usual = self.last_surprise < 1.0
         self.last_surprise = surprise
+        spike = 0.0
+        if isolated and from_usual:
+            spike = sensitivity * min(size / (config.spike_jump * big), surprise / config.spike_surprise)
         if self.hydrological:
             return Assessment(spike, 0.0, 0.0, 0.0)
         relative = sensitivity * size / big
-        if self.shift_open or self.shift_left > 0 or (isolated and relative >= config.shift_jump):
+        if self.shift_open or self.shift_left > 0 or (isolated and from_usual and relative >= config.shift_jump):
             shift = self._shift(value, level, relative, isolated, sensitivity * deviation, config)
         else:
             shift = 0.0
-        variability = sensitivity * rough / config.variability_ratio if hydrology_calm else 0.0
-        drift = self._drift(value - level, deviation, isolated and not self.shift_open, config)
+        # Variability is movement to and fro: the part of the recent changes that is no one-way trend
+        # (a plume's flank or a flood's rise moves one way).
+        # A value far out is an excursion (a plume, a flood) whose changes are its own.
+        to_and_fro = rough - (trend if trend >= 0.0 else -trend)
+        steady = hydrology_calm and surprise < config.related_surprise
+        variability = sensitivity * to_and_fro / config.variability_ratio if steady else 0.0
+        # A drift walks: lone, and in ordinary steps (a plume arrives in large ones).
+        walking = isolated and not self.shift_open and size < _WALK
+        drift = self._drift(value - level, deviation, walking, config)
         return Assessment(spike, shift, variability, drift)
 
     def _drift(self, signed: float, deviation: float, isolated: bool, config: DetectorConfig) -> float:
@@ -254,7 +273,7 @@ class SensorFaults:
 
     def snapshot(self) -> SensorState:
         return SensorState(
-            jumps=quantile_state(self.jumps), rough=self.rough, last_surprise=self.last_surprise,
+            jumps=quantile_state(self.jumps), rough=self.rough, trend=self.trend, last_surprise=self.last_surprise,
             shift_from=self.shift_from, shift_to=self.shift_to, shift_sum=self.shift_sum, shift_low=self.shift_low,
             shift_high=self.shift_high, shift_left=self.shift_left, shift_open=self.shift_open,
             shift_age=self.shift_age, shift_trigger=self.shift_trigger, block_sum=self.block_sum,
@@ -270,6 +289,7 @@ class SensorFaults:
             usual = sensor.jumps.get() or 0.0
             sensor.big = usual if usual > _JUMP_FLOOR else _JUMP_FLOOR
         sensor.rough = state.rough
+        sensor.trend = state.trend
         sensor.last_surprise = state.last_surprise
         sensor.shift_from = state.shift_from
         sensor.shift_to = state.shift_to

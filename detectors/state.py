@@ -136,6 +136,7 @@ class SensorState(_State):
 
     jumps: QuantileState | None
     rough: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    trend: Finite
     last_surprise: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     shift_from: Finite
     shift_to: Finite

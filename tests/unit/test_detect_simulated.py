@@ -102,3 +102,16 @@ def _caused_by_any(detections: list[Detection], event: InjectedEvent, slack: tim
         if d.station_id == event.station_id and event.start - slack <= d.time <= event.end + slack
         and (event.parameter is None or event.parameter in {f.parameter for f in d.findings})
     ]
+
+
+def test_clean_water_with_a_spill_raises_no_instrument_fault() -> None:
+    """The e2e scenario: no instrument trouble simulated, a steep ammonia spill; its flanks and peak
+    are the water's, not a sensor's level shift, variability or drift."""
+    start = datetime(2024, 7, 1, tzinfo=UTC)
+    spill = Spill.parse("tuo:tuo-sanhuangmiao:NH3N:+30h:1h:8", start)
+    stations = ["tuo-hongyuan", "tuo-sanhuangmiao", "min-pengshan", "min-yuelaidukou"]
+    sim = Simulator(load_registry(), seed=4, start=start, step=timedelta(minutes=2), spills=[spill], faults=False,
+                    stations=stations)
+    detections = _run(sim, start + timedelta(hours=36))
+    assert [d.detector for d in detections if not d.kind.is_pollution] == []
+    assert any(d.kind is DetectionKind.POLLUTION_SPIKE and d.station_id == "tuo-sanhuangmiao" for d in detections)
