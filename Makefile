@@ -22,7 +22,8 @@ help:
 
 # (Re)install only when pyproject.toml or the native fast path changed since the last install; an
 # existing .venv is reused.
-$(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+$(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs) \
+		native/plume/Cargo.toml native/plume/Cargo.lock $(wildcard native/plume/src/*.rs)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	@touch $@
@@ -44,6 +45,8 @@ lint: venv
 	$(VENV)/bin/mypy
 	cargo fmt --manifest-path native/Cargo.toml --check
 	cargo clippy --quiet --release --manifest-path native/Cargo.toml -- -D warnings
+	cargo fmt --manifest-path native/plume/Cargo.toml --check
+	cargo clippy --quiet --release --manifest-path native/plume/Cargo.toml -- -D warnings
 
 up:
 	deploy/stack.sh up

@@ -16,6 +16,8 @@ refills from the detections that follow.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -118,6 +120,16 @@ class NoPlaybooks:
 
 #: How long a station's sighting of a plume counts for the playbooks of later detections.
 PLUME_MEMORY: Final = timedelta(days=3)
+#: A playbook is built again for a later detection of the same plume at the same station only when
+#: what the stations saw changed, the concentration or discharge moved by a step, or this much
+#: event time passed: the plume model (with correction and tracing) takes 0.1–0.7 s of CPU, and an
+#: event's detections (onset, updates every few readings) would otherwise each pay it.
+REBUILD_AFTER: Final = timedelta(minutes=30)
+#: Steps (ratios) of concentration and discharge below which a cached playbook still stands.
+_CONCENTRATION_STEP: Final = 1.25
+_DISCHARGE_STEP: Final = 1.1
+#: Playbooks kept (least recently used go first).
+_CACHED: Final = 256
 
 
 @dataclass(slots=True)
@@ -186,6 +198,72 @@ class SeenPlumes:
         return [s.observation(station) for station, s in stations.items() if s.first >= since]
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A playbook and the measured inputs it was built from."""
+
+    playbook: Playbook
+    concentration: float | None
+    discharge: float | None
+    peaks: tuple[float | None, ...]
+
+    def stands_for(self, at: datetime, concentration: float | None, discharge: float | None,
+                   peaks: tuple[float | None, ...]) -> bool:
+        """Still good for a detection at ``at`` with these values: recent enough, nothing moved a step."""
+        return (at - self.playbook.at <= REBUILD_AFTER
+                and _near(self.concentration, concentration, _CONCENTRATION_STEP)
+                and _near(self.discharge, discharge, _DISCHARGE_STEP)
+                and all(_near(a, b, _CONCENTRATION_STEP) for a, b in zip(self.peaks, peaks, strict=True)))
+
+
+def _near(a: float | None, b: float | None, ratio: float) -> bool:
+    if a is None or b is None or a <= 0 or b <= 0:
+        return a == b
+    return max(a, b) / min(a, b) < ratio
+
+
+#: Water speeds a plume can travel at between two stations: a cascade pool (the Jialing's
+#: reservoirs run at ~0.1–0.3 m/s, DESIGN.md §4; a deep pool at low flow slower still) and a flood.
+SLOWEST_MS: Final = 0.02
+FASTEST_MS: Final = 5.0
+
+
+def same_plume(
+    sightings: Sequence[StationObservation], station_id: str, at: datetime, km_of: Mapping[str, float]
+) -> list[StationObservation]:
+    """The sightings that can be the plume ``station_id`` sees (first at ``at`` unless it has a
+    sighting): a station above must have seen it earlier, one below later, each by a travel time
+    between :data:`FASTEST_MS` and :data:`SLOWEST_MS` over the distance. A spike of the same
+    pollutant elsewhere on the river at another time is another plume, and correcting the model
+    with it would move every arrival on the wrong evidence.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2024, 7, 1, tzinfo=UTC)
+    >>> def seen(station: str, hours: float) -> StationObservation:
+    ...     return StationObservation(station_id=station, first_exceeded_at=t + timedelta(hours=hours),
+    ...                               peak_at=t + timedelta(hours=hours), peak_concentration=2.0)
+    >>> km = {"up": 0.0, "here": 36.0, "down": 72.0}  # 36 km apart: 2 h at 5 m/s, 20 days at 0.02 m/s
+    >>> [o.station_id for o in same_plume([seen("up", 0), seen("down", 5)], "here", t + timedelta(hours=10), km)]
+    ['up']
+    """
+    own = next((_first(o) for o in sightings if o.station_id == station_id), None) or at
+    here = km_of[station_id]
+
+    def fits(o: StationObservation) -> bool:
+        first = _first(o)
+        if o.station_id == station_id or first is None:
+            return True
+        distance_m = abs(km_of[o.station_id] - here) * 1000.0
+        lag = (own - first) if km_of[o.station_id] < here else (first - own)
+        return distance_m / FASTEST_MS <= lag.total_seconds() <= distance_m / SLOWEST_MS
+
+    return [o for o in sightings if fits(o)]
+
+
+def _first(o: StationObservation) -> datetime | None:
+    return o.first_exceeded_at or o.peak_at
+
+
 class RiverPlaybooks:
     """The real source: the playbooks package's river networks (shipped + ``settings.network_dir``).
 
@@ -198,6 +276,10 @@ class RiverPlaybooks:
         self._maps: dict[tuple[str, str, datetime], PlaybookMap] = {}
         self._warned: set[tuple[str, str]] = set()
         self.plumes = SeenPlumes()
+        self._built: OrderedDict[tuple[object, ...], _Built] = OrderedDict()
+        # The alert service builds playbooks in worker threads (its event loop goes on meanwhile).
+        self._lock = threading.Lock()
+        self.builds = 0  # playbooks actually built (the rest came from the cache)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiverPlaybooks:
@@ -218,17 +300,29 @@ class RiverPlaybooks:
         discharge = next(
             (r.values["discharge"].value for r in reversed(detection.readings) if "discharge" in r.values), None
         )
-        known = {s.station_id for s in network.stations}
-        seen = [
+        km_of = {s.station_id: s.river_km for s in network.stations}
+        known = set(km_of)
+        recent = [
             o for o in self.plumes.observations(detection.river, pollutant, detection.time - self.plumes.memory)
             if o.station_id in known
         ]
+        seen = same_plume(recent, detection.station_id, detection.time, km_of)
         # A station with no sighting is taken as clean until now: stations report all the time and a
         # silent one raises its own data_gap detection (then this assumption is the weak point).
         saw = {o.station_id for o in seen} | {detection.station_id}
+        # Who saw it, from when, and whether it is over there: a change in these always rebuilds.
+        sightings = sorted(seen, key=lambda o: o.station_id)
+        key = (detection.river, detection.station_id, pollutant,
+               tuple((o.station_id, o.first_exceeded_at, o.normal_again_at is not None) for o in sightings))
+        peaks = tuple(o.peak_concentration for o in sightings)
+        with self._lock:
+            cached = self._built.get(key)
+            if cached is not None and cached.stands_for(detection.time, value, discharge or None, peaks):
+                self._built.move_to_end(key)
+                return cached.playbook
         clean = [CleanStation(station_id=s, until=detection.time) for s in sorted(known - saw)]
         try:
-            return build_playbook(
+            playbook = build_playbook(
                 network, station_id=detection.station_id, pollutant=pollutant, at=detection.time,
                 concentration=value, discharge_m3s=discharge or None, observations=seen, clean=clean,
             )
@@ -237,6 +331,13 @@ class RiverPlaybooks:
                 self._warned.add((detection.station_id, pollutant))
                 log.warning("no playbook for %s/%s: %s", detection.station_id, pollutant, exc)
             return None
+        with self._lock:
+            self.builds += 1
+            self._built[key] = _Built(playbook, value, discharge or None, peaks)
+            self._built.move_to_end(key)
+            while len(self._built) > _CACHED:
+                self._built.popitem(last=False)
+        return playbook
 
     def reaches_to(self, station_id: str, river: str) -> tuple[str, ...]:
         network = self._networks.get(river)

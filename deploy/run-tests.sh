@@ -60,6 +60,8 @@ step ruff "$VENV/bin/ruff" check .
 step mypy "$VENV/bin/mypy"
 step rustfmt cargo fmt --manifest-path native/Cargo.toml --check
 step clippy cargo clippy --quiet --release --manifest-path native/Cargo.toml -- -D warnings
+step rustfmt-plume cargo fmt --manifest-path native/plume/Cargo.toml --check
+step clippy-plume cargo clippy --quiet --release --manifest-path native/plume/Cargo.toml -- -D warnings
 step pytest "$VENV/bin/pytest" "$@"
 
 exit "$status"

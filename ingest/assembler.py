@@ -35,7 +35,8 @@ T = TypeVar("T")
 class Part(Generic[T]):
     raw: bytes
     token: T
-    source: str = ""
+    source: str = ""  # the topic
+    origin: str = ""  # where it came from, when not the topic (see routing.Message.source)
 
 
 @dataclass(slots=True)
@@ -77,7 +78,9 @@ class SplitAssembler(Generic[T]):
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, frame: Frame, raw: bytes, token: T, now: datetime, source: str = "") -> Assembled[T] | None:
+    def add(
+        self, frame: Frame, raw: bytes, token: T, now: datetime, source: str = "", origin: str = ""
+    ) -> Assembled[T] | None:
         """Keep one packet; return the whole message when its last packet arrived."""
         assert frame.pnum is not None
         assert frame.pno is not None
@@ -87,7 +90,7 @@ class SplitAssembler(Generic[T]):
             pending = self._pending[key] = _Pending(first_seen=now, pnum=frame.pnum)
         # A re-sent packet replaces the earlier copy; both tokens are acknowledged together.
         pending.frames[frame.pno] = frame
-        pending.parts.setdefault(frame.pno, []).append(Part(raw, token, source))
+        pending.parts.setdefault(frame.pno, []).append(Part(raw, token, source, origin))
         if not all(number in pending.frames for number in range(1, pending.pnum + 1)):
             return None
         del self._pending[key]

@@ -6,7 +6,7 @@ broker only after Kafka acknowledged every record made from it, so a crash anywh
 makes the broker deliver it again: at-least-once, never lost.
 
 One thread: paho's socket is driven by the asyncio loop (:class:`ingest.mqttloop.MqttLoop`), and
-``on_message`` only appends to an :class:`_Inbox`. The pump routes each message and *sends* its
+``on_message`` only appends to an :class:`~ingest.inbox.Inbox`. The pump routes each message and *sends* its
 records without waiting (aiokafka batches them), queuing the pending acknowledgements in order; a
 second task awaits them in that order and acks the MQTT messages. One producer, records sent in
 arrival order, key = station id: per-station order is kept in Kafka.
@@ -15,21 +15,22 @@ arrival order, key = station id: per-station order is kept in Kafka.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import paho.mqtt.client as paho
 
+from ingest.inbox import Inbox
 from ingest.mqtt import connect_options, failure, make_client
 from ingest.mqttloop import MqttLoop
 from ingest.pool import RoutingPool
 from ingest.routing import Message, Router
+from ingest.settling import Settler
 from ingest.worker import Settled
-from riverguard.bus.base import Bus, Delivery, Producer
+from riverguard.bus.base import Bus, Producer
 from riverguard.bus.topics import topic_specs
 from riverguard.errors import BusError
 from riverguard.observability import DEAD_LETTERS, MESSAGES_IN, MESSAGES_OUT, HealthCheck
@@ -40,9 +41,6 @@ from riverguard.stations import StationRegistry
 log = logging.getLogger(__name__)
 
 STAGE: Final = "ingest"
-#: Batches of messages whose Kafka records are sent but not yet acknowledged; beyond it intake
-#: waits (the broker's in-flight window usually binds first).
-MAX_UNSETTLED: Final = 1000
 #: Messages routed and sent to Kafka as one unit. Bounded so that, with thousands in flight,
 #: Kafka already has the first records while the rest are decoded and MQTT refills the window
 #: (taking the whole in-flight window at once made read, route and acknowledge take turns).
@@ -50,6 +48,7 @@ PUMP_BATCH: Final = 500
 CONNECT_TIMEOUT_S: Final = 15.0
 
 Token = tuple[int, int]  # (MQTT message id, QoS)
+Messages = Inbox[Message[Token]]
 
 
 @dataclass(slots=True)
@@ -58,28 +57,6 @@ class BridgeStats:
     readings: int = 0
     dead_letters: int = 0
     acked: int = 0
-
-
-class _Inbox:
-    """Messages paho delivered (on the loop thread) that the pump has not taken yet."""
-
-    def __init__(self) -> None:
-        self._items: list[Message[Token]] = []
-        self._ready = asyncio.Event()
-
-    def put(self, item: Message[Token]) -> None:
-        self._items.append(item)
-        self._ready.set()
-
-    async def take(self, wait_s: float, limit: int) -> list[Message[Token]]:
-        """Up to ``limit`` messages, oldest first; waits up to ``wait_s`` for the first."""
-        if not self._items:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), wait_s)
-        items, self._items = self._items[:limit], self._items[limit:]
-        if not self._items:
-            self._ready.clear()
-        return items
 
 
 class Bridge:
@@ -101,14 +78,11 @@ class Bridge:
         self._messages_in = MESSAGES_IN.labels(stage=STAGE)
         self._readings_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.readings)
         self._dlq_out = MESSAGES_OUT.labels(stage=STAGE, topic=settings.topics.dlq)
-        self._unsettled: asyncio.Queue[tuple[Awaitable[list[Delivery]], list[Token]] | None] = asyncio.Queue(
-            MAX_UNSETTLED
-        )
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.create_topics:
             await self.bus.create_topics(topic_specs(self.settings))
-        inbox = _Inbox()
+        inbox = Messages()
         connect_result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         client = self._client(inbox, connect_result)
         client.connect_async(**connect_options(self.settings.mqtt, persistent=True))
@@ -125,26 +99,25 @@ class Bridge:
         log.info("ingest bridge stopped: %s", self.stats)
 
     async def _run_here(
-        self, client: paho.Client, inbox: _Inbox, connect_result: asyncio.Future[Any], stop: asyncio.Event
+        self, client: paho.Client, inbox: Messages, connect_result: asyncio.Future[Any], stop: asyncio.Event
     ) -> None:
         producer = self.bus.producer(client_id=f"{self.settings.kafka.client_id}-ingest")
         await producer.start()
-        settler = asyncio.create_task(self._settle(client))
+        settler = Settler[Token](lambda tokens: self._ack(client, tokens), what="acknowledging it to MQTT")
+        settling = settler.start()
         try:
             await self._await_connection(connect_result)
-            await self._pump(inbox, producer, stop, settler)
+            await self._pump(inbox, producer, stop, settler, settling)
         finally:
             # Acknowledge what Kafka already has, then leave: unacknowledged messages stay in the
             # broker's session and come again on the next start.
-            if not settler.done():
-                await self._unsettled.put(None)
             try:
-                await asyncio.wait_for(asyncio.shield(settler), timeout=30)
+                await settler.finish()
             finally:
                 await producer.stop()
 
     async def _run_pool(
-        self, client: paho.Client, inbox: _Inbox, connect_result: asyncio.Future[Any], stop: asyncio.Event
+        self, client: paho.Client, inbox: Messages, connect_result: asyncio.Future[Any], stop: asyncio.Event
     ) -> None:
         """MQTT here, routing and producing in ``mqtt.routing_workers`` processes (see ingest.pool)."""
         pool = RoutingPool[Token](
@@ -174,7 +147,7 @@ class Bridge:
             self._count(readings, reasons)
         self.stats.acked += len(settled)
 
-    def _client(self, inbox: _Inbox, connect_result: asyncio.Future[Any]) -> paho.Client:
+    def _client(self, inbox: Messages, connect_result: asyncio.Future[Any]) -> paho.Client:
         mqtt = self.settings.mqtt
         password = mqtt.password.get_secret_value() if mqtt.password else None
         client = make_client(
@@ -217,10 +190,13 @@ class Bridge:
                            "check mqtt.username / RIVERGUARD_MQTT__PASSWORD")
         self.connected.set()
 
-    async def _pump(self, inbox: _Inbox, producer: Producer, stop: asyncio.Event, settler: asyncio.Task[None]) -> None:
+    async def _pump(
+        self, inbox: Messages, producer: Producer, stop: asyncio.Event, settler: Settler[Token],
+        settling: asyncio.Task[None],
+    ) -> None:
         while not stop.is_set():
-            if settler.done():
-                settler.result()  # re-raise the Kafka failure that stopped settling
+            if settling.done():
+                settling.result()  # re-raise the Kafka failure that stopped settling
                 return
             messages = await inbox.take(wait_s=0.5, limit=PUMP_BATCH)
             self.stats.received += len(messages)
@@ -234,7 +210,7 @@ class Bridge:
                 self._count(len(routed.records) - len(routed.reasons), routed.reasons)
             if tokens:
                 pending = await producer.send_batch(records)
-                await self._unsettled.put((pending, tokens))  # bounded: waits while Kafka lags
+                await settler.put(pending, tokens)  # bounded: waits while Kafka lags
 
     def _count(self, readings: int, reasons: Sequence[str]) -> None:
         """Stats and metrics of records produced: readings, and dead letters by reason."""
@@ -245,28 +221,12 @@ class Bridge:
             self._dlq_out.inc()
             DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
 
-    async def _settle(self, client: paho.Client) -> None:
-        """Ack MQTT messages in arrival order once Kafka acknowledged their records."""
-        while (item := await self._unsettled.get()) is not None:
-            pending, tokens = item
-            try:
-                await pending
-            except BusError:
-                log.exception("Kafka did not take a record; stopping without acknowledging it to MQTT "
-                              "(the broker delivers it again on the next start)")
-                _discard(pending)
-                raise
-            for mid, qos in tokens:
-                if qos > 0:
-                    client.ack(mid, qos)
-            self.stats.acked += len(tokens)
-
-
-def _discard(pending: Awaitable[list[Delivery]]) -> None:
-    if cancel := getattr(pending, "cancel", None):
-        cancel()  # a future, or the Kafka bus's pending deliveries
-    elif close := getattr(pending, "close", None):
-        close()  # an un-awaited coroutine
+    def _ack(self, client: paho.Client, tokens: list[Token]) -> None:
+        """Ack MQTT messages (in arrival order) once Kafka acknowledged their records."""
+        for mid, qos in tokens:
+            if qos > 0:
+                client.ack(mid, qos)
+        self.stats.acked += len(tokens)
 
 
 def mqtt_check(bridge: Bridge) -> HealthCheck:

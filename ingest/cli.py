@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from ingest.hj212 import iter_frames
 from ingest.routing import Message, Router
 from riverguard.cli import ConfigOption, settings_and_registry_or_exit
-from riverguard.errors import RiverguardError
+from riverguard.errors import ConfigError, RiverguardError
+
+if TYPE_CHECKING:
+    from ingest.publisher import Pace
+    from riverguard.models import Reading
+    from riverguard.settings import Settings
+    from riverguard.stations import StationRegistry
 
 StationsOption = Annotated[
     Path | None, typer.Option("--stations", help="Station registry YAML (else settings.stations_file, else built-in).")
@@ -78,8 +85,16 @@ def simulate(
     faults: Annotated[bool, typer.Option(help="Inject sensor faults and maintenance windows.")] = True,
     username: Annotated[str, typer.Option(help="MQTT user allowed to publish for the stations.")] = "riverguard-sim",
     password: Annotated[str | None, typer.Option(envvar="MQTT_SIM_PASSWORD", help="Its password.")] = None,
+    transport: Annotated[
+        Literal["mqtt", "hj212-tcp"],
+        typer.Option(help="mqtt: publish to Mosquitto; hj212-tcp: each station a data logger on a TCP connection to "
+                          "the HJ 212 gateway (PWs from hj212.passwords_file), answering its commands."),
+    ] = "mqtt",
+    gateway: Annotated[
+        str | None, typer.Option(help="host:port of the HJ 212 gateway (default 127.0.0.1:<hj212.port>).")
+    ] = None,
 ) -> None:
-    """Publish realistic telemetry (diurnal cycles, faults, optional spills) over MQTT."""
+    """Publish realistic telemetry (diurnal cycles, faults, optional spills) over MQTT or as data loggers."""
     from ingest.publisher import Pace, publish_readings
     from ingest.simulator import Simulator, Spill
 
@@ -99,6 +114,9 @@ def simulate(
         typer.echo(f"spill arrival: {event.station_id} {event.parameter} {event.start.isoformat()} → "
                    f"{event.end.isoformat()} peak {event.peak}", err=True)
     pace = Pace(rate=rate, speedup=None if rate else speedup, duration_s=duration, count=count)
+    if transport == "hj212-tcp":
+        _simulate_loggers(sim.readings(), settings, registry, pace, gateway)
+        return
     try:
         stats = publish_readings(sim.readings(), registry, settings.mqtt, username=username,
                                  password=password or None, client_id=f"riverguard-sim-{seed}", pace=pace)
@@ -108,3 +126,30 @@ def simulate(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     typer.echo(f"published {stats.published} messages in {stats.seconds:.1f} s ({stats.rate:.0f}/s)")
+
+
+def _simulate_loggers(
+    readings: Iterable[Reading], settings: Settings, registry: StationRegistry, pace: Pace, gateway: str | None
+) -> None:
+    import asyncio
+
+    from ingest.datalogger import send_readings
+    from ingest.gateway import gateway_secrets
+
+    host, _, port = (gateway or f"127.0.0.1:{settings.hj212.port}").rpartition(":")
+    try:
+        secrets = gateway_secrets(settings, registry)
+        run = asyncio.run(send_readings(readings, registry, secrets, host or "127.0.0.1", int(port), pace))
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except RiverguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    for station_id, samples in run.samples.items():
+        for sample in samples:
+            typer.echo(f"sample retained: {station_id} bottle {sample.bottle} at {sample.taken_at.isoformat()}")
+    typer.echo(f"sent {run.sent} frames in {run.seconds:.1f} s, {run.acknowledged} answered (9014), "
+               f"{run.commands} commands from the gateway")

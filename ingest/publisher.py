@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import paho.mqtt.client as paho
 
@@ -32,6 +33,19 @@ class Pace:
     speedup: float | None = None  # simulated seconds per wall second
     duration_s: float | None = None
     count: int | None = None
+
+    def finished(self, elapsed_s: float, published: int) -> bool:
+        return (self.duration_s is not None and elapsed_s >= self.duration_s) or (
+            self.count is not None and published >= self.count
+        )
+
+    def due(self, published: int, simulated: timedelta) -> float | None:
+        """Wall seconds after the start at which the next message is due (None: now)."""
+        if self.rate:
+            return published / self.rate
+        if self.speedup:
+            return simulated.total_seconds() / self.speedup
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +100,10 @@ def publish_readings(
     try:
         for reading in readings:
             now = time.monotonic() - started
-            if (pace.duration_s is not None and now >= pace.duration_s) or (
-                pace.count is not None and published >= pace.count
-            ):
+            if pace.finished(now, published):
                 break
             first_time = first_time or reading.time
-            due = None
-            if pace.rate:
-                due = published / pace.rate
-            elif pace.speedup:
-                due = (reading.time - first_time).total_seconds() / pace.speedup
+            due = pace.due(published, reading.time - first_time)
             if due is not None and due > now:
                 time.sleep(due - now)
             topic = topics.format(reading.river, reading.station_id)

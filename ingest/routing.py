@@ -49,12 +49,16 @@ FUTURE_TOLERANCE: Final = timedelta(hours=1)
 
 @dataclass(frozen=True, slots=True)
 class Message(Generic[T]):
-    """An MQTT message as received; ``token`` identifies it for the acknowledgement."""
+    """An MQTT message as received; ``token`` identifies it for the acknowledgement.
+
+    ``source`` names where it came from in a dead letter when that is not the topic (the HJ 212
+    gateway routes a station's frames on the station's topic, and names the TCP peer)."""
 
     topic: str
     payload: bytes
     received_at: datetime
     token: T
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +173,13 @@ class Router(Generic[T]):
         assert frame.pno is not None
         if frame.pno > frame.pnum:
             raise PayloadError("hj212_frame", f"PNO={frame.pno} is beyond PNUM={frame.pnum}")
-        assembled = self.assembler.add(frame, message.payload, message.token, message.received_at, message.topic)
+        assembled = self.assembler.add(
+            frame, message.payload, message.token, message.received_at, message.topic, message.source
+        )
         out = self.expire_decoded(message.received_at)
         if assembled is None:
             return out
-        parts = tuple(Message(p.source, p.raw, message.received_at, p.token) for p in assembled.parts)
+        parts = tuple(Message(p.source, p.raw, message.received_at, p.token, p.origin) for p in assembled.parts)
         try:
             readings = self._hj212.readings(assembled.frame, topic=message.topic, registry=self.registry)
         except PayloadError as exc:
@@ -188,7 +194,7 @@ class Router(Generic[T]):
             error = PayloadError(
                 "split_incomplete", f"split message MN={mn} QN={qn}: got packets {list(item.received)} of {item.pnum}"
             )
-            parts = tuple(Message(part.source, part.raw, now, part.token) for part in item.parts)
+            parts = tuple(Message(part.source, part.raw, now, part.token, part.origin) for part in item.parts)
             out.append(Decoded((), parts, SourceFormat.HJ212, error))
         return out
 
@@ -197,6 +203,10 @@ class Router(Generic[T]):
         # a random per-process prefix and a counter are as unique.
         self._traced += 1
         return f"{self._trace_prefix}{self._traced:016x}"
+
+    def reject(self, message: Message[T], error: PayloadError, payload_format: SourceFormat) -> Routed[T]:
+        """The dead letter of a payload a transport rejected itself (the gateway: a wrong PW)."""
+        return self._routed(Decoded((), (message,), payload_format, error))
 
     def _routed(self, outcome: Decoded[T]) -> Routed[T]:
         tokens = tuple(m.token for m in outcome.messages)
@@ -210,7 +220,7 @@ class Router(Generic[T]):
         for message in outcome.messages:
             letter = DeadLetter(
                 raw_b64=base64.b64encode(message.payload).decode("ascii"),
-                source=message.topic,
+                source=message.source or message.topic,
                 reason_code=outcome.error.code,
                 reason=outcome.error.message,
                 received_at=message.received_at,

@@ -95,6 +95,12 @@ def run_ingest(config: ConfigOption = None) -> None:
     _run("ingest", config, None)
 
 
+@run_app.command("hj212-gateway")
+def run_hj212_gateway(config: ConfigOption = None) -> None:
+    """HJ 212 gateway: station data loggers over TCP → Kafka (the ingest routing), answers and commands to them."""
+    _run("hj212-gateway", config, None)
+
+
 @run_app.command("detect")
 def run_detect(
     config: ConfigOption = None,

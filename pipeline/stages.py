@@ -143,4 +143,9 @@ def service(
         stage = sink_stage(settings, bus, writer, group_id=group)
         return Service(name, stage.run, {"kafka": bus_check(bus, sink_topics(topics)), "influxdb": writer.ping},
                        close=writer.close)
-    raise ValueError(f"unknown stage {name!r} (stages: {', '.join(STAGES)})")
+    if name == "hj212-gateway":
+        from ingest.gateway import Gateway, gateway_secrets
+
+        gateway = Gateway(settings, registry, gateway_secrets(settings, registry), bus)
+        return Service(name, gateway.run, {"kafka": bus_check(bus, [topics.readings])})
+    raise ValueError(f"unknown stage {name!r} (stages: {', '.join(STAGES)}, hj212-gateway)")

@@ -65,6 +65,9 @@ class TopicSettings(_Section):
     #: What resolved incidents turned out to be, per station (key = station id, partitioned like
     #: the readings), for the detect stage to learn from.
     verdicts: str = "verdicts"
+    #: Commands for stations' data loggers (riverguard.commands.StationCommand) and their results.
+    station_commands: str = "station.commands"
+    command_results: str = "station.command-results"
 
 
 class MqttSettings(_Section):
@@ -88,6 +91,38 @@ class MqttSettings(_Section):
     #: Processes that decode and produce for the bridge (0: the bridge does it itself). More than
     #: one core's worth of messages needs them; a station always goes to the same worker.
     routing_workers: int = Field(default=0, ge=0, le=32)
+
+
+class Hj212Settings(_Section):
+    """``riverguard run hj212-gateway``: data loggers (数采仪) connecting over TCP (ingest.gateway)."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - data loggers connect from outside; restrict with a firewall
+    port: int = Field(default=9212, ge=0, le=65535)
+    #: YAML mapping station id → HJ 212 PW (access password); a station without one is refused.
+    passwords_file: Path | None = None
+    #: The length field's 4 digits allow 9999 characters of data: 10011 bytes with ## + length + CRC + CRLF.
+    max_frame_bytes: int = Field(default=10_011, ge=64, le=10_011)
+    #: A connection without a byte for this long is closed (loggers send at least hourly data).
+    idle_timeout_s: float = Field(default=1800.0, gt=0)
+    #: A frame must arrive whole within this time of its first byte (slow-sender protection).
+    frame_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=10_000, ge=1)
+    #: Connections from one address (loggers behind a carrier's NAT share one).
+    max_connections_per_peer: int = Field(default=500, ge=1)
+    #: A peer whose frames are rejected this many times in a row is disconnected.
+    max_bad_frames: int = Field(default=20, ge=1)
+    #: Frames of a connection waiting for Kafka before the gateway stops reading from it.
+    max_unsettled_frames: int = Field(default=200, ge=1)
+    #: A station whose clock is off by more than this gets its clock set (CN=1012), at most every
+    #: ``clock_set_interval_s``.
+    clock_tolerance_s: float = Field(default=300.0, gt=0)
+    clock_set_interval_s: float = Field(default=3600.0, ge=0)
+    #: A command waits this long for its station to connect, then expires.
+    command_ttl_s: float = Field(default=3600.0, gt=0)
+    #: A sent command is unanswered when its execution result (9012) is not back after this long.
+    command_answer_timeout_s: float = Field(default=120.0, gt=0)
+    #: Send 超标留样 (CN=3015) to a station when a pollution incident opens there.
+    retain_sample_on_incident: bool = True
 
 
 class InfluxSettings(_Section):
@@ -160,6 +195,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     mqtt: MqttSettings = MqttSettings()
+    hj212: Hj212Settings = Hj212Settings()
     influx: InfluxSettings = InfluxSettings()
     alerts: AlertSettings = AlertSettings()
     observability: ObservabilitySettings = ObservabilitySettings()

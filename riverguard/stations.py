@@ -13,17 +13,20 @@ The default registry ships in ``riverguard/data/stations.yaml``; ``stations_file
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from riverguard.errors import ConfigError, describe_validation_error
 from riverguard.models import RiverId, StationId
 from riverguard.parameters import PARAMETERS, UNIT_TO_MG_PER_L, WaterClass
+from riverguard.yamlfile import read_yaml_mapping
 
 DEFAULT_STATIONS = "stations.yaml"
 #: Flow units to m³/s. HJ 212-2017 Table B.1 gives w00000 (污水流量) in L/s, river stations in m³/s.
@@ -150,3 +153,53 @@ def load_registry(path: Path | None = None) -> StationRegistry:
         raise ConfigError(f"station registry {origin} is not valid YAML: {exc}") from exc
     except ValidationError as exc:
         raise ConfigError(f"station registry {origin}: {describe_validation_error(exc)}") from exc
+
+
+class StationSecrets:
+    """The HJ 212 access passwords (PW) of stations, by station id. A data logger proves which
+    station it is with the PW of every frame; the gateway also writes it into the commands it
+    sends. The passwords are ``SecretStr`` and never appear in logs, reprs or error messages.
+
+    >>> secrets = StationSecrets({"tuo-hongyuan": SecretStr("123456")})
+    >>> secrets.matches("tuo-hongyuan", "123456"), secrets.matches("tuo-hongyuan", "654321"), secrets
+    (True, False, StationSecrets(1 station))
+    """
+
+    def __init__(self, passwords: Mapping[str, SecretStr]) -> None:
+        self._passwords = dict(passwords)
+
+    def __repr__(self) -> str:
+        return f"StationSecrets({len(self._passwords)} station{'s' if len(self._passwords) != 1 else ''})"
+
+    def __contains__(self, station_id: object) -> bool:
+        return station_id in self._passwords
+
+    def __len__(self) -> int:
+        return len(self._passwords)
+
+    def matches(self, station_id: str, password: str | None) -> bool:
+        """True when ``password`` is the station's PW (compared in constant time)."""
+        known = self._passwords.get(station_id)
+        if known is None or password is None:
+            return False
+        return hmac.compare_digest(known.get_secret_value().encode(), password.encode())
+
+    def password(self, station_id: str) -> str | None:
+        """The PW to write into a command for the station (only the gateway's frames need it)."""
+        known = self._passwords.get(station_id)
+        return None if known is None else known.get_secret_value()
+
+
+def load_secrets(path: Path, registry: StationRegistry) -> StationSecrets:
+    """Station PWs from a YAML mapping ``station_id: password`` (a file only the gateway can read,
+    e.g. a Docker or Kubernetes secret mounted as a file); errors name the file and the station,
+    never a password."""
+    data = read_yaml_mapping(path, "station passwords file", empty_ok=True)
+    unknown = sorted(str(station_id) for station_id in data if station_id not in registry.by_id)
+    if unknown:
+        raise ConfigError(f"station passwords file {path}: stations not in the registry: {', '.join(unknown)}")
+    bad = sorted(str(station_id) for station_id, password in data.items() if not isinstance(password, str | int))
+    if bad or any(str(password) == "" for password in data.values()):
+        raise ConfigError(f"station passwords file {path}: the password of {', '.join(bad) or 'a station'} "
+                          "must be a non-empty string")
+    return StationSecrets({str(station_id): SecretStr(str(password)) for station_id, password in data.items()})

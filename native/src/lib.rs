@@ -157,9 +157,18 @@ fn float_text(value: f64) -> Option<String> {
     })
 }
 
+/// The HJ 212-2017 CRC of a data segment (`ingest.hj212.crc16`; tests hold it to the bytewise
+/// definition). The gateway computes it for every frame it reads and every answer it writes.
+#[pyfunction]
+#[pyo3(name = "crc16")]
+fn hj212_crc16(data: &[u8]) -> u16 {
+    hj212::crc16(data)
+}
+
 #[pymodule]
 fn _fastpath(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<FastRouter>()?;
     module.add_function(wrap_pyfunction!(float_text, module)?)?;
+    module.add_function(wrap_pyfunction!(hj212_crc16, module)?)?;
     Ok(())
 }

@@ -25,4 +25,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.detector_state, n, compacted=True, replication_factor=rf),
         TopicSpec(t.silences, n, compacted=True, replication_factor=rf),
         TopicSpec(t.verdicts, n, replication_factor=rf),
+        TopicSpec(t.station_commands, n, replication_factor=rf),
+        TopicSpec(t.command_results, n, replication_factor=rf),
     ]

@@ -7,7 +7,6 @@ import base64
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +28,7 @@ from riverguard.bus.kafka import KafkaBus
 from riverguard.models import DeadLetter, Measurement, Reading, SourceFormat, decode
 from riverguard.settings import Settings
 from riverguard.stations import load_registry
-from tests.support.services import require_service
+from tests.support.services import require_service, running, service_processes
 
 pytestmark = pytest.mark.integration
 
@@ -76,17 +75,8 @@ def payload(station_id: str, seq: int) -> bytes:
 @asynccontextmanager
 async def running_bridge(settings: Settings) -> AsyncIterator[Bridge]:
     bridge = Bridge(settings, REGISTRY, KafkaBus(settings.kafka))
-    stop = asyncio.Event()
-    task = asyncio.create_task(bridge.run(stop))
-    connected = asyncio.create_task(bridge.connected.wait())
-    await asyncio.wait([task, connected], return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    try:
+    async with running(bridge.run, bridge.connected):
         yield bridge
-    finally:
-        stop.set()
-        await task
 
 
 async def until(condition: Any, what: str, limit_s: float = 60) -> None:
@@ -227,20 +217,8 @@ def bridge_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def bridge_process(tmp_path: Path) -> Iterator[Any]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(settings: Settings) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"bridge-{len(started)}.log").open("wb")
-        process = subprocess.Popen([str(Path(sys.executable).parent / "riverguard"), "run", "ingest"],
-                                   env=bridge_env(settings), cwd=REPO, stderr=log)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with service_processes(tmp_path) as start:
+        yield lambda settings: start("ingest", bridge_env(settings))
 
 
 @pytest.mark.slow
@@ -264,8 +242,7 @@ async def test_killing_the_bridge_mid_stream_loses_nothing(
     publishing = asyncio.create_task(asyncio.to_thread(publish))
     readings_topic = settings.topics.readings
     await until_count(kafka_bus, readings_topic, at_least=200)
-    first.send_signal(signal.SIGKILL)  # a crash: no graceful stop, un-acked messages stay in the session
-    first.wait()
+    first.stop(signal.SIGKILL)  # a crash: no graceful stop, un-acked messages stay in the session
     await publishing
     bridge_process(settings)
     await until_count(kafka_bus, readings_topic, at_least=len(messages))

@@ -112,6 +112,17 @@ def test_every_canonical_name_in_the_table_is_a_parameter() -> None:
     assert {f.parameter for f in WATER.values() if f.parameter} <= PARAMETERS.keys()
 
 
+def test_the_catalogues_codes_name_the_same_parameter_in_the_table() -> None:
+    codes = {p.hj212_code: p.name for p in PARAMETERS.values() if p.hj212_code}
+    assert {code: WATER[code].parameter for code in codes} == codes
+
+
+def test_thallium_and_beryllium_are_read_in_the_tables_units() -> None:
+    read = values("w20089-Rtd=80;w20127-Rtd=1.5", registry(parameters=["Tl", "Be"]))
+    assert read["Tl"].value == pytest.approx(8e-5)  # ng/L
+    assert read["Be"].value == pytest.approx(0.0015)  # µg/L
+
+
 def test_a_registry_file_with_a_bad_unit_names_it(tmp_path: Any) -> None:
     path = tmp_path / "stations.yaml"
     path.write_text("stations:\n- {station_id: s1, mn: M, river: tuo, section: x, city: y, parameters: [TP],"
