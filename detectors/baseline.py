@@ -45,7 +45,11 @@ class ParameterTrack:
     __slots__ = (
         "change_rate",
         "diurnal",
-        "faulty",
+        "dn",
+        "dscale",
+        "held",
+        "jump",
+        "last_z",
         "level",
         "n",
         "prev",
@@ -53,10 +57,9 @@ class ParameterTrack:
         "run",
         "run_rate",
         "scale",
-        "step_left",
-        "step_level",
         "tail",
         "unit",
+        "usual",
     )
 
     def __init__(self) -> None:
@@ -69,22 +72,24 @@ class ParameterTrack:
         self.change_rate = 1.0
         self.run = 0
         self.run_rate = 1.0
-        #: Readings left before a clean single-parameter step is confirmed as an instrument fault.
-        self.step_left = 0
-        self.step_level = 0.0
-        self.faulty = False
+        #: How much the value usually changes from one reading to the next (a clipped running mean of
+        #: |change|, like the noise scale), over ``dn`` changes; and the latest change in those units.
+        self.dscale = 0.0
+        self.dn = 0
+        self.jump = 0.0
         self.unit = 1e-9
         #: How large deviations of this parameter usually get (river's P² quantile of |score|):
         #: heavy-tailed signals (flow pulses, turbidity flicker) need a bigger deviation to surprise.
         #: The 95th rather than the 99th percentile, because events themselves can be 1 % of a record.
         self.tail = Quantile(0.95)
+        #: The tail's current value (0 before it has one), kept because it is read on every reading.
+        self.usual = 0.0
 
     def snapshot(self) -> TrackState:
         return TrackState(
             n=self.n, level=self.level, scale=self.scale, quantum=None if self.quantum == math.inf else self.quantum,
             prev=self.prev, diurnal=tuple(self.diurnal), change_rate=self.change_rate, run=self.run,
-            run_rate=self.run_rate, step_left=self.step_left, step_level=self.step_level, faulty=self.faulty,
-            tail=_quantile_state(self.tail),
+            run_rate=self.run_rate, dscale=self.dscale, dn=self.dn, jump=self.jump, tail=quantile_state(self.tail),
         )
 
     @classmethod
@@ -99,11 +104,12 @@ class ParameterTrack:
         track.change_rate = state.change_rate
         track.run = state.run
         track.run_rate = state.run_rate
-        track.step_left = state.step_left
-        track.step_level = state.step_level
-        track.faulty = state.faulty
+        track.dscale = state.dscale
+        track.dn = state.dn
+        track.jump = state.jump
         if state.tail is not None:
-            track.tail = _quantile_from_state(state.tail)
+            track.tail = quantile_from_state(state.tail)
+            track.usual = track.tail.get() or 0.0
         track._refresh_unit()
         return track
 
@@ -132,26 +138,41 @@ class ParameterTrack:
 
     def surprise(self, score: float, floor: float) -> float:
         """A score relative to this parameter's usual large deviations (1 = its 95th percentile)."""
-        usual = self.tail.get()
-        return abs(score) / (usual if usual is not None and usual > floor else floor)
+        usual = self.usual
+        return (score if score >= 0.0 else -score) / (usual if usual > floor else floor)
 
-    def observe(self, value: float) -> None:
-        """Health statistics every evidence value updates: resolution, change rate, repeat run."""
+    def observe(self, value: float, config: DetectorConfig) -> None:
+        """Health statistics every evidence value updates: resolution, change rate, repeat run, and
+        the change since the previous value in units of the usual change (:attr:`jump`)."""
         prev = self.prev
-        if prev is not None:
-            if value == prev:
-                if self.run == 0:
-                    self.run_rate = self.change_rate
-                self.run += 1
-                self.change_rate -= 0.01 * self.change_rate
-            else:
-                self.run = 0
-                self.change_rate += 0.01 * (1.0 - self.change_rate)
-                step = abs(value - prev)
-                if step < self.quantum:
-                    self.quantum = step
-                    self._refresh_unit()
         self.prev = value
+        if prev is None:
+            self.jump = 0.0
+            return
+        step = abs(value - prev)
+        if step == 0.0:
+            if self.run == 0:
+                self.run_rate = self.change_rate
+            self.run += 1
+            self.change_rate -= 0.01 * self.change_rate
+        else:
+            self.run = 0
+            self.change_rate += 0.01 * (1.0 - self.change_rate)
+            if step < self.quantum:
+                self.quantum = step
+                self._refresh_unit()
+        usual = self.dscale
+        quantum = self.quantum
+        if quantum != math.inf and quantum > usual:
+            usual = quantum
+        dn = self.dn
+        self.jump = (value - prev) / usual if dn >= 2 and usual > 0.0 else 0.0
+        self.dn = dn = dn + 1
+        if dn <= config.warmup_readings:
+            self.dscale += (step - self.dscale) / dn
+        else:
+            bound = config.clip * usual
+            self.dscale += config.scale_alpha * ((step if step < bound else bound) - self.dscale)
 
     @property
     def fresh(self) -> bool:
@@ -168,13 +189,30 @@ class ParameterTrack:
             return False
         return self.run * math.log1p(-min(self.run_rate, 0.999999)) < log_probability
 
-    def learn(self, value: float, score: float, hour: int, diurnal: bool, config: DetectorConfig) -> None:
-        """Update the usual deviation with ``score`` (once warmed up), then level, scale and the
-        hour-of-day component with ``value`` (after scoring it)."""
+    def learn(
+        self, value: float, score: float, hour: int, diurnal: bool, config: DetectorConfig, calm: bool = True
+    ) -> None:
+        """Update the usual deviation with ``score`` (once warmed up, and while the hydrology is
+        ``calm``: a flood's deviations are the flood's), then level, scale and the hour-of-day
+        component with ``value`` (after scoring it)."""
         n = self.n
         warmup = config.warmup_readings
-        if n >= warmup:
-            self.tail.update(abs(score))
+        level_alpha = config.level_alpha
+        if n >= warmup and calm:
+            size = score if score >= 0.0 else -score
+            usual = self.usual
+            floor = config.tail_floor
+            # An event is not how large this parameter's deviations usually are: a long plume early
+            # in a record would otherwise become the 95th percentile and hide every later one; and
+            # the level follows it only slowly, so the water returning afterwards is no new event.
+            if usual == 0.0 or size <= config.tail_learn_below * (usual if usual > floor else floor):
+                tail = self.tail
+                tail.update(size)
+                self.usual = tail.get() or 0.0
+            elif n >= 4 * warmup:
+                # Only once the percentile has seen a few warm-ups: before, a daily cycle's first
+                # afternoon looks like an event, and a level that stopped following it would keep it so.
+                level_alpha *= config.event_learning
         self.n = n = n + 1
         if n == 1:
             self.level = value
@@ -192,7 +230,6 @@ class ParameterTrack:
         clipped = deviation if deviation < bound else bound
         if not clipped > -bound:
             clipped = -bound
-        level_alpha = config.level_alpha
         self.level += level_alpha * clipped
         self.scale += config.scale_alpha * (abs(clipped) - self.scale)
         if diurnal:
@@ -204,7 +241,7 @@ class ParameterTrack:
         self._refresh_unit()
 
 
-def _quantile_state(quantile: Quantile) -> QuantileState | None:
+def quantile_state(quantile: Quantile) -> QuantileState | None:
     """The markers of river's P² estimator as named numbers (``None`` before its first value)."""
     if quantile.get() is None:
         return None
@@ -213,7 +250,7 @@ def _quantile_state(quantile: Quantile) -> QuantileState | None:
                          heights=fields[16:21], count=fields[21], sorted=fields[22])
 
 
-def _quantile_from_state(state: QuantileState) -> Quantile:
+def quantile_from_state(state: QuantileState) -> Quantile:
     quantile = Quantile(state.q)
     packed = _P2_LAYOUT.pack(state.q, *state.increments, *state.desired, *state.positions, *state.heights,
                              state.count, state.sorted)

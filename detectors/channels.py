@@ -43,6 +43,9 @@ DETECTOR_NAME: Final = "riverguard.detectors"
 STATION_WIDE: Final = "*"
 _K = DetectionKind
 
+#: Kinds that are about the instrument, not the water.
+_INSTRUMENT: Final = frozenset({_K.SENSOR_FAULT, _K.MAINTENANCE})
+
 #: Findings of an event: for its onset and updates (``None``) or for the parameters it opened with.
 Describe = Callable[[tuple[str, ...] | None], tuple[Finding, ...]]
 
@@ -60,6 +63,12 @@ class Verdict(NamedTuple):
     parameters: tuple[str, ...] = ()
     describe: Describe | None = None
     note: str = ""
+    #: The channel's persistence when it is created (default: the kind's).
+    persistence: Persistence | None = None
+    #: Which problem of its kind (a sensor fault's :class:`~detectors.faults.FaultType` value).
+    subtype: str = ""
+    #: The upstream station whose report this evidence follows.
+    upstream: str = ""
 
 
 class Channel:
@@ -104,6 +113,8 @@ class EventBook:
         self.station = station
         self.tracks = tracks
         self.channels: dict[tuple[DetectionKind, str], Channel] = {}
+        #: The channels that are not idle (kept with every step: checked for every parameter and kind).
+        self.live_keys: set[tuple[DetectionKind, str]] = set()
         self.recent: deque[Reading] = deque(maxlen=config.evidence_readings)
         self.reconfigure(config)
 
@@ -118,11 +129,11 @@ class EventBook:
         spike = self.channels.get((_K.POLLUTION_SPIKE, STATION_WIDE))
         if spike is not None and not spike.latch.active:
             spike.latch = EventLatch(config.spike_persistence)
+            self.live_keys.discard((_K.POLLUTION_SPIKE, STATION_WIDE))
 
     def live(self, kind: DetectionKind, key: str) -> bool:
         """True when a verdict that does not fire can still change this channel (it is not idle)."""
-        channel = self.channels.get((kind, key))
-        return channel is not None and not channel.latch.idle
+        return (kind, key) in self.live_keys
 
     def is_open(self, kind: DetectionKind, key: str) -> bool:
         channel = self.channels.get((kind, key))
@@ -133,6 +144,19 @@ class EventBook:
         """True while any pollution event (spike, limit exceedance, class downgrade) is open."""
         return any(kind.is_pollution and c.latch.active for (kind, _), c in self.channels.items())
 
+    @property
+    def in_instrument_event(self) -> bool:
+        """True while a sensor fault or maintenance event is open."""
+        return any(kind in _INSTRUMENT and c.latch.active for (kind, _), c in self.channels.items())
+
+    def open_events(self) -> list[str]:
+        """What is open: the kinds, sensor faults with their type (``sensor_fault/level_shift``)."""
+        return [
+            f"{kind.value}/{key.rpartition('/')[2]}" if kind is _K.SENSOR_FAULT else kind.value
+            for (kind, key), channel in self.channels.items()
+            if channel.latch.active
+        ]
+
     def remember(self, reading: Reading) -> None:
         """Keep ``reading`` as evidence for the next detections."""
         self.recent.append(reading)
@@ -142,9 +166,14 @@ class EventBook:
         kind = verdict.kind
         channel = self.channels.get((kind, verdict.key))
         if channel is None:
-            channel = self.channels[(kind, verdict.key)] = Channel(EventLatch(self._persistence[kind]))
+            persistence = verdict.persistence or self._persistence[kind]
+            channel = self.channels[(kind, verdict.key)] = Channel(EventLatch(persistence))
         latch = channel.latch
         transition: Transition | None = latch.step(firing=verdict.firing, holding=verdict.holding)
+        if latch.idle:
+            self.live_keys.discard((kind, verdict.key))
+        else:
+            self.live_keys.add((kind, verdict.key))
         score = verdict.score
         if transition == "onset":
             findings = self._findings(verdict, reading, None)
@@ -158,13 +187,14 @@ class EventBook:
             evidence = (*list(self.recent)[-(evidence_readings - 1) :], reading) if evidence_readings > 1 else ()
             out.append(self.detection(
                 reading, kind, DetectionPhase.ONSET, channel.event_id, 0, findings, score=score,
-                readings=evidence, note=verdict.note,
+                readings=evidence, note=verdict.note, subtype=verdict.subtype, upstream=verdict.upstream,
             ))
         elif transition == "cleared":
             channel.seq += 1
             out.append(self.detection(
                 reading, kind, DetectionPhase.CLEARED, channel.event_id, channel.seq,
                 self._findings(verdict, reading, channel.parameters), score=score, note=verdict.note,
+                subtype=verdict.subtype,
             ))
         elif latch.active:
             channel.open_readings += 1
@@ -177,6 +207,7 @@ class EventBook:
                 out.append(self.detection(
                     reading, kind, DetectionPhase.UPDATE, channel.event_id, channel.seq,
                     self._findings(verdict, reading, None), score=score, note=verdict.note,
+                    subtype=verdict.subtype,
                 ))
 
     def _findings(self, verdict: Verdict, reading: Reading, opened: tuple[str, ...] | None) -> tuple[Finding, ...]:
@@ -202,6 +233,8 @@ class EventBook:
         readings: tuple[Reading, ...] = (),
         at: datetime | None = None,
         note: str = "",
+        subtype: str = "",
+        upstream: str = "",
     ) -> Detection:
         """A detection of this station (``readings``: its evidence, by default ``reading`` alone)."""
         if confidence is None:
@@ -218,9 +251,9 @@ class EventBook:
             findings=findings,
             score=round(score, 6),
             confidence=confidence,
-            detector=f"{DETECTOR_NAME}/{kind.value}",
+            detector=f"{DETECTOR_NAME}/{kind.value}/{subtype}" if subtype else f"{DETECTOR_NAME}/{kind.value}",
             readings=readings or (reading,),
-            message=message(reading, self.station, kind, phase, findings, note),
+            message=message(reading, self.station, kind, phase, findings, note, subtype, upstream),
         )
 
     def snapshot(self) -> list[ChannelState]:
@@ -228,5 +261,6 @@ class EventBook:
 
     def restore(self, channels: list[ChannelState], recent: list[Reading]) -> None:
         self.channels = {(c.kind, c.key): Channel.restore(c) for c in channels}
+        self.live_keys = {key for key, channel in self.channels.items() if not channel.latch.idle}
         self.recent.clear()
         self.recent.extend(recent)

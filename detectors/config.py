@@ -42,10 +42,23 @@ class DetectorConfig:
     #: Per-parameter scores are divided by their usual 95th percentile, never by less than this
     #: (about that percentile for Gaussian noise in these units), so one scale fits every signal.
     tail_floor: float = 2.0
+    #: Deviations (and changes) beyond this many times the usual large one are events, not part of
+    #: what is usual: they do not update the percentile.
+    tail_learn_below: float = 4.0
+    #: ... and the level follows them at this fraction of level_alpha.
+    event_learning: float = 0.1
     #: Combined spike score that fires the persistence window, and the lower score that holds it open.
     spike_threshold: float = 3.0
     hold_ratio: float = 0.6
     spike_persistence: Persistence = field(default_factory=Persistence)
+    #: A station downstream of one that reported pollution in some parameters multiplies its spike
+    #: score by upstream_boost while those parameters rise, for upstream_window_s after the report
+    #: (48 h: the Jialing's reservoirs move water ~0.2 m/s, ~35 km a day, DESIGN.md §4).
+    upstream_boost: float = 1.4
+    upstream_window_s: float = 48 * 3600.0
+    #: Operator verdicts about the last feedback_memory_s of a station weigh its pollution evidence
+    #: (see detectors.feedback).
+    feedback_memory_s: float = 90 * 86400.0
     #: Weight of the multivariate HalfSpaceTrees score in the combined score.
     hst_weight: float = 1.0
     hst_trees: int = 10
@@ -59,11 +72,45 @@ class DetectorConfig:
     limit_persistence: Persistence = field(default_factory=lambda: Persistence(k=2, n=3, close_after=5))
     #: Instrument problems open at once and close after a few clean readings.
     fault_persistence: Persistence = field(default_factory=lambda: Persistence(k=1, n=1, close_after=3))
-    #: A jump of this many scales in one reading that then holds a flat new level, while no
-    #: related parameter moves, is an instrument offset rather than water.
-    step_scales: float = 25.0
-    related_scales: float = 3.0
-    step_confirm_readings: int = 3
+    #: Instrument faults of a spike (one reading) open at once and close at the next clean reading.
+    transient_persistence: Persistence = field(default_factory=lambda: Persistence(k=1, n=1, close_after=1))
+    #: An open shape-based fault (level shift, high variability, drift) holds while its strength
+    #: stays above this fraction of the firing strength.
+    fault_hold_ratio: float = 0.7
+    #: A change of this many usual changes in another parameter at the same reading makes a change
+    #: not lone (a plume moves several parameters; the sensor one).
+    related_jump: float = 3.0
+    #: ... or one this far beyond its usual large deviation (its 95th percentile: with ten parameters
+    #: one of them is beyond it every other reading by chance).
+    related_surprise: float = 2.0
+    #: A lone spike: a change of spike_jump times the parameter's large changes (99th percentile)
+    #: to a value spike_surprise times its usual large deviation from the baseline.
+    spike_jump: float = 2.0
+    spike_surprise: float = 3.0
+    #: A lone jump of shift_jump times the parameter's large changes that the next
+    #: shift_confirm_readings readings keep (together, nearer the new level than the old) is a level
+    #: shift; it stays open while the value stays nearer the new level, until maintenance, or for at
+    #: most shift_hold_readings readings.
+    shift_jump: float = 1.0
+    #: ... to a value at least shift_scales noise units from the baseline (a step of one digit of a
+    #: coarsely quantised signal is not an offset).
+    shift_scales: float = 4.0
+    shift_confirm_readings: int = 3
+    shift_hold_readings: int = 720
+    #: Multiplies how readily every shape-based instrument check fires (their thresholds are divided
+    #: by it); calibration from labelled history picks it when faults count.
+    fault_sensitivity: float = 1.0
+    #: Drift: block means (drift_block readings) of the deviation from the baseline feed river's
+    #: Page-Hinkley test (drift_delta, drift_threshold, after drift_min_blocks blocks, in noise
+    #: units); an open drift holds while the block means stay drift_hold noise units to one side.
+    drift_block: int = 10
+    drift_delta: float = 0.5
+    drift_threshold: float = 50.0
+    drift_min_blocks: int = 10
+    drift_hold: float = 3.0
+    #: High variability: recent changes (an EWM with this alpha) this many times the usual change.
+    variability_alpha: float = 0.1
+    variability_ratio: float = 3.0
     #: A value repeated this improbably often (given how often it used to change) is a stuck sensor.
     stuck_min_readings: int = 10
     stuck_min_change_rate: float = 0.2

@@ -3,73 +3,64 @@
 Sensor health is checked first; a value that fails here never feeds a baseline or the
 pollution logic. It becomes a ``maintenance`` or ``sensor_fault`` detection instead.
 
->>> def plausible(parameter, value):
-...     low, high = PLAUSIBLE_RANGES.get(parameter, ANY_VALUE)
-...     return low <= value <= high
->>> plausible("pH", 7.8), plausible("pH", 0.2), plausible("COD", -1.0), plausible("Redox", -250.0)
-(True, False, False, True)
+>>> from detectors.config import DetectorConfig
+>>> from datetime import datetime, timezone
+>>> from riverguard.models import Measurement, SourceFormat
+>>> r = Reading(station_id="demo", river="tuo", time=datetime(2024, 5, 1, tzinfo=timezone.utc),
+...             values={"pH": Measurement(value=0.2), "NH3N": Measurement(value=0.3, flag=DataFlag.MAINTENANCE),
+...                     "DO": Measurement(value=8.1)}, source_format=SourceFormat.SIMULATOR)
+>>> maintenance, faulty, values = InstrumentHealth(DetectorConfig()).sort(r, 0, False)
+>>> maintenance, faulty, [name for name, *_ in values]
+(['NH3N'], {'pH': <FaultType.OUT_OF_RANGE: 'out_of_range'>}, ['DO'])
 """
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
 from detectors.baseline import ParameterTrack
 from detectors.channels import STATION_WIDE, EventBook, Verdict
 from detectors.config import DetectorConfig
+from detectors.faults import Assessment, FaultType, SensorFaults
+from detectors.quantities import plausible_range
 from riverguard.models import DataFlag, DetectionKind, Reading
-from riverguard.parameters import PARAMETERS
 
 #: HJ 212 flags that mean someone is working on the instrument.
 MAINTENANCE_FLAGS: Final = frozenset({DataFlag.MAINTENANCE, DataFlag.CALIBRATION})
 #: HJ 212 flags that mean the instrument or its link is broken.
 FAULT_FLAGS: Final = frozenset({DataFlag.FAULT, DataFlag.STOPPED, DataFlag.COMMUNICATION_FAULT})
 
-#: Hydrological quantities: they do not say whether the water is polluted and a flow change is
-#: not a "correlated change" that would make a single-parameter step look like water.
-HYDROLOGICAL: Final = frozenset({"discharge", "water_level"})
-
-#: Values inside the physical range that a working surface-water sensor still cannot report:
-#: a conductivity of exactly zero is a probe out of water, DO far above saturation is a
-#: fouled membrane, pH outside 1..13 in a river is a broken electrode.
-PLAUSIBLE: Final[dict[str, tuple[float, float]]] = {
-    "pH": (1.0, 13.0),
-    "DO": (0.0, 20.0),
-    "temperature": (-1.0, 40.0),
-    "conductivity": (1e-6, 100_000.0),
-}
-
-
-#: Where plausible values lie, per parameter (unknown signals: anywhere, :data:`ANY_VALUE`); the
-#: detector looks a value's range up inline, once per value on its hottest path.
-PLAUSIBLE_RANGES: Final[dict[str, tuple[float, float]]] = {
-    **{p.name: p.physical_range for p in PARAMETERS.values()},
-    **PLAUSIBLE,
-}
-ANY_VALUE: Final = (-math.inf, math.inf)
-
 #: A clean value of a reading: parameter, its track, the value and its score before learning.
 Value = tuple[str, ParameterTrack, float, float]
 
-
 class InstrumentHealth:
-    """Per parameter of one station: its track, whether its sensor is stuck or stepped, and the
-    maintenance and sensor-fault verdicts of each reading."""
+    """Per parameter of one station: its track and its sensor's faults, and the maintenance and
+    sensor-fault verdicts of each reading."""
 
-    def __init__(self, config: DetectorConfig, tracks: dict[str, ParameterTrack] | None = None) -> None:
+    def __init__(
+        self,
+        config: DetectorConfig,
+        tracks: dict[str, ParameterTrack] | None = None,
+        sensors: dict[str, SensorFaults] | None = None,
+    ) -> None:
         self.config = config
         self.tracks: dict[str, ParameterTrack] = {} if tracks is None else tracks
+        self.sensors: dict[str, SensorFaults] = {} if sensors is None else sensors
+        #: The fault verdicts of the latest reading, by parameter and type (strength >= 1 fires).
+        self.assessed: dict[str, Assessment] = {}
+        #: How strongly the latest reading looks like an instrument problem (>= 1: it does).
+        self.score = 0.0
+        self.calm = True
 
-    def sort(self, reading: Reading, hour: int, diurnal: bool) -> tuple[list[str], set[str], list[Value]]:
-        """Maintenance-flagged and faulty names, then the clean values with their tracks and
-        scores, in reading order (updating the health statistics of every clean value)."""
+    def sort(self, reading: Reading, hour: int, diurnal: bool) -> tuple[list[str], dict[str, FaultType], list[Value]]:
+        """Maintenance-flagged names, faulty names with their fault, then the clean values with
+        their tracks and scores, in reading order (updating the health statistics of every clean value)."""
         config = self.config
         maintenance: list[str] = []
-        flagged: set[str] = set()
+        flagged: dict[str, FaultType] = {}
         values: list[Value] = []
         stuck_min = config.stuck_min_readings
-        tracks = self.tracks
+        tracks, sensors = self.tracks, self.sensors
         normal = DataFlag.NORMAL
         for name, measurement in reading.values.items():
             flag = measurement.flag
@@ -77,79 +68,137 @@ class InstrumentHealth:
                 if flag in MAINTENANCE_FLAGS:
                     maintenance.append(name)
                     continue
-                if flag in FAULT_FLAGS:
-                    flagged.add(name)
+                if flag in FAULT_FLAGS or not flag.is_water_evidence:
+                    # A station's own (extension) flag: its meaning is unknown, so the value is not
+                    # evidence about the water; it is reported with the fault flags.
+                    flagged[name] = FaultType.FLAG
                     continue
             value = measurement.value
-            low, high = PLAUSIBLE_RANGES.get(name, ANY_VALUE)
+            low, high = plausible_range(name)
             if not low <= value <= high:
-                flagged.add(name)
+                flagged[name] = FaultType.OUT_OF_RANGE
                 continue
             track = tracks.get(name)
             if track is None:
                 track = tracks[name] = ParameterTrack()
-            track.observe(value)
+            track.observe(value, config)
             if track.run >= stuck_min and track.stuck(
                 stuck_min, config.stuck_min_change_rate, config.stuck_log_probability
             ):
-                flagged.add(name)
+                flagged[name] = FaultType.FLAT_LINE
                 continue
-            values.append((name, track, value, track.score(value, hour, diurnal)))
+            sensor = sensors.get(name)
+            # While a level shift holds, the water is the value less the sensor's offset.
+            offset = sensor.offset if sensor is not None else 0.0
+            values.append((name, track, value, track.score(value - offset, hour, diurnal)))
         return maintenance, flagged, values
 
-    def screen(self, values: list[Value]) -> dict[str, float]:
-        """Lone steps, then the warmed-up, healthy, non-hydrological parameters with how surprising
-        their score is: one pass, since each step verdict depends only on its own track and on
-        how many parameters moved."""
+    def screen(
+        self, values: list[Value], maintenance: bool, expected: frozenset[str] = frozenset()
+    ) -> dict[str, float]:
+        """The shape-based faults of every warmed-up value, judged with the other parameters of the
+        reading; then the parameters that are evidence about the water (healthy, not hydrological),
+        with how surprising their deviation is. A parameter in ``expected`` (an upstream station
+        reported it) is never lone: its change is the water's."""
         config = self.config
-        warmup, related, step_scales, floor = (
-            config.warmup_readings, config.related_scales, config.step_scales, config.tail_floor
-        )
-        moving = sum(1 for name, _, _, z in values if abs(z) >= related and name not in HYDROLOGICAL)
-        several = len(values) > 1
-        eligible: dict[str, float] = {}
+        warmup, related, floor = config.warmup_readings, config.related_jump, config.tail_floor
+        far = config.related_surprise
+        sensors = self.sensors
+        jumping = hydrology_jumping = deviating = 0
+        calm = True
+        judged = []
         for name, track, value, z in values:
+            sensor = sensors.get(name)
+            if sensor is None:
+                sensor = sensors[name] = SensorFaults(name, config)
+            if maintenance:
+                sensor.reset()
             if track.n < warmup:
                 continue
-            if track.step_left > 0 or track.faulty or abs(z) >= step_scales:
-                self._check_step(name, track, value, z, moving, several)
-            if track.step_left == 0 and not track.faulty and name not in HYDROLOGICAL:
-                eligible[name] = track.surprise(z, floor)
+            jump = track.jump
+            jumped = jump >= related or jump <= -related
+            usual = track.usual
+            surprise = (z if z >= 0.0 else -z) / (usual if usual > floor else floor)
+            if sensor.hydrological:
+                hydrology_jumping += jumped
+                if surprise >= 1.0:
+                    calm = False
+            else:
+                jumping += jumped
+                deviating += surprise >= far
+            judged.append((name, sensor, track, value, z, surprise, jumped))
+        #: Level and flow within their usual range: what the other parameters do now is theirs,
+        #: not the flood's (their usual deviations are learned only then).
+        self.calm = calm
+        assessed: dict[str, Assessment] = {}
+        eligible: dict[str, float] = {}
+        score = 0.0
+        for name, sensor, track, value, z, surprise, jumped in judged:
+            hydro = sensor.hydrological
+            own = jumped and not hydro
+            verdict = sensor.assess(
+                value, value - sensor.offset - z * track.unit, z if z >= 0.0 else -z, surprise, track.jump,
+                jumping - own == 0 and deviating - (surprise >= far and not hydro) == 0
+                and name not in expected,
+                hydrology_jumping - (jumped and hydro) == 0, config,
+            )
+            assessed[name] = verdict
+            spike = verdict.spike
+            score = max(score, spike, verdict.shift, verdict.variability, verdict.drift)
+            if spike < 1.0 and not hydro:
+                eligible[name] = surprise
+        self.assessed = assessed
+        self.score = score
         return eligible
 
-    def _check_step(self, name: str, track: ParameterTrack, value: float, z: float, moving: int, several: bool) -> None:
-        """A lone clean step (jump, then a flat new level, nothing related moving) is the instrument.
-        ``moving`` counts the parameters that moved (see :meth:`screen`), this one included."""
+    def verdicts(
+        self, reading: Reading, maintenance: list[str], flagged: dict[str, FaultType], book: EventBook
+    ) -> list[Verdict]:
+        """Maintenance (station-wide) and sensor faults (per parameter and type) of this reading,
+        for every channel whose latch the reading can change."""
         config = self.config
-        others_moving = moving - (abs(z) >= config.related_scales and name not in HYDROLOGICAL) > 0
-        if track.step_left > 0:
-            if others_moving or abs(value - track.step_level) > 3.0 * track.noise():
-                track.step_left = 0
-            else:
-                track.step_left -= 1
-                track.faulty = track.step_left == 0
-        elif track.faulty:
-            if others_moving or abs(z) < config.related_scales:
-                track.faulty = False
-        elif abs(z) >= config.step_scales and not others_moving and several:
-            track.step_left = config.step_confirm_readings
-            track.step_level = value
-
-    def verdicts(self, reading: Reading, maintenance: list[str], flagged: set[str], book: EventBook) -> list[Verdict]:
-        """Maintenance (station-wide) and sensor faults (per parameter) of this reading, for every
-        channel whose latch the reading can change."""
         out = []
         if maintenance or book.live(DetectionKind.MAINTENANCE, STATION_WIDE):
             out.append(Verdict(DetectionKind.MAINTENANCE, STATION_WIDE, bool(maintenance), False,
                                float(len(maintenance)), tuple(sorted(maintenance))))
-        tracks = self.tracks
-        if flagged:
-            for name in flagged - tracks.keys():
-                # Impossible or fault-flagged before the parameter ever delivered a good value.
-                tracks[name] = ParameterTrack()
+        if maintenance or flagged:
+            self.score = max(self.score, 2.0)
+        sensors = self.sensors
+        for name in flagged.keys() - sensors.keys():
+            # Impossible or fault-flagged before the parameter ever delivered a good value.
+            sensors[name] = SensorFaults(name, config)
         sensor_fault = DetectionKind.SENSOR_FAULT
-        for name, track in tracks.items():
-            faulty = name in flagged or track.faulty
-            if (faulty or book.live(sensor_fault, name)) and name in reading.values:
-                out.append(Verdict(sensor_fault, name, faulty, False, 1.0, (name,)))
+        assessed = self.assessed
+        values = reading.values
+        live = book.live_keys
+        for name, sensor in sensors.items():
+            if name not in values:
+                continue
+            hard = flagged.get(name)
+            verdict = assessed.get(name)
+            keys = sensor.keys
+            if hard is None and (verdict is None or max(verdict) < 1.0) and not (
+                live and any((sensor_fault, key) in live for key in keys.values())
+            ):
+                continue
+            for fault in _HARD:
+                key = keys[fault]
+                if hard is fault or (sensor_fault, key) in live:
+                    out.append(Verdict(sensor_fault, key, hard is fault, False, 1.0, (name,),
+                                       persistence=config.fault_persistence, subtype=fault.value))
+            if verdict is None:
+                continue
+            for fault, strength, persistence in (
+                (FaultType.SPIKE, verdict.spike, config.transient_persistence),
+                (FaultType.LEVEL_SHIFT, verdict.shift, config.fault_persistence),
+                (FaultType.HIGH_VARIABILITY, verdict.variability, config.fault_persistence),
+                (FaultType.DRIFT, verdict.drift, config.fault_persistence),
+            ):
+                key = keys[fault]
+                if strength >= 1.0 or (sensor_fault, key) in live:
+                    out.append(Verdict(sensor_fault, key, strength >= 1.0, strength >= config.fault_hold_ratio,
+                                       strength, (name,), persistence=persistence, subtype=fault.value))
         return out
+
+
+_HARD: Final = (FaultType.FLAG, FaultType.OUT_OF_RANGE, FaultType.FLAT_LINE)

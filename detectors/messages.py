@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
+from detectors.faults import FaultType
 from riverguard.models import DetectionKind, DetectionPhase, Finding, Reading
 from riverguard.parameters import PARAMETERS
 from riverguard.stations import Station
@@ -39,8 +40,24 @@ def message(
     phase: DetectionPhase,
     findings: tuple[Finding, ...],
     note: str,
+    subtype: str = "",
+    upstream: str = "",
 ) -> str:
-    """Chinese first, English after a slash: what the duty officer reads on the phone."""
+    """Chinese first, English after a slash: what the duty officer reads on the phone; ``subtype``
+    names a sensor fault's type (:class:`~detectors.faults.FaultType`), ``upstream`` the station
+    upstream that reported the same parameters first.
+
+    >>> from datetime import datetime, timezone
+    >>> from riverguard.models import Measurement, SourceFormat
+    >>> r = Reading(station_id="tuo-a", river="tuo", time=datetime(2024, 5, 1, tzinfo=timezone.utc),
+    ...             values={"turbidity": Measurement(value=9.4)}, source_format=SourceFormat.JSON)
+    >>> f = Finding(parameter="turbidity", value=9.4, baseline=2.6, unit="NTU")
+    >>> text = message(r, None, DetectionKind.SENSOR_FAULT, DetectionPhase.ONSET, (f,), "", "level_shift")
+    >>> for part in text.split(" / "):
+    ...     print(part)
+    tuo-a 仪器故障开始（阶跃偏移）：浊度 9.4NTU，基线 2.6
+    tuo-a sensor fault onset (level shift): turbidity 9.4NTU, baseline 2.6
+    """
     where = (station.section if station else None) or reading.section or reading.station_id
     zh_parts, en_parts = [], []
     for f in findings:
@@ -57,6 +74,10 @@ def message(
             zh_parts.append(f"{zh_name} {f.value:g}{f.unit}{base}")
             en_parts.append(f"{en_name} {f.value:g}{f.unit}{base_en}")
     extra = f" {note}" if note else ""
-    zh = f"{where} {_KIND_ZH[kind]}{_PHASE_ZH[phase]}：{'；'.join(zh_parts)}{extra}"
-    en = f"{where} {kind.value.replace('_', ' ')} {phase.value}: {'; '.join(en_parts)}{extra}"
+    sub_zh = f"（{FaultType(subtype).zh}）" if subtype else ""
+    sub_en = f" ({subtype.replace('_', ' ')})" if subtype else ""
+    up_zh = f"（上游 {upstream} 已报告）" if upstream else ""
+    up_en = f" (reported upstream at {upstream})" if upstream else ""
+    zh = f"{where} {_KIND_ZH[kind]}{_PHASE_ZH[phase]}{sub_zh}：{'；'.join(zh_parts)}{extra}{up_zh}"
+    en = f"{where} {kind.value.replace('_', ' ')} {phase.value}{sub_en}: {'; '.join(en_parts)}{extra}{up_en}"
     return f"{zh} / {en}"

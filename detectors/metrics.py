@@ -97,3 +97,29 @@ def score_predictions(
         observed_days=days,
         false_alarms_per_30d=false_alarms * 30.0 / days if days > 0 else 0.0,
     )
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of a per-row score (ties count half; Mann-Whitney U), or ``None``
+    when the labels are all one class.
+
+    >>> roc_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True])
+    0.75
+    >>> roc_auc([1.0, 1.0], [False, True])
+    0.5
+    """
+    positives = sum(labels)
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return None
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    rank_sum = 0.0
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        mean_rank = (i + j) / 2 + 1
+        rank_sum += mean_rank * sum(1 for k in order[i : j + 1] if labels[k])
+        i = j + 1
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)

@@ -1,36 +1,83 @@
 """Replay/backtest: stream CSV rows through the same detector stack the Kafka service runs.
 
 A training file (``--train``) is streamed first so the detectors start the scored file with
-learned baselines; its labels calibrate the spike threshold and persistence
-(:mod:`detectors.calibration`). The scored file's labels are only compared with the predictions
-afterwards, never shown to the detectors. A row is predicted "in event" when a pollution event
-(spike, limit exceedance, class downgrade) is open at its station after the row was processed;
-rows without any value carry the station's current state.
+learned baselines; its labels calibrate the tuning (:mod:`detectors.calibration`). The scored
+file's labels are only compared with the predictions afterwards, never shown to the detectors.
+
+What counts as a positive (:class:`Count`): a row is predicted "in event" when, after it was
+processed, its station has an open pollution event (spike, limit exceedance, class downgrade),
+an open instrument event (sensor fault, maintenance), or either. Rows without any value carry
+the station's current state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
 
-from detectors.calibration import Calibration, ScoredStream, calibrate
+from detectors.calibration import (
+    NEAR_BEST,
+    Calibration,
+    NothingToCalibrate,
+    ScoredStream,
+    calibrate,
+    check_labels,
+    fixed_f1,
+)
 from detectors.channels import STATION_WIDE
 from detectors.config import DetectorConfig
 from detectors.errors import ReplayError
-from detectors.metrics import BacktestMetrics, score_predictions
+from detectors.metrics import BacktestMetrics, roc_auc, score_predictions
 from detectors.stack import DetectorStack
+from detectors.station import StationDetector
 from detectors.table import Table
 from riverguard.models import Detection, DetectionKind
 from riverguard.stations import StationRegistry
 
+#: Sensitivities of the instrument checks tried when faults count and there are labels to learn from.
+_FAULT_SENSITIVITIES: Final = (0.5, 0.7, 1.0, 1.4, 2.0)
+
+
+class Count(StrEnum):
+    """Which detections count as a positive for the metrics."""
+
+    POLLUTION = "pollution"
+    INSTRUMENT = "instrument"
+    ANY = "any"
+
 
 @dataclass(frozen=True, slots=True)
 class RowOutcome:
+    """One row after its reading was processed: the station's scores and what it had open."""
+
     line: int
     time: str
     station_id: str
-    score: float
-    in_event: bool
+    #: The combined pollution-spike score, and how strongly the reading looked like an instrument
+    #: problem (>= 1: it did).
+    pollution_score: float
+    instrument_score: float
+    pollution: bool
+    instrument: bool
+    open_events: tuple[str, ...]
     label: bool | None
+
+    def predicted(self, count: Count) -> bool:
+        if count is Count.POLLUTION:
+            return self.pollution
+        if count is Count.INSTRUMENT:
+            return self.instrument
+        return self.pollution or self.instrument
+
+    def score(self, count: Count, spike_threshold: float) -> float:
+        """The per-reading score of what counts; for both, each in units of its own threshold."""
+        if count is Count.POLLUTION:
+            return self.pollution_score
+        if count is Count.INSTRUMENT:
+            return self.instrument_score
+        return max(self.pollution_score / spike_threshold, self.instrument_score)
 
 
 @dataclass(slots=True)
@@ -40,7 +87,20 @@ class ReplayResult:
     metrics: BacktestMetrics | None
     calibration: Calibration | None
     config: DetectorConfig
+    count: Count = Count.POLLUTION
     counts: dict[str, int] = field(default_factory=dict)
+    #: Why the training labels could not tune anything (the defaults stayed), if they could not.
+    not_calibrated: str | None = None
+    #: Per open-event kind (``sensor_fault/level_shift``, ``pollution_spike`` ...): rows it was open,
+    #: of them labelled, and labelled events it touched.
+    by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
+    roc_auc: float | None = None
+
+
+def _outcome(detector: StationDetector, line: int, time: str, station: str, label: bool | None) -> RowOutcome:
+    events = detector.events
+    return RowOutcome(line, time, station, detector.last_score, detector.instrument_score, events.in_pollution_event,
+                      events.in_instrument_event, tuple(events.open_events()), label)
 
 
 def _stream(stack: DetectorStack, table: Table) -> tuple[list[RowOutcome], list[Detection]]:
@@ -49,27 +109,68 @@ def _stream(stack: DetectorStack, table: Table) -> tuple[list[RowOutcome], list[
         detector = stack.detector(row.station_id)
         if row.reading is not None:
             detections.extend(detector.process(row.reading))
-        outcomes.append(
-            RowOutcome(row.line, row.time.isoformat(), row.station_id, detector.last_score,
-                       detector.in_pollution_event, row.label)
-        )
+        outcomes.append(_outcome(detector, row.line, row.time.isoformat(), row.station_id, row.label))
     return outcomes, detections
 
 
-def _training_streams(stack: DetectorStack, table: Table) -> list[ScoredStream]:
+def _training_streams(stack: DetectorStack, table: Table, count: Count) -> list[ScoredStream]:
+    """Per station: spike scores, labels, and rows positive whatever the spike threshold."""
     per_station: dict[str, tuple[list[float], list[bool], list[bool]]] = {}
     for row in table.rows:
         if row.reading is None:
             continue
         detector = stack.detector(row.station_id)
         detector.process(row.reading)
-        spike_open = detector.events.is_open(DetectionKind.POLLUTION_SPIKE, STATION_WIDE)
-        regulatory = detector.in_pollution_event and not spike_open
-        scores, labels, regs = per_station.setdefault(row.station_id, ([], [], []))
-        scores.append(detector.last_score)
+        events = detector.events
+        fixed = count is not Count.POLLUTION and events.in_instrument_event
+        if count is not Count.INSTRUMENT:
+            fixed = fixed or (events.in_pollution_event and not events.is_open(DetectionKind.POLLUTION_SPIKE,
+                                                                                STATION_WIDE))
+        scores, labels, fixes = per_station.setdefault(row.station_id, ([], [], []))
+        scores.append(detector.last_score if count is not Count.INSTRUMENT else 0.0)
         labels.append(bool(row.label))
-        regs.append(regulatory)
-    return [ScoredStream(s, lab, r) for s, lab, r in per_station.values()]
+        fixes.append(fixed)
+    return [ScoredStream(s, lab, f) for s, lab, f in per_station.values()]
+
+
+def _train(
+    train: Table, config: DetectorConfig, registry: StationRegistry | None, count: Count
+) -> tuple[DetectorStack, Calibration | None, str | None]:
+    """Stream the training table; with labels, tune on it. When faults count, each instrument
+    sensitivity gets its own run (the faults decide which values the spike score sees), and the
+    least sensitive of those within 3 % of the best training F1 wins: a record labelled densely
+    rewards flagging everything, and every instrument alarm is a visit to the station."""
+    labelled = any(row.label is not None for row in train.rows)
+    candidates = [config]
+    if labelled and count is not Count.POLLUTION:
+        candidates = [replace(config, fault_sensitivity=s) for s in _FAULT_SENSITIVITIES]
+    tuned: list[tuple[Calibration, DetectorStack]] = []
+    fallback: DetectorStack | None = None
+    reason = None
+    for candidate in candidates:
+        stack = DetectorStack(candidate, registry)
+        streams = _training_streams(stack, train, count)
+        if not labelled:
+            return stack, None, None
+        try:
+            if count is Count.INSTRUMENT:
+                check_labels(streams)
+                tuned.append((Calibration(candidate, fixed_f1(streams), len(candidates)), stack))
+            else:
+                tuned.append((calibrate(streams, candidate), stack))
+        except NothingToCalibrate as exc:
+            reason = str(exc)
+            if candidate.fault_sensitivity == config.fault_sensitivity:
+                fallback = stack
+    if not tuned:
+        assert fallback is not None
+        return fallback, None, reason
+    top = max(calibration.train_f1 for calibration, _ in tuned)
+    calibration, stack = min(
+        (t for t in tuned if t[0].train_f1 >= NEAR_BEST * top), key=lambda t: t[0].config.fault_sensitivity
+    )
+    stack.reconfigure(calibration.config)
+    return stack, calibration, None
 
 
 def replay(
@@ -78,32 +179,45 @@ def replay(
     train: Table | None = None,
     config: DetectorConfig | None = None,
     registry: StationRegistry | None = None,
+    count: Count = Count.POLLUTION,
 ) -> ReplayResult:
     """Run the backtest; metrics are computed when the scored table has labels."""
-    stack = DetectorStack(config, registry)
-    calibration = None
+    config = config or DetectorConfig()
+    stack, calibration, not_calibrated = DetectorStack(config, registry), None, None
     if train is not None:
-        streams = _training_streams(stack, train)
-        if any(row.label is not None for row in train.rows):
-            calibration = calibrate(streams, stack.config)
-            if calibration is not None:
-                stack.reconfigure(calibration.config)
         if train.rows and table.rows and table.rows[0].time <= train.rows[-1].time:
             raise ReplayError(
                 f"{table.path} starts at {table.rows[0].time.isoformat()}, not after the end of the training file "
                 f"{train.path} ({train.rows[-1].time.isoformat()}); the scored data must follow the training data"
             )
+        stack, calibration, not_calibrated = _train(train, config, registry, count)
     outcomes, detections = _stream(stack, table)
-    metrics = None
-    if outcomes and all(o.label is not None for o in outcomes):
-        metrics = score_predictions(
-            [table.rows[i].time for i in range(len(outcomes))],
-            [o.station_id for o in outcomes],
-            [bool(o.label) for o in outcomes],
-            [o.in_event for o in outcomes],
-        )
-    counts: dict[str, int] = {}
+    spike_threshold = stack.config.spike_threshold
+    result = ReplayResult(outcomes, detections, None, calibration, stack.config, count,
+                          not_calibrated=not_calibrated)
     for detection in detections:
         key = f"{detection.kind.value}/{detection.phase.value}"
-        counts[key] = counts.get(key, 0) + 1
-    return ReplayResult(outcomes, detections, metrics, calibration, stack.config, counts)
+        result.counts[key] = result.counts.get(key, 0) + 1
+    if outcomes and all(o.label is not None for o in outcomes):
+        labels = [bool(o.label) for o in outcomes]
+        times = [row.time for row in table.rows]
+        stations = [o.station_id for o in outcomes]
+        result.metrics = score_predictions(times, stations, labels, [o.predicted(count) for o in outcomes])
+        result.roc_auc = roc_auc([o.score(count, spike_threshold) for o in outcomes], labels)
+        result.by_kind = _by_kind(outcomes, labels, times, stations)
+    return result
+
+
+def _by_kind(
+    outcomes: list[RowOutcome], labels: list[bool], times: list[datetime], stations: list[str]
+) -> dict[str, dict[str, float]]:
+    """For each kind of open event, how its rows alone would score."""
+    kinds = sorted({kind for o in outcomes for kind in o.open_events})
+    out = {}
+    for kind in kinds:
+        predicted = [kind in o.open_events for o in outcomes]
+        m = score_predictions(times, stations, labels, predicted)
+        out[kind] = {"rows": m.predicted_rows, "labelled_rows": round(m.precision * m.predicted_rows),
+                     "precision": m.precision, "recall": m.recall, "detected_events": m.detected_events,
+                     "false_alarm_events": m.false_alarm_events}
+    return out

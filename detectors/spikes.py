@@ -4,10 +4,17 @@ A sum rather than the maximum: a spill usually moves several parameters a little
 conductivity, turbidity together), noise usually one a lot. The combined score is raised by
 how isolated the joint state is in a per-station river ``HalfSpaceTrees``.
 
+Evidence about the water is either coherent — two or more parameters beyond their usual range in
+the same reading — or sustained: a parameter beyond it in two readings running. One parameter
+that leaves its range for one reading is how a sensor glitches, so alone it scores only as far as
+its previous reading agreed.
+
 >>> from detectors.config import DetectorConfig
 >>> scorer = SpikeScorer(DetectorConfig(hst_weight=0))
->>> scorer.score({"NH3N": 0.4, "pH": 0.3}), round(scorer.score({"NH3N": 3.5, "DO": 2.5}), 3)
-(0.0, 3.606)
+>>> scorer.score({"NH3N": 0.4, "pH": 0.3}), scorer.score({"NH3N": 6.5, "pH": 0.3})
+(0.0, 0.0)
+>>> scorer.score({"NH3N": 5.5, "pH": 0.3}), round(scorer.score({"NH3N": 3.5, "DO": 2.5}), 3)
+(5.0, 3.606)
 """
 
 from __future__ import annotations
@@ -30,15 +37,23 @@ class SpikeScorer:
         self.config = config
         self.hst: HalfSpaceTrees | None = None
         self.hst_features: frozenset[str] = frozenset()
+        #: Each parameter's surprise in the previous reading (absent: it was not evidence then).
+        self.previous: dict[str, float] = {}
 
     def score(self, eligible: dict[str, float]) -> float:
-        """Root-sum-square of how far each parameter is beyond half its usual range, raised by how
-        isolated the joint state is (HST). Only the excess counts, so the score does not grow with
-        how many parameters a station happens to measure."""
+        """Root-sum-square of how far each parameter is beyond half its usual range (coherent or
+        sustained, see the module), raised by how isolated the joint state is (HST). Only the excess
+        counts, so the score does not grow with how many parameters a station happens to measure."""
+        previous = self.previous
+        self.previous = eligible
         if not eligible:
             return 0.0
-        single = math.sqrt(sum((s - 0.5) ** 2 for s in eligible.values() if s > 0.5))
         config = self.config
+        if sum(1 for s in eligible.values() if s >= 1.0) >= 2:
+            single = math.sqrt(sum((s - 0.5) ** 2 for s in eligible.values() if s > 0.5))
+        else:
+            sustained = (min(s, previous.get(name, 0.0)) for name, s in eligible.items())
+            single = math.sqrt(sum((s - 0.5) ** 2 for s in sustained if s > 0.5))
         if config.hst_weight <= 0:
             return single
         features = {name: math.tanh(s / 4.0) for name, s in eligible.items()}
@@ -55,12 +70,13 @@ class SpikeScorer:
 
     def snapshot(self) -> SpikeState:
         return SpikeState(forest=None if self.hst is None else _forest_state(self.hst),
-                          features=sorted(self.hst_features))
+                          features=sorted(self.hst_features), previous=self.previous)
 
     @classmethod
     def restore(cls, state: SpikeState, config: DetectorConfig) -> SpikeScorer:
         scorer = cls(config)
         scorer.hst_features = frozenset(state.features)
+        scorer.previous = dict(state.previous)
         if state.forest is not None:
             scorer.hst = _forest_from_state(state.forest)
         return scorer

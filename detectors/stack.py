@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from detectors import state as state_format
 from detectors.config import DetectorConfig
 from detectors.errors import StateError
+from detectors.feedback import OperatorVerdict
 from detectors.station import StationDetector
-from riverguard.models import Detection, Reading
+from riverguard.models import Detection, DetectionPhase, Reading
 from riverguard.stations import Station, StationRegistry
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,26 @@ class DetectorStack:
         return detector
 
     def process(self, reading: Reading) -> list[Detection]:
-        return self.detector(reading.station_id).process(reading)
+        detections = self.detector(reading.station_id).process(reading)
+        for detection in detections:
+            if detection.kind.is_pollution and detection.phase is DetectionPhase.ONSET:
+                self._warn_downstream(detection)
+        return detections
+
+    def _warn_downstream(self, detection: Detection) -> None:
+        """Tell the stations below this one on its river (those this process holds) what to expect:
+        a plume travels downstream, so a rise there in the same parameters is the water."""
+        if self.registry is None:
+            return
+        on_river = [s.station_id for s in self.registry.on_river(detection.river)]
+        if detection.station_id not in on_river:
+            return
+        parameters = tuple(sorted({f.parameter for f in detection.findings}))
+        until = detection.time + timedelta(seconds=self.config.upstream_window_s)
+        for station_id in on_river[on_river.index(detection.station_id) + 1 :]:
+            downstream = self.detectors.get(station_id)
+            if downstream is not None:
+                downstream.expect(parameters, until, detection.station_id)
 
     def check_silence(self, watermark: datetime, station_ids: Iterable[str] | None = None) -> list[Detection]:
         """``data_gap`` onsets of the stations (default: all) that are silent at event time ``watermark``
@@ -92,6 +112,36 @@ class DetectorStack:
             return False
         self.detectors[station_id] = StationDetector.restore(decoded, self.station(station_id), self.config)
         return True
+
+    def learn_verdict(
+        self, station_id: str, verdict: str, window_start: datetime, window_end: datetime, label: str | None = None
+    ) -> None:
+        """A duty officer's verdict on one incident of a station — ``confirmed_pollution``,
+        ``instrument_fault``, ``false_alarm`` or ``drill`` — about its detections from
+        ``window_start`` to ``window_end``. False alarms and instrument faults make the station's
+        pollution evidence weigh less, confirmations more (see :mod:`detectors.feedback`); a later
+        verdict with the same ``label`` (the incident) replaces the earlier. Part of the checkpoint.
+
+        >>> from datetime import datetime, timezone
+        >>> stack, t = DetectorStack(), datetime(2024, 5, 1, tzinfo=timezone.utc)
+        >>> stack.learn_verdict("tuo-a", "false_alarm", t, t, label="RG-1")
+        >>> round(stack.detectors["tuo-a"].feedback.weight(t), 2)
+        0.85
+        >>> try:
+        ...     stack.learn_verdict("tuo-a", "maybe", t, t)
+        ... except ValueError as exc:
+        ...     print(str(exc).split(" is ")[0])
+        verdict 'maybe' for station tuo-a
+        """
+        try:
+            value = OperatorVerdict(verdict)
+        except ValueError as exc:
+            choices = ", ".join(v.value for v in OperatorVerdict)
+            raise ValueError(f"verdict {verdict!r} for station {station_id} is not one of {choices}") from exc
+        if window_end < window_start:
+            raise ValueError(f"verdict window of station {station_id} ends ({window_end.isoformat()}) before it "
+                             f"starts ({window_start.isoformat()})")
+        self.detector(station_id).feedback.learn(label or window_start.isoformat(), value, window_start, window_end)
 
     def forget(self, station_id: str) -> None:
         """Drop a station (its partition was revoked; the changelog keeps its state)."""

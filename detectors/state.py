@@ -108,10 +108,51 @@ class TrackState(_State):
     change_rate: Fraction
     run: Count
     run_rate: Fraction
-    step_left: Annotated[int, Field(ge=0, le=1000)]
-    step_level: Finite
-    faulty: bool
+    dscale: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    dn: Count
+    jump: Finite
     tail: QuantileState | None
+
+
+class PageHinkleyState(_State):
+    """river's ``PageHinkley`` drift test: its parameters and running sums."""
+
+    min_instances: Annotated[int, Field(ge=1)]
+    delta: Finite
+    threshold: Finite
+    alpha: Annotated[float, Field(gt=0, le=1)]
+    n: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    mean: Finite
+    sum_increase: Finite
+    sum_decrease: Finite
+    #: ``None`` before the first value (river starts it at infinity).
+    min_increase: Finite | None
+    max_decrease: Finite
+    detected: bool
+
+
+class SensorState(_State):
+    """A :class:`~detectors.faults.SensorFaults`: recent roughness and a level shift in progress."""
+
+    jumps: QuantileState | None
+    rough: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    trend: Finite
+    last_surprise: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    shift_from: Finite
+    shift_to: Finite
+    shift_sum: Finite
+    shift_low: Finite
+    shift_high: Finite
+    shift_left: Annotated[int, Field(ge=0, le=1000)]
+    shift_open: bool
+    shift_age: Count
+    shift_trigger: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    block_sum: Finite
+    block_count: Annotated[int, Field(ge=0, le=10_000)]
+    block_lone: Annotated[int, Field(ge=0, le=10_000)]
+    drift: PageHinkleyState
+    drift_open: bool
+    drift_level: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class TreeState(_State):
@@ -150,6 +191,7 @@ class ForestState(_State):
 class SpikeState(_State):
     forest: ForestState | None
     features: list[Name]
+    previous: dict[Name, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(max_length=256)
 
 
 class CadenceState(_State):
@@ -158,6 +200,23 @@ class CadenceState(_State):
     last_time: AwareDatetime | None
     interval_s: Seconds
     silent_since: AwareDatetime | None
+
+
+class ExpectedState(_State):
+    """A parameter an upstream station reported pollution in, and until when a rise here counts."""
+
+    parameter: Name
+    until: AwareDatetime
+    source: Name
+
+
+class VerdictState(_State):
+    """An operator's verdict on one incident of the station (the latest per label)."""
+
+    label: Annotated[str, Field(min_length=1, max_length=200)]
+    verdict: Literal["confirmed_pollution", "instrument_fault", "false_alarm", "drill"]
+    start: AwareDatetime
+    end: AwareDatetime
 
 
 class StationState(_State):
@@ -171,11 +230,14 @@ class StationState(_State):
     last_score: Finite
     cadence: CadenceState
     tracks: dict[Name, TrackState] = Field(max_length=256)
+    sensors: dict[Name, SensorState] = Field(max_length=256)
     channels: list[ChannelState] = Field(max_length=1024)
     #: Limit-checked parameters that have exceeded their limit at least once.
     watched: list[Name] = Field(max_length=256)
     spikes: SpikeState
     recent: list[Reading] = Field(max_length=64)
+    expected: list[ExpectedState] = Field(max_length=256)
+    verdicts: list[VerdictState] = Field(max_length=256)
 
 
 def encode(state: StationState) -> bytes:

@@ -33,11 +33,14 @@ from detectors.cadence import Cadence, Gap
 from detectors.channels import STATION_WIDE, EventBook, Verdict
 from detectors.config import DetectorConfig
 from detectors.events import event_id
+from detectors.faults import SensorFaults
+from detectors.feedback import Feedback
 from detectors.findings import value_findings
 from detectors.health import InstrumentHealth
 from detectors.limits import RegulatoryCheck
+from detectors.quantities import hydrological
 from detectors.spikes import SpikeScorer
-from detectors.state import FORMAT, VERSION, StationState
+from detectors.state import FORMAT, VERSION, ExpectedState, StationState
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
 from riverguard.stations import Station
 
@@ -64,6 +67,10 @@ class StationDetector:
         self.stale_readings = 0
         #: The combined spike score of the latest reading (replay and calibration read it).
         self.last_score = 0.0
+        #: Parameters an upstream station reported pollution in: until when, and which station.
+        self.expected: dict[str, tuple[datetime, str]] = {}
+        #: The duty officers' verdicts on this station's incidents (they weigh its evidence).
+        self.feedback = Feedback(config.feedback_memory_s)
 
     @property
     def readings(self) -> int:
@@ -78,6 +85,11 @@ class StationDetector:
     def in_pollution_event(self) -> bool:
         """True while any pollution event (spike, limit exceedance, class downgrade) is open."""
         return self.events.in_pollution_event
+
+    @property
+    def instrument_score(self) -> float:
+        """How strongly the latest reading looked like an instrument problem (>= 1: it did)."""
+        return self.health.score
 
     def reconfigure(self, config: DetectorConfig) -> None:
         """Adopt new tuning (e.g. calibrated thresholds) keeping everything learned."""
@@ -134,9 +146,19 @@ class StationDetector:
         diurnal = cadence.interval_s >= _DIURNAL_MIN_INTERVAL_S
 
         health, events = self.health, self.events
+        expected = self._expected(reading.time)
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
-        eligible = health.screen(values)
+        eligible = health.screen(values, bool(maintenance), expected)
         score = self.spikes.score(eligible)
+        if self.feedback.verdicts:
+            score *= self.feedback.weight(reading.time)
+        upstream = ""
+        if expected and score > 0.0:
+            # A rise in a parameter an upstream station reported is the plume arriving: stronger evidence.
+            arriving = sorted(name for name in expected if eligible.get(name, 0.0) >= 1.0)
+            if arriving:
+                score *= config.upstream_boost
+                upstream = self.expected[arriving[0]][1]
         self.last_score = score
 
         verdicts = health.verdicts(reading, maintenance, flagged, events)
@@ -147,17 +169,34 @@ class StationDetector:
         if firing or events.live(_K.POLLUTION_SPIKE, STATION_WIDE):
             verdicts.append(Verdict(
                 _K.POLLUTION_SPIKE, STATION_WIDE, firing, score >= threshold * config.hold_ratio, score,
-                describe=lambda params: self._spike_findings(reading, eligible, params),
+                describe=lambda params: self._spike_findings(reading, eligible, params), upstream=upstream,
             ))
         for verdict in verdicts:
             events.step(verdict, reading, out)
 
         # Learning never pauses for an open event: the clipped update already keeps a plume out
         # of the baseline, and scores that do not depend on the threshold make calibration exact.
-        for _, track, value, z in values:
-            track.learn(value, z, hour, diurnal, config)
+        calm, sensors = health.calm, health.sensors
+        for name, track, value, z in values:
+            track.learn(value - sensors[name].offset, z, hour, diurnal, config, calm or hydrological(name))
         events.remember(reading)
         return out
+
+    def expect(self, parameters: tuple[str, ...], until: datetime, source: str) -> None:
+        """An upstream station (``source``) reported pollution in ``parameters``: until ``until``,
+        a rise in them here is the plume arriving (evidence, not a sensor's lone step)."""
+        for name in parameters:
+            current = self.expected.get(name)
+            if current is None or current[0] < until:
+                self.expected[name] = (until, source)
+
+    def _expected(self, now: datetime) -> frozenset[str]:
+        expected = self.expected
+        if not expected:
+            return frozenset()
+        for name in [name for name, (until, _) in expected.items() if until < now]:
+            del expected[name]
+        return frozenset(expected)
 
     def _gap_detections(self, reading: Reading, gap: Gap, *, phases: tuple[DetectionPhase, ...]) -> list[Detection]:
         gap_id = event_id(reading.station_id, _K.DATA_GAP.value, (), gap.start)
@@ -186,8 +225,12 @@ class StationDetector:
             format=FORMAT, version=VERSION, station_id=station_id, readings=self.cadence.readings,
             stale_readings=self.stale_readings, last_score=self.last_score, cadence=self.cadence.snapshot(),
             tracks={name: track.snapshot() for name, track in self.tracks.items()},
+            sensors={name: sensor.snapshot() for name, sensor in self.health.sensors.items()},
             channels=self.events.snapshot(), watched=sorted(self.limits.watched), spikes=self.spikes.snapshot(),
             recent=list(self.events.recent),
+            expected=[ExpectedState(parameter=name, until=until, source=source)
+                      for name, (until, source) in self.expected.items()],
+            verdicts=self.feedback.snapshot(),
         )
 
     @classmethod
@@ -198,8 +241,13 @@ class StationDetector:
         detector.stale_readings = state.stale_readings
         detector.last_score = state.last_score
         detector.health.tracks.update({name: ParameterTrack.restore(t) for name, t in state.tracks.items()})
+        detector.health.sensors.update(
+            {name: SensorFaults.restore(name, s, config) for name, s in state.sensors.items()}
+        )
         detector.limits.watched.update(state.watched)
         detector.spikes = SpikeScorer.restore(state.spikes, config)
         detector.events.restore(state.channels, state.recent)
+        detector.expected = {e.parameter: (e.until, e.source) for e in state.expected}
+        detector.feedback.restore(state.verdicts)
         detector.events.reconfigure(config)
         return detector

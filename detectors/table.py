@@ -1,11 +1,14 @@
 """CSV tables for replay/backtest: columns mapped to parameters, rows turned into readings.
 
 Known column names map to canonical parameters (``Tp`` → temperature, ``Trueb`` → turbidity,
-``Leit`` → conductivity, HJ 212 factor codes, canonical names themselves); every other numeric
-column is kept as a generic signal under its own name. Naive timestamps are taken as UTC.
+``Leit`` → conductivity, ``Level`` → water level, HJ 212 factor codes, canonical names
+themselves); a numbered second sensor keeps its number (``Fm_2`` → ``discharge_2``); every other
+numeric column is kept as a generic signal under its own name. Naive timestamps are taken as UTC.
 
 >>> canonical_name("Leit"), canonical_name("w21003"), canonical_name("TP"), canonical_name("Redox")
 ('conductivity', 'NH3N', 'TP', 'Redox')
+>>> canonical_name("Level"), canonical_name("Tur"), canonical_name("Fm_2"), canonical_name("Cl_2")
+('water_level', 'turbidity', 'discharge_2', 'Cl_2')
 """
 
 from __future__ import annotations
@@ -28,33 +31,64 @@ _EXACT: Final = {"Tp": "temperature", "T": "temperature"}
 _ALIASES: Final = {
     "temp": "temperature",
     "water_temperature": "temperature",
+    "water_temp": "temperature",
+    "wtemp": "temperature",
     "wt": "temperature",
     "trueb": "turbidity",
     "turb": "turbidity",
+    "tur": "turbidity",
     "ntu": "turbidity",
+    # Total suspended solids: the same suspended matter turbidity measures optically, and neither has
+    # a GB 3838 limit, so it is tracked as turbidity (a file with both keeps TSS as turbidity_2).
+    "tss": "turbidity",
     "leit": "conductivity",
     "cond": "conductivity",
     "ec": "conductivity",
+    "spc": "conductivity",
     "spcond": "conductivity",
+    "specific_conductance": "conductivity",
     "o2": "DO",
     "odo": "DO",
     "dissolved_oxygen": "DO",
     "nh3-n": "NH3N",
     "nh3_n": "NH3N",
+    "nh4-n": "NH3N",
+    "nh4_n": "NH3N",
     "ammonia": "NH3N",
+    "ammonium": "NH3N",
     "codmn": "CODMn",
     "flow": "discharge",
     "q": "discharge",
+    # "Fm": flow rate in the GECCO 2018 data (its column description: "Fm: flow rate 1").
+    "fm": "discharge",
+    "level": "water_level",
+    "stage": "water_level",
+    "wl": "water_level",
+    "gauge_height": "water_level",
 }
 _LOWER_CANONICAL: Final = {name.lower(): name for name in PARAMETERS}
 _MISSING: Final = frozenset({"", "na", "nan", "null", "none", "-", "n/a"})
-_TRUE: Final = frozenset({"true", "1", "yes", "t", "y", "1.0"})
-_FALSE: Final = frozenset({"false", "0", "no", "f", "n", "0.0", ""})
+_TRUE: Final = frozenset({"true", "1", "1.0"})
+_FALSE: Final = frozenset({"false", "0", "0.0"})
 _NAME: Final = re.compile(r"[^A-Za-z0-9_.-]")
+#: A numbered second sensor of a known quantity: "Fm_2", "Cond 2", "turbidity.2".
+_NUMBERED: Final = re.compile(r"^(.*?)[ _.-]?(\d+)$")
 
 
 def canonical_name(column: str) -> str:
-    """The parameter a column holds: canonical when recognised, else a cleaned generic name."""
+    """The parameter a column holds: canonical when recognised (a numbered second sensor of a
+    recognised quantity gets the number: ``Fm_2`` → ``discharge_2``), else a cleaned generic name."""
+    known = _known(column)
+    if known is not None:
+        return known
+    numbered = _NUMBERED.match(column.strip())
+    if numbered is not None and numbered[1] and (base := _known(numbered[1])) is not None:
+        return f"{base}_{numbered[2]}"
+    cleaned = _NAME.sub("_", column.strip())
+    return cleaned if cleaned[:1].isalpha() else f"x_{cleaned}"
+
+
+def _known(column: str) -> str | None:
     if column in PARAMETERS:
         return column
     if column in _EXACT:
@@ -62,12 +96,7 @@ def canonical_name(column: str) -> str:
     if column in BY_HJ212_CODE:
         return BY_HJ212_CODE[column].name
     lowered = column.strip().lower()
-    if lowered in _ALIASES:
-        return _ALIASES[lowered]
-    if lowered in _LOWER_CANONICAL:
-        return _LOWER_CANONICAL[lowered]
-    cleaned = _NAME.sub("_", column.strip())
-    return cleaned if cleaned[:1].isalpha() else f"x_{cleaned}"
+    return _ALIASES.get(lowered) or _LOWER_CANONICAL.get(lowered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +117,15 @@ class Table:
     parameters: dict[str, str]  # column -> parameter
     ignored_columns: tuple[str, ...]
     implausible_values: int
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file (``[]`` when it cannot be read; :func:`load_table` says why)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
 
 
 def load_table(
@@ -117,12 +155,7 @@ def load_table(
     candidates = [c for c in header if c not in special]
     numeric = [c for c in candidates if _numeric_column(raw, c)]
     ignored = tuple(c for c in candidates if c not in numeric)
-    mapping = {c: canonical_name(c) for c in numeric}
-    seen: dict[str, str] = {}
-    for column, parameter in mapping.items():
-        if parameter in seen:
-            raise ReplayError(f"{path}: columns {seen[parameter]!r} and {column!r} both map to parameter {parameter!r}")
-        seen[parameter] = column
+    mapping = _unique({c: canonical_name(c) for c in numeric})
     rows = []
     implausible = 0
     for index, record in enumerate(raw):
@@ -172,6 +205,21 @@ def _reading(
         raise ReplayError(f"{path} line {line}: station {station_id!r} cannot form a reading: {exc}") from exc
 
 
+def _unique(mapping: dict[str, str]) -> dict[str, str]:
+    """Columns that would map to the same parameter: the first keeps it, the next become its
+    numbered sensors (``turbidity_2``)."""
+    taken: set[str] = set()
+    out = {}
+    for column, parameter in mapping.items():
+        name, n = parameter, 1
+        while name in taken:
+            n += 1
+            name = f"{parameter}_{n}"
+        taken.add(name)
+        out[column] = name
+    return out
+
+
 def _numeric_column(raw: list[dict[str, str]], column: str) -> bool:
     present = False
     for record in raw:
@@ -200,5 +248,8 @@ def _parse_label(path: Path, line: int, column: str | None, text: str | None) ->
         return True
     if lowered in _FALSE:
         return False
-    raise ReplayError(f"{path} line {line}: {column}={text!r} is not a label (true/false, 1/0, yes/no)")
+    if not lowered:
+        raise ReplayError(f"{path} line {line}: {column} is empty; every row needs a label 0/1/true/false "
+                          "(an unknown label is not 'no event')")
+    raise ReplayError(f"{path} line {line}: {column}={text!r} is not a label (0/1/true/false)")
 

@@ -82,10 +82,95 @@ def test_unknown_column_is_named(files: tuple[Path, Path]) -> None:
     assert "--label-column 'LABEL' is not a column" in result.output
 
 
-def test_bad_label_names_line_and_value(tmp_path: Path) -> None:
+def test_count_modes_report_their_own_metrics_breakdown_and_auc(files: tuple[Path, Path]) -> None:
+    train, test = files
+    bodies = {}
+    for count in ("pollution", "instrument", "any"):
+        result = runner.invoke(app, ["replay", str(test), "--label-column", "EVENT", "--train", str(train),
+                                     "--count", count, "--json"])
+        assert result.exit_code == 0, result.output
+        bodies[count] = json.loads(result.output)
+    assert {body["count"] for body in bodies.values()} == {"pollution", "instrument", "any"}
+    pollution = bodies["pollution"]
+    assert pollution["roc_auc"] > 0.9
+    assert pollution["by_kind"]["pollution_spike"]["detected_events"] == 2
+    # Faults alone find nothing of this water's events; either kind finds at least what pollution does.
+    assert bodies["instrument"]["f1"] < 0.2
+    assert bodies["any"]["details"]["predicted_rows"] >= pollution["details"]["predicted_rows"]
+    bad = runner.invoke(app, ["replay", str(test), "--label-column", "EVENT", "--count", "faults"])
+    assert bad.exit_code == 2
+    assert "--count 'faults' is not one of pollution, instrument, any" in bad.output
+
+
+def test_train_that_cannot_calibrate_says_so_and_keeps_the_defaults(tmp_path: Path) -> None:
+    # A level column only (never scored for pollution) and fewer rows than a warm-up, with an event.
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    for path, start in ((train, 0), (test, 100)):
+        lines = ["Time,Level,label"] + [
+            f"{(datetime(2024, 1, 1) + timedelta(hours=start + i)).isoformat()},{14.1 + 0.01 * (i % 3)},"
+            f"{1 if 10 <= i < 14 else 0}" for i in range(40)
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["replay", str(test), "--label-column", "label", "--train", str(train)])
+    assert result.exit_code == 0, result.output
+    assert "Level→water_level" in result.output
+    assert "not calibrated on" in result.output
+    assert "every training spike score is 0" in result.output
+    body = json.loads(runner.invoke(app, ["replay", str(test), "--label-column", "label", "--train", str(train),
+                                          "--json"]).output)
+    assert body["calibrated"] is False
+    assert body["spike_threshold"] == 3.0
+    any_count = runner.invoke(app, ["replay", str(test), "--label-column", "label", "--train", str(train),
+                                    "--count", "any", "--json"])
+    assert any_count.exit_code == 0, any_count.output
+
+
+def test_labels_without_events_are_named(files: tuple[Path, Path], tmp_path: Path) -> None:
+    quiet = tmp_path / "quiet.csv"
+    rows = files[0].read_text().splitlines()
+    quiet.write_text("\n".join([rows[0], *(r.rsplit(",", 1)[0] + ",False" for r in rows[1:200])]) + "\n")
+    result = runner.invoke(app, ["replay", str(files[1]), "--label-column", "EVENT", "--train", str(quiet)])
+    assert result.exit_code == 0, result.output
+    assert "not calibrated on" in result.output
+    assert "the training labels hold no event" in result.output
+
+
+@pytest.mark.parametrize(
+    ("cell", "error"),
+    [("maybe", "line 3: EVENT='maybe' is not a label (0/1/true/false)"),
+     ("yes", "line 3: EVENT='yes' is not a label (0/1/true/false)"),
+     ("", "line 3: EVENT is empty; every row needs a label 0/1/true/false")],
+)
+def test_a_label_cell_that_is_not_0_1_true_false_is_an_error_naming_its_line(
+    tmp_path: Path, cell: str, error: str
+) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("Time,pH,EVENT\n2024-01-01 00:00:00,7.9,False\n2024-01-01 00:01:00,7.9,maybe\n")
+    bad.write_text(f"Time,pH,EVENT\n2024-01-01 00:00:00,7.9,False\n2024-01-01 00:01:00,7.9,{cell}\n")
     result = runner.invoke(app, ["replay", str(bad), "--label-column", "EVENT"])
     assert result.exit_code == 2
-    assert "line 3" in result.output
-    assert "'maybe'" in result.output
+    assert error in result.output
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["Level", "Tur", "Cond", "Temp", "DO", "pH"],
+         ["water_level", "turbidity", "conductivity", "temperature", "DO", "pH"]),
+        (["Turbidity", "TSS", "EC", "Fm", "Fm_2"], ["turbidity", "turbidity_2", "conductivity", "discharge",
+                                                   "discharge_2"]),
+    ],
+)
+def test_common_column_names_and_second_sensors(tmp_path: Path, columns: list[str], expected: list[str]) -> None:
+    path = tmp_path / "aliases.csv"
+    path.write_text("Time," + ",".join(columns) + "\n2024-01-01 00:00:00," + ",".join("1" for _ in columns) + "\n")
+    assert list(load_table(path, time_column="Time").parameters.values()) == expected
+
+
+def test_a_training_file_without_labels_is_streamed_as_history(files: tuple[Path, Path], tmp_path: Path) -> None:
+    train, test = files
+    history = tmp_path / "history.csv"
+    history.write_text("\n".join(line.rsplit(",", 1)[0] for line in train.read_text().splitlines()) + "\n")
+    result = runner.invoke(app, ["replay", str(test), "--label-column", "EVENT", "--train", str(history)])
+    assert result.exit_code == 0, result.output
+    assert f"streamed {history} as history (no EVENT column): nothing calibrated" in result.output
+    assert "calibrated on" not in result.output.replace("nothing calibrated", "")
