@@ -24,10 +24,10 @@ replaces the first), counting only verdicts about the last ``memory_s`` of the s
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Final
 
 from detectors.state import VerdictState
+from riverguard.incidents import Verdict
 
 #: How much one verdict moves the weight, and the bounds of the weight.
 _QUIETER: Final = 0.85
@@ -37,14 +37,8 @@ _BOUNDS: Final = (0.5, 1.5)
 _KEPT: Final = 200
 
 
-class OperatorVerdict(StrEnum):
-    """The console's verdicts on an incident (the same values as the alerts' ``Verdict``)."""
-
-    CONFIRMED_POLLUTION = "confirmed_pollution"
-    INSTRUMENT_FAULT = "instrument_fault"
-    FALSE_ALARM = "false_alarm"
-    DRILL = "drill"
-
+#: The console's verdicts on an incident: the incidents' own (one enum, one set of values).
+OperatorVerdict = Verdict
 
 _FACTOR: Final = {
     OperatorVerdict.CONFIRMED_POLLUTION: _LOUDER,

@@ -6,6 +6,12 @@ the compacted changelog ``topics.detector_state`` under the same key. Both topic
 partition count, so a station's readings and its checkpoint live on the same partition number,
 and a member that is assigned readings partition *p* restores state from changelog partition *p*.
 
+Operator verdicts (:class:`~riverguard.verdicts.StationVerdict`, from the console through the
+alert service) come from ``topics.verdicts``, keyed and partitioned like the readings: the bus
+gives partition *p* of both topics to the same member, so the member that holds a station's
+detector learns its verdicts (:meth:`DetectorStack.learn_verdict`, idempotent per incident) and
+checkpoints them with the rest of its state.
+
 The runtime (:mod:`riverguard.stage`) commits input offsets only together with the checkpoints
 of every station that read since the last commit: every ``checkpoint_readings`` readings of a
 station, every ``checkpoint_seconds`` seconds (the runtime's commit interval), and before
@@ -32,6 +38,7 @@ from riverguard.models import DeadLetter, Reading, decode, encode
 from riverguard.observability import DEAD_LETTERS
 from riverguard.settings import Settings
 from riverguard.stage import Outgoing, Processor, StageConfig, StageContext
+from riverguard.verdicts import StationVerdict
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +66,21 @@ class DetectProcessor(Processor):
         self._clock = EventClock(stack.config.silence_check_s)
 
     def topics(self) -> Sequence[str]:
-        return [self.settings.topics.readings]
+        return [self.settings.topics.readings, self.settings.topics.verdicts]
 
     async def start(self, context: StageContext) -> None:
         self._context = context
         topics = self.settings.topics
-        mine = {topics.readings, topics.detections, topics.detector_state, topics.dlq}
+        mine = {topics.readings, topics.detections, topics.detector_state, topics.dlq, topics.verdicts}
         await context.bus.create_topics([s for s in topic_specs(self.settings) if s.name in mine])
         readings_n = await context.bus.partitions(topics.readings)
-        state_n = await context.bus.partitions(topics.detector_state)
-        if readings_n != state_n:
-            raise ConfigError(
-                f"topic {topics.detector_state} has {state_n} partitions but {topics.readings} has {readings_n}; "
-                "they must match so a station's state sits on the partition of its readings"
-            )
+        for keyed_alike in (topics.detector_state, topics.verdicts):
+            n = await context.bus.partitions(keyed_alike)
+            if n != readings_n:
+                raise ConfigError(
+                    f"topic {keyed_alike} has {n} partitions but {topics.readings} has {readings_n}; they must "
+                    "match so a station's state and verdicts sit on the partition number of its readings"
+                )
 
     async def handle(self, records: Sequence[Record]) -> Sequence[Outgoing]:
         outputs = [o for record in records for o in self._process(record)]
@@ -121,7 +129,21 @@ class DetectProcessor(Processor):
                 self.stack.forget(station)
                 del self._partition_of[station]
 
+    def _dead_letter(self, record: Record, code: str, reason: str) -> Outgoing:
+        DEAD_LETTERS.labels(STAGE, code).inc()
+        letter = DeadLetter(
+            raw_b64=base64.b64encode(record.value or b"").decode(),
+            source=f"{record.topic}/{record.partition}@{record.offset}",
+            reason_code=code,
+            reason=reason,
+            received_at=datetime.now(UTC),
+            payload_format="envelope",
+        )
+        return Outgoing(self.settings.topics.dlq, encode(letter), key=record.key)
+
     def _process(self, record: Record) -> list[Outgoing]:
+        if record.topic == self.settings.topics.verdicts:
+            return self._learn(record)
         topics = self.settings.topics
         try:
             if record.value is None:
@@ -129,22 +151,29 @@ class DetectProcessor(Processor):
             reading = decode(record.value, Reading).payload
         except (ValidationError, ValueError) as exc:
             reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-            DEAD_LETTERS.labels(STAGE, "bad_reading").inc()
-            letter = DeadLetter(
-                raw_b64=base64.b64encode(record.value or b"").decode(),
-                source=f"{record.topic}/{record.partition}@{record.offset}",
-                reason_code="bad_reading",
-                reason=reason,
-                received_at=datetime.now(UTC),
-                payload_format="envelope",
-            )
-            return [Outgoing(topics.dlq, encode(letter), key=record.key)]
+            return [self._dead_letter(record, "bad_reading", reason)]
         station = reading.station_id
         self._clock.observe(record.partition, reading.time)
         self._partition_of[station] = record.partition
         self._dirty[station] = self._dirty.get(station, 0) + 1
         key = station.encode()
         return [Outgoing(topics.detections, encode(d), key=key) for d in self.stack.process(reading)]
+
+    def _learn(self, record: Record) -> list[Outgoing]:
+        """An operator verdict on one station's incident: the station's detector learns it, and
+        its next checkpoint keeps it. One that cannot be read or learned is dead-lettered."""
+        try:
+            if record.value is None:
+                raise ValueError("empty record value")
+            v = decode(record.value, StationVerdict).payload
+            self.stack.learn_verdict(v.station_id, v.verdict.value, v.window_start, v.window_end, label=v.label_id)
+        except (ValidationError, ValueError) as exc:
+            reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            return [self._dead_letter(record, "bad_verdict", reason)]
+        self._partition_of[v.station_id] = record.partition
+        self._dirty.setdefault(v.station_id, 0)
+        log.info("detect: learned %s on %s for station %s", v.verdict.value, v.incident_id, v.station_id)
+        return []
 
     def _silent_stations(self) -> list[Outgoing]:
         """Data-gap onsets of stations silent while their partition's event time moved on."""

@@ -176,6 +176,9 @@ class Bus(Protocol):
         Rebalances are eager, as with Kafka's default assignors: ``on_revoke`` gets the whole
         current assignment before a rebalance, ``on_assign`` the whole new one after it and
         before any of its records are returned; positions restart at the committed offsets.
+        Subscribed topics with the same partition count are co-partitioned: partition *p* of
+        each goes to the same member (Kafka's range assignor), so a stage can keep per-key state
+        from two topics keyed alike.
         """
         ...
 

@@ -15,6 +15,7 @@ from typing import Any, Final, Self
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
@@ -136,6 +137,8 @@ class KafkaBus:
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             max_poll_interval_ms=300_000,
+            # Co-partitioned: partition p of every subscribed topic goes to one member (see Bus.consumer).
+            partition_assignment_strategy=(RangePartitionAssignor,),
             **self._options,
         )
         return KafkaConsumer(consumer, list(topics), _Listener(on_assign, on_revoke), self._settings.bootstrap_servers)

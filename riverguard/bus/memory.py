@@ -1,9 +1,9 @@
 """In-process bus with Kafka's semantics, for the embedded demo and unit tests.
 
 It keys partitions with Kafka's own murmur2 partitioner, keeps per-group committed offsets,
-rebalances partitions round-robin when members join or leave (calling the members' callbacks at
-their next poll, as Kafka does), and compacts compacted topics on write (older records of a key
-disappear, offsets keep their gaps).
+rebalances partitions in ranges as Kafka's range assignor does when members join or leave
+(calling the members' callbacks at their next poll, as Kafka does), and compacts compacted
+topics on write (older records of a key disappear, offsets keep their gaps).
 """
 
 from __future__ import annotations
@@ -146,13 +146,19 @@ class MemoryBus:
     def _rebalance(self, group: _Group) -> None:
         if not group.members:
             return
-        topics = sorted({t for m in group.members for t in m.topics})
-        tps = [TopicPartition(t, p) for t in topics for p in range(len(self._topic(t).logs))]
+        # Kafka's range assignor: per topic, each subscriber (in join order) takes a contiguous
+        # range, the first ones one more when it does not divide — so topics with the same
+        # partition count are co-partitioned (partition p of each goes to the same member).
         plan: dict[int, set[TopicPartition]] = {id(m): set() for m in group.members}
-        for index, tp in enumerate(tps):
-            candidates = [m for m in group.members if tp.topic in m.topics]
-            if candidates:
-                plan[id(candidates[index % len(candidates)])].add(tp)
+        for topic in sorted({t for m in group.members for t in m.topics}):
+            subscribers = [m for m in group.members if topic in m.topics]
+            count = len(self._topic(topic).logs)
+            share, extra = divmod(count, len(subscribers))
+            start = 0
+            for rank, member in enumerate(subscribers):
+                size = share + (1 if rank < extra else 0)
+                plan[id(member)].update(TopicPartition(topic, p) for p in range(start, start + size))
+                start += size
         for member in group.members:
             member._pending = frozenset(plan[id(member)])
 

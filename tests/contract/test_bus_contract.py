@@ -179,3 +179,30 @@ async def test_revoke_is_called_on_leave_and_assign_before_records(bus: Bus, uni
     await consumer.stop()
     assert len(records) == 1
     assert events == ["assign:2", "records", "revoke:2"]
+
+
+async def test_topics_with_equal_partition_counts_are_co_partitioned(bus: Bus, unique: str) -> None:
+    """Partition p of each subscribed topic goes to one member: the detect stage keeps a station's
+    state from its readings and its operator verdicts (both keyed by station id)."""
+    readings, verdicts, group = f"t-readings-{unique}", f"t-verdicts-{unique}", f"g-{unique}"
+    await bus.create_topics([TopicSpec(readings, partitions=3), TopicSpec(verdicts, partitions=3)])
+    members = [bus.consumer([readings, verdicts], group_id=group) for _ in range(2)]
+    for member in members:
+        await member.start()
+    everything = {TopicPartition(t, p) for t in (readings, verdicts) for p in range(3)}
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            for member in members:
+                await member.getmany(timeout_ms=100)
+            held = [member.assignment() for member in members]
+            if all(held) and held[0] | held[1] == everything and not held[0] & held[1]:
+                break
+    finally:
+        for member in members:
+            await member.stop()
+    assert all(held), f"both members hold partitions: {held}"
+    assert held[0] | held[1] == everything
+    for assignment in held:
+        numbers = {t: {tp.partition for tp in assignment if tp.topic == t} for t in (readings, verdicts)}
+        assert numbers[readings] == numbers[verdicts], f"not co-partitioned: {sorted(assignment)}"

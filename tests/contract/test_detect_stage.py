@@ -14,6 +14,7 @@ from tests.support.detect_stage import (
     restart_restores_state,
     scoped,
     two_members_emit_each_detection_once,
+    verdicts_are_learned_and_checkpointed,
 )
 
 
@@ -39,3 +40,7 @@ async def test_unreadable_record_goes_to_the_dlq(bus: Bus, settings: Settings, u
     await member.close()
     letter = (await all_records(bus, s.topics.dlq))[0]
     assert b"bad_reading" in letter
+
+
+async def test_verdicts_are_learned_and_checkpointed(bus: Bus, settings: Settings, unique: str) -> None:
+    await verdicts_are_learned_and_checkpointed(bus, scoped(settings, unique), f"detect-{unique}")

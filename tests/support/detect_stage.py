@@ -10,9 +10,11 @@ from detectors import DetectorStack
 from detectors.service import DetectProcessor
 from pipeline.stages import detect_stage
 from riverguard.bus.base import Bus, TopicPartition, TopicSpec
+from riverguard.incidents import Verdict
 from riverguard.models import Detection, DetectionKind, Reading, decode, encode
 from riverguard.settings import Settings, TopicSettings
 from riverguard.stations import load_registry
+from riverguard.verdicts import StationVerdict
 from tests.support.readings import STATION, reading
 
 PARTITIONS = 3
@@ -24,7 +26,7 @@ def scoped(settings: Settings, unique: str) -> Settings:
     topics = TopicSettings(
         readings=f"readings-{unique}", dlq=f"dlq-{unique}", detections=f"detections-{unique}",
         incidents=f"incidents-{unique}", notifications=f"notifications-{unique}",
-        detector_state=f"state-{unique}",
+        detector_state=f"state-{unique}", verdicts=f"verdicts-{unique}",
     )
     return settings.model_copy(update={"topics": topics})
 
@@ -33,7 +35,7 @@ async def create_topics(bus: Bus, settings: Settings) -> None:
     t = settings.topics
     await bus.create_topics([
         TopicSpec(t.readings, PARTITIONS), TopicSpec(t.detections, PARTITIONS), TopicSpec(t.dlq, PARTITIONS),
-        TopicSpec(t.detector_state, PARTITIONS, compacted=True),
+        TopicSpec(t.detector_state, PARTITIONS, compacted=True), TopicSpec(t.verdicts, PARTITIONS),
     ])
 
 
@@ -94,10 +96,12 @@ class Member:
                                     checkpoint_seconds=0.5)
         assert isinstance(self.runtime.processor, DetectProcessor)
         self.stack = self.runtime.processor.stack
+        self.readings = settings.topics.readings
         self.task = asyncio.create_task(self.runtime.run(self.stop))
 
     def assigned(self) -> int:
-        return len(self.runtime.assignment())
+        """Readings partitions held (the verdicts partitions of the same numbers come with them)."""
+        return sum(tp.topic == self.readings for tp in self.runtime.assignment())
 
     async def close(self) -> None:
         self.stop.set()
@@ -163,3 +167,43 @@ async def two_members_emit_each_detection_once(bus: Bus, settings: Settings, gro
     assert not owned[0] & owned[1]
 
 
+
+
+async def verdicts_are_learned_and_checkpointed(bus: Bus, settings: Settings, group: str) -> None:
+    """A false alarm on a station's incident makes its detector weigh pollution evidence less; the
+    checkpoint keeps it (so a restarted member still knows it); an unreadable verdict is
+    dead-lettered."""
+    await create_topics(bus, settings)
+    station = STATION.station_id
+    member = Member(bus, settings, group)
+    warm = [station_reading(station, i) for i in range(60)]
+    await produce(bus, settings, warm)
+    t = warm[10].time
+    verdict = StationVerdict(station_id=station, incident_id="RG-TEST0001", verdict=Verdict.FALSE_ALARM,
+                             window_start=t, window_end=warm[20].time, parameters=("NH3N",), by="张三", at=t)
+    async with bus.producer() as producer:
+        await producer.send_and_wait(settings.topics.verdicts, encode(verdict), key=station.encode())
+        await producer.send_and_wait(settings.topics.verdicts, b'{"not": "a verdict"}', key=station.encode())
+
+    async def checkpointed_weight() -> float | None:
+        topic = settings.topics.detector_state
+        for p in range(await bus.partitions(topic)):
+            for record in reversed(await bus.read_partition(TopicPartition(topic, p))):
+                if record.key == station.encode() and record.value is not None:
+                    stack = DetectorStack(registry=REGISTRY)
+                    stack.restore(station, record.value)
+                    return stack.detectors[station].feedback.weight(warm[-1].time)
+        return None
+
+    async def learned() -> bool:
+        weight = await checkpointed_weight()
+        return weight is not None and weight < 1.0
+
+    await eventually(learned, "the checkpoint to carry the false alarm")
+
+    async def dead_lettered() -> bool:
+        return any(b"bad_verdict" in v for v in await all_records(bus, settings.topics.dlq))
+
+    await eventually(dead_lettered, "the unreadable verdict in the DLQ")
+    await member.close()
+    assert await checkpointed_weight() == 0.85  # detectors.feedback: x0.85 per false alarm
