@@ -39,6 +39,7 @@ from riverguard.bus.memory import MemoryBus
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, encode
 from riverguard.settings import AlertSettings, ConsoleSettings, Settings, TopicSettings
 from riverguard.stations import load_registry
+from tests.support.clock import ManualClock
 
 T0: Final = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
 #: What a live page does under a test's feet: parts of it are replaced when the incident changes.
@@ -63,17 +64,6 @@ rate_limits:
 silences:
   - {station: min-yuelai, until: "2030-01-01T00:00:00+08:00", reason: 断面迁移}
 """
-
-
-class ManualClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

@@ -17,7 +17,8 @@ from riverguard.incidents import Silence, SilenceRecord, Verdict
 from riverguard.models import Detection, decode, encode
 from riverguard.settings import ConsoleSettings, Settings
 from riverguard.verdicts import StationVerdict
-from tests.console.conftest import T0, ManualClock, console_settings, eventually, running, spill
+from tests.console.conftest import T0, console_settings, eventually, running, spill
+from tests.support.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 

@@ -39,6 +39,7 @@ from riverguard.incidents import DeliveryOutcome, IncidentStatus, NotificationRe
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, decode, encode
 from riverguard.settings import AlertSettings, Settings, TopicSettings
 from riverguard.stations import load_registry
+from tests.support.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 
@@ -131,17 +132,6 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 # -- the service ----------------------------------------------------------------------------
-
-
-class ManualClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 ROUTING = """\
