@@ -91,7 +91,7 @@ class DetectorConfig:
     #: shift_confirm_readings readings keep (together, nearer the new level than the old) is a level
     #: shift; it stays open while the value stays nearer the new level, until maintenance, or for at
     #: most shift_hold_readings readings.
-    shift_jump: float = 1.0
+    shift_jump: float = 2.0
     #: ... to a value at least shift_scales noise units from the baseline (a step of one digit of a
     #: coarsely quantised signal is not an offset).
     shift_scales: float = 4.0
@@ -108,6 +108,10 @@ class DetectorConfig:
     drift_threshold: float = 50.0
     drift_min_blocks: int = 10
     drift_hold: float = 3.0
+    #: ... and only once the block means have kept one side this long (reading time): a diurnal
+    #: cycle the baseline has not learned yet (a station's first day) flips side within 12 h, a
+    #: failing sensor does not.
+    drift_min_span_s: float = 18 * 3600.0
     #: High variability: recent changes (an EWM with this alpha) this many times the usual change.
     variability_alpha: float = 0.1
     variability_ratio: float = 3.0

@@ -100,9 +100,10 @@ class Assessment(NamedTuple):
 class SensorFaults:
     """The fault state of one parameter of one station."""
 
-    __slots__ = ("big", "block_count", "block_lone", "block_sum", "drift", "drift_level", "drift_open", "hydrological",
-                 "jumps", "keys", "last_surprise", "rough", "shift_age", "shift_from", "shift_high", "shift_left",
-                 "shift_low", "shift_open", "shift_sum", "shift_to", "shift_trigger", "trend")
+    __slots__ = ("big", "block_count", "block_lone", "block_sum", "drift", "drift_level", "drift_open",
+                 "drift_pending", "drift_side", "drift_since", "hydrological", "jumps", "keys", "last_surprise",
+                 "rough", "shift_age", "shift_from", "shift_high", "shift_left", "shift_low", "shift_open",
+                 "shift_sum", "shift_to", "shift_trigger", "trend")
 
     def __init__(self, name: str, config: DetectorConfig) -> None:
         self.hydrological = hydrological(name)
@@ -138,6 +139,13 @@ class SensorFaults:
         self.drift = drift_test(config)
         self.drift_open = False
         self.drift_level = 0.0
+        #: The side the block means keep (+1, -1; 0 before the first block), since when (reading
+        #: time, epoch seconds), and whether Page-Hinkley fired on this side: a drift opens only
+        #: once it has kept one side for ``drift_min_span_s`` — longer than half a day, so a
+        #: diurnal cycle the baseline has not learned yet (a station's first day) is no drift.
+        self.drift_side = 0
+        self.drift_since = 0.0
+        self.drift_pending = False
 
     def assess(
         self,
@@ -149,12 +157,14 @@ class SensorFaults:
         lone: bool,
         hydrology_calm: bool,
         config: DetectorConfig,
+        at_s: float = 0.0,
     ) -> Assessment:
         """Update the fault state with one clean value of a warmed-up parameter: ``level`` is its
         expected value, ``deviation`` its distance from it in noise units, ``surprise`` that distance
         relative to its usual large deviations, ``jump`` its change in usual changes, ``lone``
         whether no other parameter jumped with it or is beyond its usual range, ``hydrology_calm``
-        whether level and flow held still (else the water explains the change). A level or flow
+        whether level and flow held still (else the water explains the change), ``at_s`` the
+        reading's time in epoch seconds. A level or flow
         that steps or churns is hydrology (a gate, a pump, a flood); only its lone spikes are taken
         for the gauge."""
         size = jump if jump >= 0.0 else -jump
@@ -192,12 +202,13 @@ class SensorFaults:
         variability = sensitivity * to_and_fro / config.variability_ratio if steady else 0.0
         # A drift walks: lone, and in ordinary steps (a plume arrives in large ones).
         walking = isolated and not self.shift_open and size < _WALK
-        drift = self._drift(value - level, deviation, walking, config)
+        drift = self._drift(value - level, deviation, walking, config, at_s)
         return Assessment(spike, shift, variability, drift)
 
-    def _drift(self, signed: float, deviation: float, isolated: bool, config: DetectorConfig) -> float:
+    def _drift(self, signed: float, deviation: float, isolated: bool, config: DetectorConfig, at_s: float) -> float:
         """Block means of the deviation from the (following) baseline: a steady walk keeps them on one
-        side, so river's Page-Hinkley test on them fires; >= 1 while an open drift keeps its side."""
+        side, so river's Page-Hinkley test on them fires; the drift opens once the walk has kept
+        its side for ``drift_min_span_s``; >= 1 while an open drift keeps its side."""
         self.block_sum += deviation if signed >= 0.0 else -deviation
         self.block_lone += isolated
         count = self.block_count = self.block_count + 1
@@ -208,10 +219,14 @@ class SensorFaults:
         self.block_sum, self.block_count, self.block_lone = 0.0, 0, 0
         test = self.drift
         test.update(mean)  # type: ignore[no-untyped-call]
+        side = 1 if mean >= 0.0 else -1
+        if side != self.drift_side:
+            self.drift_side, self.drift_since, self.drift_pending = side, at_s, False
+        self.drift_pending = self.drift_pending or test.drift_detected
         held = config.fault_sensitivity * abs(mean) / config.drift_hold
         if self.drift_open:
             self.drift_open = held >= 1.0 and lone
-        elif test.drift_detected and lone and held >= 1.0:
+        elif self.drift_pending and lone and held >= 1.0 and at_s - self.drift_since >= config.drift_min_span_s:
             self.drift_open = True
         self.drift_level = held if self.drift_open else min(held, 0.99) * 0.5
         return self.drift_level
@@ -270,6 +285,7 @@ class SensorFaults:
         self.shift_open = False
         self.shift_left = 0
         self.drift_open = False
+        self.drift_side, self.drift_pending = 0, False
 
     def snapshot(self) -> SensorState:
         return SensorState(
@@ -278,7 +294,8 @@ class SensorFaults:
             shift_high=self.shift_high, shift_left=self.shift_left, shift_open=self.shift_open,
             shift_age=self.shift_age, shift_trigger=self.shift_trigger, block_sum=self.block_sum,
             block_count=self.block_count, block_lone=self.block_lone, drift=_drift_state(self.drift),
-            drift_open=self.drift_open, drift_level=self.drift_level,
+            drift_open=self.drift_open, drift_level=self.drift_level, drift_side=self.drift_side,
+            drift_since=self.drift_since, drift_pending=self.drift_pending,
         )
 
     @classmethod
@@ -306,6 +323,9 @@ class SensorFaults:
         sensor.drift = _drift_from_state(state.drift)
         sensor.drift_open = state.drift_open
         sensor.drift_level = state.drift_level
+        sensor.drift_side = state.drift_side
+        sensor.drift_since = state.drift_since
+        sensor.drift_pending = state.drift_pending
         return sensor
 
 

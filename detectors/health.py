@@ -94,7 +94,7 @@ class InstrumentHealth:
         return maintenance, flagged, values
 
     def screen(
-        self, values: list[Value], maintenance: bool, expected: frozenset[str] = frozenset()
+        self, values: list[Value], maintenance: bool, expected: frozenset[str] = frozenset(), at_s: float = 0.0
     ) -> dict[str, float]:
         """The shape-based faults of every warmed-up value, judged with the other parameters of the
         reading; then the parameters that are evidence about the water (healthy, not hydrological),
@@ -140,7 +140,7 @@ class InstrumentHealth:
                 value, value - sensor.offset - z * track.unit, z if z >= 0.0 else -z, surprise, track.jump,
                 jumping - own == 0 and deviating - (surprise >= far and not hydro) == 0
                 and name not in expected,
-                hydrology_jumping - (jumped and hydro) == 0, config,
+                hydrology_jumping - (jumped and hydro) == 0, config, at_s,
             )
             assessed[name] = verdict
             spike = verdict.spike

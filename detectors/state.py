@@ -153,6 +153,9 @@ class SensorState(_State):
     drift: PageHinkleyState
     drift_open: bool
     drift_level: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    drift_side: Annotated[int, Field(ge=-1, le=1)] = 0
+    drift_since: Finite = 0.0
+    drift_pending: bool = False
 
 
 class TreeState(_State):

@@ -148,7 +148,7 @@ class StationDetector:
         health, events = self.health, self.events
         expected = self._expected(reading.time)
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
-        eligible = health.screen(values, bool(maintenance), expected)
+        eligible = health.screen(values, bool(maintenance), expected, reading.time.timestamp())
         score = self.spikes.score(eligible)
         if self.feedback.verdicts:
             score *= self.feedback.weight(reading.time)

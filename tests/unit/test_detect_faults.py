@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from detectors.config import DetectorConfig
@@ -11,12 +12,12 @@ CONFIG = DetectorConfig()
 
 
 def feed(sensor: SensorFaults, value: float, level: float = 10.0, noise: float = 1.0, previous: float | None = None,
-         *, lone: bool = True, calm: bool = True, surprise: float | None = None) -> Assessment:
+         *, lone: bool = True, calm: bool = True, surprise: float | None = None, at_s: float = 0.0) -> Assessment:
     """One value as the health screen would pass it (usual change 1, usual large deviation 2)."""
     deviation = abs(value - level) / noise
     jump = value - (previous if previous is not None else level)
     return sensor.assess(value, level, deviation, deviation / 2 if surprise is None else surprise, jump, lone, calm,
-                         CONFIG)
+                         CONFIG, at_s)
 
 
 def quiet(sensor: SensorFaults, readings: int, rng: random.Random) -> None:
@@ -102,14 +103,35 @@ def test_a_steady_lone_walk_is_a_drift_and_the_test_state_survives_a_snapshot() 
             copy = SensorFaults.restore("conductivity", sensor.snapshot(), CONFIG)
         # A slow walk: small changes, and the baseline lagging it by a steady five noise units.
         value += 0.05
-        a = feed(sensor, value, level=value - 5.0, previous=value - 0.05, surprise=1.0)
+        at_s = i * 600.0  # every 10 minutes: 100 hours
+        a = feed(sensor, value, level=value - 5.0, previous=value - 0.05, surprise=1.0, at_s=at_s)
         if copy is not None:
-            assert feed(copy, value, level=value - 5.0, previous=value - 0.05, surprise=1.0) == a
+            assert feed(copy, value, level=value - 5.0, previous=value - 0.05, surprise=1.0, at_s=at_s) == a
         drift.append(a.drift)
         assert a.shift == 0.0
     assert max(drift) >= 1.0
     assert sensor.drift_open
+    # It opened only after the walk had kept its side for drift_min_span_s (18 h = 108 readings).
+    assert max(drift[:108]) < 1.0
     # Not when another parameter moves too.
     other = SensorFaults("conductivity", CONFIG)
     quiet(other, 400, random.Random(6))
     assert max(feed(other, 10.0, level=5.0, previous=10.0, surprise=1.0, lone=False).drift for _ in range(300)) < 1
+
+
+def test_a_diurnal_cycle_the_baseline_has_not_learned_is_no_drift() -> None:
+    """A station's first days: the baseline lags a daily cycle, so the deviation keeps one side for
+    up to 12 hours and then the other — steadily, alone, in small steps, as a drift would."""
+    sensor = SensorFaults("temperature", CONFIG)
+    rng = random.Random(7)
+    quiet(sensor, 400, rng)
+    opened = []
+    previous = 10.0
+    for i in range(72 * 6):  # three days every 10 minutes
+        hours = i / 6
+        value = 10.0 + 0.3 * rng.gauss(0.0, 1.0)
+        level = value - 5.0 * (1.0 if math.sin(2 * math.pi * hours / 24) >= 0 else -1.0)
+        a = feed(sensor, value, level=level, previous=previous, surprise=1.0, at_s=hours * 3600)
+        previous = value
+        opened.append(a.drift >= 1.0)
+    assert not any(opened)

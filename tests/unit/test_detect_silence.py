@@ -89,7 +89,7 @@ async def test_service_reports_a_silent_station_before_it_resumes(
     # One partition, so both stations share one event time.
     await memory_bus.create_topics([
         TopicSpec(t.readings, 1), TopicSpec(t.detections, 1), TopicSpec(t.dlq, 1),
-        TopicSpec(t.detector_state, 1, compacted=True),
+        TopicSpec(t.detector_state, 1, compacted=True), TopicSpec(t.verdicts, 1),
     ])
     member = Member(memory_bus, s, f"detect-{unique}")
     await produce(memory_bus, s, [station_reading(st, i) for i in range(60) for st in (LIVE, DARK)])

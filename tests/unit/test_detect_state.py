@@ -218,7 +218,7 @@ async def test_service_with_a_forged_changelog_record_runs_on(
                            detector_state="state")
     settings_ = settings.model_copy(update={"topics": topics})
     await bus.create_topics([TopicSpec("r", 1), TopicSpec("d", 1), TopicSpec("dlq", 1),
-                             TopicSpec("state", 1, compacted=True)])
+                             TopicSpec("state", 1, compacted=True), TopicSpec(topics.verdicts, 1)])
     marker = tmp_path / "pwned"
     forged = PICKLED_HEADER + pickle.dumps(_RunsCode(marker))
     async with bus.producer() as producer:
