@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -43,7 +43,7 @@ from alerts.playbook_source import NoPlaybooks, PlaybookSource, PlaybookView
 from alerts.rivers import river_names_of
 from alerts.routing import RoutingConfig, load_routing
 from alerts.targets import Directory, Target, load_directory
-from riverguard.bus.base import Bus, Record, TopicPartition
+from riverguard.bus.base import Record, TopicPartition
 from riverguard.bus.topics import topic_specs
 from riverguard.commands import CommandKind, CommandOutcome, CommandResult
 from riverguard.errors import ConfigError, describe_validation_error
@@ -267,8 +267,9 @@ class AlertService(Processor):
         bus = self._context.bus
         topics = self.settings.topics
         async with self._lock:
-            latest = await _latest(bus, topics.incidents, Incident)
-            silences = await _latest(bus, topics.silences, SilenceRecord)
+            records = await bus.read_topics([topics.incidents, topics.silences])
+            latest = _latest(records, topics.incidents, Incident)
+            silences = _latest(records, topics.silences, SilenceRecord)
             self.book.restore(latest.values())
             self.book.restore_silences(silences.values())
         active = sum(1 for i in latest.values() if i.is_active)
@@ -522,11 +523,12 @@ class AlertService(Processor):
         return False, report.error or f"{target.redacted} did not accept the message", report.retry
 
 
-async def _latest(bus: Bus, topic: str, model: type[M]) -> dict[str, M]:
+def _latest(records: Mapping[TopicPartition, list[Record]], topic: str, model: type[M]) -> dict[str, M]:
     """The latest readable record per key of a compacted topic (a tombstone removes its key)."""
     latest: dict[str, M] = {}
-    for partition in range(await bus.partitions(topic)):
-        for record in await bus.read_partition(TopicPartition(topic, partition)):
+    for tp in sorted(tp for tp in records if tp.topic == topic):
+        partition = tp.partition
+        for record in records[tp]:
             if record.key is None:
                 continue
             if record.value is None:

@@ -105,9 +105,12 @@ class DetectProcessor(Processor):
         assert self._context is not None
         changelog = self.settings.topics.detector_state
         restored = 0
-        for tp in sorted(partitions):
+        # The readings partitions' numbers: those of the verdicts topic are the same (co-partitioned).
+        numbers = sorted({tp.partition for tp in partitions})
+        states = await self._context.bus.read_partitions([TopicPartition(changelog, n) for n in numbers])
+        for number in numbers:
             latest: dict[str, bytes | None] = {}
-            for record in await self._context.bus.read_partition(TopicPartition(changelog, tp.partition)):
+            for record in states[TopicPartition(changelog, number)]:
                 if record.key is not None:
                     latest[record.key.decode()] = record.value
             for station, state in latest.items():
@@ -115,10 +118,9 @@ class DetectProcessor(Processor):
                     self.stack.forget(station)
                     continue
                 self.stack.restore(station, state)
-                self._partition_of[station] = tp.partition
+                self._partition_of[station] = number
                 restored += 1
-        log.info("detect: assigned %d partitions, restored %d station states from %s",
-                 len(partitions), restored, changelog)
+        log.info("detect: assigned partitions %s, restored %d station states from %s", numbers, restored, changelog)
 
     async def revoked(self, partitions: frozenset[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}

@@ -81,6 +81,13 @@ class MemoryBus:
     async def read_partition(self, tp: TopicPartition) -> list[Record]:
         return [r for r in self._topic(tp.topic).logs[tp.partition] if r is not None]
 
+    async def read_partitions(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, list[Record]]:
+        return {tp: await self.read_partition(tp) for tp in tps}
+
+    async def read_topics(self, topics: Sequence[str]) -> dict[TopicPartition, list[Record]]:
+        return await self.read_partitions(
+            [TopicPartition(t, p) for t in topics if t in self._topics for p in range(len(self._topics[t].logs))])
+
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self._end(tp) for tp in tps}
 

@@ -206,3 +206,26 @@ async def test_topics_with_equal_partition_counts_are_co_partitioned(bus: Bus, u
     for assignment in held:
         numbers = {t: {tp.partition for tp in assignment if tp.topic == t} for t in (readings, verdicts)}
         assert numbers[readings] == numbers[verdicts], f"not co-partitioned: {sorted(assignment)}"
+
+
+async def test_reading_several_partitions_and_whole_topics_at_once(bus: Bus, unique: str) -> None:
+    """What a restore reads: each partition from its beginning to its end, as read_partition would."""
+    first, second = f"t-read-a-{unique}", f"t-read-b-{unique}"
+    await bus.create_topics([TopicSpec(first, partitions=2), TopicSpec(second, partitions=3, compacted=True)])
+    async with bus.producer() as producer:
+        for i in range(12):
+            await producer.send(first, f"a{i}".encode(), key=f"k{i}".encode())
+            await producer.send(second, f"b{i}".encode(), key=f"k{i}".encode())
+        await producer.flush()
+    one_by_one = {TopicPartition(t, p): await bus.read_partition(TopicPartition(t, p))
+                  for t, n in ((first, 2), (second, 3)) for p in range(n)}
+    topics = await bus.read_topics([first, second, f"t-missing-{unique}"])
+    chosen = await bus.read_partitions([TopicPartition(first, 1), TopicPartition(second, 0)])
+
+    def values(records: list[Record]) -> list[bytes | None]:
+        return [r.value for r in records]
+
+    assert {tp: values(r) for tp, r in topics.items()} == {tp: values(r) for tp, r in one_by_one.items()}
+    assert sum(len(r) for r in topics.values()) == 24
+    assert {tp: values(r) for tp, r in chosen.items()} == {
+        tp: values(one_by_one[tp]) for tp in (TopicPartition(first, 1), TopicPartition(second, 0))}
