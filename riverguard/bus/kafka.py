@@ -31,9 +31,6 @@ from riverguard.bus.base import (
 from riverguard.errors import BusError
 from riverguard.settings import KafkaSettings
 
-#: How long the broker may hold a fetch that found nothing (Kafka's default is 500 ms; see consumer()).
-FETCH_MAX_WAIT_MS: Final = 100
-
 
 def connection_options(settings: KafkaSettings) -> dict[str, Any]:
     """Where and how to connect (TLS, SASL): the keyword arguments every aiokafka client takes."""
@@ -140,11 +137,6 @@ class KafkaBus:
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             max_poll_interval_ms=300_000,
-            # aiokafka fetches from a broker only partitions whose last fetch was consumed: with a
-            # quiet topic beside a busy one (verdicts beside readings), a fetch of the quiet one
-            # alone waits the broker's fetch.max.wait on every cycle and the busy one's records
-            # queue behind it (7-15 s of lag at 500 readings/s with the default 500 ms).
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             # Co-partitioned: partition p of every subscribed topic goes to one member (see Bus.consumer).
             partition_assignment_strategy=(RangePartitionAssignor,),
             **self._options,
