@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import typer
 
-from riverguard.bus.base import TopicPartition
 from riverguard.bus.kafka import KafkaBus
 from riverguard.cli import ConfigOption, settings_or_exit
 from riverguard.errors import RiverguardError
@@ -68,10 +67,9 @@ def _call(settings: Settings, url: str | None, method: str, path: str, body: dic
 
 async def _read_topic(settings: Settings) -> list[Incident]:
     bus = KafkaBus(settings.kafka)
-    topic = settings.topics.incidents
     latest: dict[str, Incident] = {}
-    for partition in range(await bus.partitions(topic)):
-        for record in await bus.read_partition(TopicPartition(topic, partition)):
+    for records in (await bus.read_topics([settings.topics.incidents])).values():
+        for record in records:
             if record.value is not None:
                 incident = decode(record.value, Incident).payload
                 latest[incident.incident_id] = incident

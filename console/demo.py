@@ -25,7 +25,7 @@ from alerts.service import AlertService
 from console.app import Console
 from console.stationboard import StationBoard
 from console.users import Role, UserBook, save_users
-from riverguard.bus.base import Bus, TopicPartition
+from riverguard.bus.base import Bus
 from riverguard.models import Reading, decode
 from riverguard.stations import StationRegistry
 
@@ -84,5 +84,4 @@ def _on_signals() -> asyncio.Event:
 
 async def _readings(bus: Bus, topic: str) -> list[Reading]:
     return [decode(record.value, Reading).payload
-            for partition in range(await bus.partitions(topic))
-            for record in await bus.read_partition(TopicPartition(topic, partition)) if record.value is not None]
+            for records in (await bus.read_topics([topic])).values() for record in records if record.value is not None]

@@ -34,7 +34,7 @@ from ingest.inbox import Inbox
 from ingest.routing import Message, Routed, Router
 from ingest.session import Answer, Bind, ClockOff, Close, Effect, Limits, Reject, Route, Send, Session
 from ingest.settling import Settler
-from riverguard.bus.base import Bus, Outgoing, Producer, TopicPartition
+from riverguard.bus.base import Bus, Outgoing, Producer
 from riverguard.bus.topics import topic_specs
 from riverguard.commands import CommandResult, StationCommand
 from riverguard.errors import ConfigError, PayloadError
@@ -356,9 +356,8 @@ class Gateway:
 
     async def _restore_results(self) -> None:
         """Commands that already have a result are not sent again after a restart."""
-        name = self.settings.topics.command_results
-        for partition in range(await self.bus.partitions(name)):
-            for record in await self.bus.read_partition(TopicPartition(name, partition)):
+        for records in (await self.bus.read_topics([self.settings.topics.command_results])).values():
+            for record in records:
                 with contextlib.suppress(ValueError):
                     self.book.seen(decode(record.value or b"", CommandResult).payload)
 

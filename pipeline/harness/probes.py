@@ -11,16 +11,14 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from riverguard.bus.base import Record, TopicPartition
+from riverguard.bus.base import Record
 from riverguard.bus.kafka import KafkaBus, connection_options
 from riverguard.settings import InfluxSettings, Settings
 
 
 async def read_topic(bus: KafkaBus, topic: str) -> list[Record]:
-    records: list[Record] = []
-    for partition in range(await bus.partitions(topic)):
-        records += await bus.read_partition(TopicPartition(topic, partition))
-    return records
+    """Every record of ``topic``, partition by partition."""
+    return [record for records in (await bus.read_topics([topic])).values() for record in records]
 
 
 class KafkaProbe:
