@@ -64,19 +64,23 @@ async def detections(bus: Bus, settings: Settings) -> list[Detection]:
     return [decode(v, Detection).payload for v in await all_records(bus, settings.topics.detections)]
 
 
-async def checkpointed_readings(bus: Bus, settings: Settings) -> dict[str, int]:
-    """Readings each station's latest checkpoint has learned from."""
-    latest: dict[str, int] = {}
-    topic = settings.topics.detector_state
-    for p in range(await bus.partitions(topic)):
-        for record in await bus.read_partition(TopicPartition(topic, p)):
+async def checkpointed(bus: Bus, settings: Settings) -> DetectorStack:
+    """A stack restored from each station's latest checkpoint in the changelog."""
+    latest: dict[str, bytes] = {}
+    for records in (await bus.read_topics([settings.topics.detector_state])).values():
+        for record in records:
             assert record.key is not None
             assert record.value is not None
-            station = record.key.decode()
-            stack = DetectorStack(registry=REGISTRY)
-            stack.restore(station, record.value)
-            latest[station] = stack.detectors[station].readings
-    return latest
+            latest[record.key.decode()] = record.value
+    stack = DetectorStack(registry=REGISTRY)
+    for station, state in latest.items():
+        stack.restore(station, state)
+    return stack
+
+
+async def checkpointed_readings(bus: Bus, settings: Settings) -> dict[str, int]:
+    """Readings each station's latest checkpoint has learned from."""
+    return {station: d.readings for station, d in (await checkpointed(bus, settings)).detectors.items()}
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 60.0) -> None:
@@ -186,14 +190,8 @@ async def verdicts_are_learned_and_checkpointed(bus: Bus, settings: Settings, gr
         await producer.send_and_wait(settings.topics.verdicts, b'{"not": "a verdict"}', key=station.encode())
 
     async def checkpointed_weight() -> float | None:
-        topic = settings.topics.detector_state
-        for p in range(await bus.partitions(topic)):
-            for record in reversed(await bus.read_partition(TopicPartition(topic, p))):
-                if record.key == station.encode() and record.value is not None:
-                    stack = DetectorStack(registry=REGISTRY)
-                    stack.restore(station, record.value)
-                    return stack.detectors[station].feedback.weight(warm[-1].time)
-        return None
+        detector = (await checkpointed(bus, settings)).detectors.get(station)
+        return detector.feedback.weight(warm[-1].time) if detector is not None else None
 
     async def learned() -> bool:
         weight = await checkpointed_weight()
