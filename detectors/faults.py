@@ -30,7 +30,7 @@ instrument from the water:
 >>> config = DetectorConfig()
 >>> sensor = SensorFaults("conductivity", config)
 >>> verdict = sensor.assess(900.0, level=420.0, deviation=160.0, surprise=40.0, jump=160.0, lone=True,
-...                         hydrology_calm=True, config=config)
+...                         hydrology_calm=True, config=config, at_s=0.0)
 >>> round(verdict.spike, 1), verdict.shift, verdict.variability
 (13.3, 0.0, 0.0)
 """
@@ -157,7 +157,7 @@ class SensorFaults:
         lone: bool,
         hydrology_calm: bool,
         config: DetectorConfig,
-        at_s: float = 0.0,
+        at_s: float,
     ) -> Assessment:
         """Update the fault state with one clean value of a warmed-up parameter: ``level`` is its
         expected value, ``deviation`` its distance from it in noise units, ``surprise`` that distance

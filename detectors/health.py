@@ -94,12 +94,12 @@ class InstrumentHealth:
         return maintenance, flagged, values
 
     def screen(
-        self, values: list[Value], maintenance: bool, expected: frozenset[str] = frozenset(), at_s: float = 0.0
+        self, values: list[Value], maintenance: bool, at_s: float, expected: frozenset[str] = frozenset()
     ) -> dict[str, float]:
         """The shape-based faults of every warmed-up value, judged with the other parameters of the
         reading; then the parameters that are evidence about the water (healthy, not hydrological),
         with how surprising their deviation is. A parameter in ``expected`` (an upstream station
-        reported it) is never lone: its change is the water's."""
+        reported it) is never lone: its change is the water's. ``at_s``: the reading's time (epoch s)."""
         config = self.config
         warmup, related, floor = config.warmup_readings, config.related_jump, config.tail_floor
         far = config.related_surprise

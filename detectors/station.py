@@ -148,7 +148,7 @@ class StationDetector:
         health, events = self.health, self.events
         expected = self._expected(reading.time)
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
-        eligible = health.screen(values, bool(maintenance), expected, reading.time.timestamp())
+        eligible = health.screen(values, bool(maintenance), reading.time.timestamp(), expected)
         score = self.spikes.score(eligible)
         if self.feedback.verdicts:
             score *= self.feedback.weight(reading.time)

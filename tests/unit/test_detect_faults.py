@@ -72,9 +72,10 @@ def test_maintenance_closes_a_shift_and_the_hold_is_capped() -> None:
     previous = 10.0
     for _ in range(300):
         value = 10.0 + rng.gauss(0.0, 0.3)
-        sensor.assess(value, 10.0, abs(value - 10) / 1.0, abs(value - 10) / 2, value - previous, True, True, config)
+        sensor.assess(value, 10.0, abs(value - 10) / 1.0, abs(value - 10) / 2, value - previous, True, True, config,
+                      0.0)
         previous = value
-    held = [sensor.assess(40.0, 10.0, 30.0, 15.0, 30.0 if i == 0 else 0.0, True, True, config).shift
+    held = [sensor.assess(40.0, 10.0, 30.0, 15.0, 30.0 if i == 0 else 0.0, True, True, config, 0.0).shift
             for i in range(40)]
     assert sum(s >= 1.0 for s in held) == 21
     sensor.reset()

@@ -15,7 +15,7 @@ from tests.support.readings import STATION, T0, reading
 def learn(health: InstrumentHealth, r: Reading) -> dict[str, float]:
     """One reading through sort and screen, then learned (as the station detector does)."""
     maintenance, _, values = health.sort(r, 0, False)
-    eligible = health.screen(values, bool(maintenance))
+    eligible = health.screen(values, bool(maintenance), r.time.timestamp())
     for _, track, value, z in values:
         track.learn(value, z, 0, False, health.config, health.calm)
     return eligible
