@@ -8,6 +8,11 @@ that other events mark anyway (a limit exceedance; a sensor fault when faults co
 positive whatever the spike threshold. When nothing can be calibrated — the labels hold no
 event, or every training spike score is 0 (too few readings to warm up, only hydrological
 columns) — :func:`calibrate` says why and the defaults stay.
+
+A labelled history also checks its own tuning (:func:`held_out_check`): tuned on its first two
+thirds, the tuning must score a higher F1 than the defaults on the last third, or the defaults
+stay. One history's labels can reward a tuning that holds only there (a record labelled densely
+rewards flagging everything); the held-out part is the nearest thing to the next month.
 """
 
 from __future__ import annotations
@@ -40,11 +45,22 @@ NEAR_BEST = 0.97
 @dataclass(frozen=True, slots=True)
 class ScoredStream:
     """One station's training scores in reading order, its labels, and whether the reading is
-    predicted positive whatever the spike threshold (another counted event was open)."""
+    predicted positive whatever the spike threshold (another counted event was open).
+    ``held_out_from`` is the index of the first reading in the held-out part of the history."""
 
     scores: Sequence[float]
     labels: Sequence[bool]
     fixed: Sequence[bool]
+    held_out_from: int = 0
+
+    def fit_part(self) -> ScoredStream:
+        """The readings before the held-out part."""
+        at = self.held_out_from
+        return ScoredStream(self.scores[:at], self.labels[:at], self.fixed[:at], at)
+
+    def held_out_part(self) -> ScoredStream:
+        at = self.held_out_from
+        return ScoredStream(self.scores[at:], self.labels[at:], self.fixed[at:], 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +96,19 @@ def simulate(scores: np.ndarray, threshold: float, hold: float, persistence: Per
         active[i] = latch.active
         i += 1
     return active
+
+
+def predicted_f1(streams: Sequence[ScoredStream], config: DetectorConfig) -> float:
+    """Per-reading F1 of ``config``'s spike tuning on these streams, other counted events included."""
+    if not streams:
+        return 0.0
+    labels = np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams])
+    predicted = [
+        simulate(np.asarray(s.scores, dtype=float), config.spike_threshold, config.spike_threshold * config.hold_ratio,
+                 config.spike_persistence) | np.asarray(s.fixed, dtype=bool)
+        for s in streams
+    ]
+    return _f1(labels, np.concatenate(predicted))
 
 
 def check_labels(streams: Sequence[ScoredStream]) -> None:
@@ -132,6 +161,70 @@ def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibr
              "%d false alarms, over %d candidates", chosen.spike_threshold, chosen.spike_persistence, f1, top,
              detected, false_alarms, len(results))
     return Calibration(chosen, f1, len(results))
+
+
+#: One training run: a candidate tuning (an instrument sensitivity) and the streams it scored.
+Run = tuple[DetectorConfig, Sequence[ScoredStream]]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOutCheck:
+    """The tuning chosen on the first part of the training history, scored on its last part
+    against the defaults: labels only replace the defaults where they did better there."""
+
+    fit_readings: int
+    held_out_readings: int
+    tuned_f1: float
+    default_f1: float
+
+    @property
+    def tuning_helps(self) -> bool:
+        return self.tuned_f1 > self.default_f1
+
+
+#: The last part of a labelled training history that checks the tuning chosen on the rest.
+HELD_OUT_FRACTION = 1 / 3
+
+
+def tune(runs: Sequence[Run], *, spikes: bool = True) -> tuple[Calibration, int]:
+    """The best tuning over the runs (one per instrument sensitivity) and the index of its run;
+    without ``spikes`` (only instrument events count) a run's F1 is that of its fixed rows.
+    Of those within 3 % of the best training F1 the least sensitive wins: a record labelled
+    densely rewards flagging everything, and every instrument alarm is a visit to the station."""
+    tuned: list[tuple[Calibration, int]] = []
+    reason = "nothing to calibrate"
+    for index, (candidate, streams) in enumerate(runs):
+        try:
+            if not spikes:
+                check_labels(streams)
+                tuned.append((Calibration(candidate, fixed_f1(streams), len(runs)), index))
+            else:
+                tuned.append((calibrate(streams, candidate), index))
+        except NothingToCalibrate as exc:
+            reason = str(exc)
+    if not tuned:
+        raise NothingToCalibrate(reason)
+    top = max(calibration.train_f1 for calibration, _ in tuned)
+    return min((t for t in tuned if t[0].train_f1 >= NEAR_BEST * top), key=lambda t: t[0].config.fault_sensitivity)
+
+
+def held_out_check(runs: Sequence[Run], default: int, *, spikes: bool = True) -> HeldOutCheck | None:
+    """Tune on the first part of each run, score that tuning and the defaults on the held-out
+    part; ``None`` when either part cannot tell (no labelled event in it, nothing to tune)."""
+    held_out = [[s.held_out_part() for s in streams] for _, streams in runs]
+    fit = [(candidate, [s.fit_part() for s in streams]) for candidate, streams in runs]
+    if not any(any(s.labels) for s in held_out[default]):
+        return None
+    try:
+        chosen, index = tune(fit, spikes=spikes)
+    except NothingToCalibrate:
+        return None
+    return HeldOutCheck(
+        fit_readings=sum(len(s.scores) for s in fit[default][1]),
+        held_out_readings=sum(len(s.scores) for s in held_out[default]),
+        tuned_f1=predicted_f1(held_out[index], chosen.config),
+        default_f1=predicted_f1(held_out[default], runs[default][0]),
+    )
 
 
 def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -93,6 +93,10 @@ def _summary(result: ReplayResult) -> dict[str, object]:
     body["calibrated"] = result.calibration is not None
     if result.not_calibrated is not None:
         body["not_calibrated"] = result.not_calibrated
+    if result.held_out is not None:
+        check = result.held_out
+        body["held_out"] = {"fit_readings": check.fit_readings, "held_out_readings": check.held_out_readings,
+                            "tuned_f1": check.tuned_f1, "default_f1": check.default_f1}
     body["detections"] = result.counts
     return body
 
@@ -105,6 +109,11 @@ def _report(result: ReplayResult, train: Path | None) -> None:
                    f"fault sensitivity {c.fault_sensitivity:g}, training F1 {result.calibration.train_f1:.3f}")
     elif result.not_calibrated is not None:
         typer.echo(f"not calibrated on {train}: {result.not_calibrated}; the default tuning is kept")
+    if result.calibration is not None and result.held_out is not None:
+        check = result.held_out
+        typer.echo(f"held-out check: tuned on the first {check.fit_readings} training readings, the labels "
+                   f"scored F1 {check.tuned_f1:.3f} on the last {check.held_out_readings}, "
+                   f"the defaults {check.default_f1:.3f}")
     typer.echo("detections: " + (", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "none"))
     metrics = result.metrics
     if metrics is None:
