@@ -90,7 +90,8 @@ class PlaybookView(Protocol):
 
 class PlaybookSource(Protocol):
     def for_detection(self, detection: Detection) -> PlaybookView | None:
-        """The playbook for this detection, or None when its river has no network data."""
+        """The playbook for this detection, or None when its river has no network data. A clear
+        has none: it only tells later playbooks that the plume passed its station."""
         ...
 
     def reaches_to(self, station_id: str, river: str) -> tuple[str, ...]:
@@ -296,6 +297,8 @@ class RiverPlaybooks:
         if network is None:
             return None
         self.plumes.record(detection)
+        if detection.phase is DetectionPhase.CLEARED:
+            return None  # the incident book closes the event without it, and no message shows it
         pollutant, value, _, _ = main_pollutant(detection)
         discharge = next(
             (r.values["discharge"].value for r in reversed(detection.readings) if "discharge" in r.values), None

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import logging
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +59,7 @@ from riverguard.incidents import (
     StationReport,
     Verdict,
 )
-from riverguard.models import DeadLetter, Detection, decode, encode
+from riverguard.models import DeadLetter, Detection, DetectionPhase, decode, encode
 from riverguard.observability import NOTIFICATIONS
 from riverguard.settings import Settings
 from riverguard.stage import Outgoing, Processor, StageConfig, StageContext
@@ -72,6 +73,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PAGE_WAIT_DETECTIONS: Final = 4
+#: Playbooks of recent detections kept for their messages (least recently used go first).
+PLAYBOOKS_KEPT: Final = 256
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -129,7 +132,7 @@ class AlertService(Processor):
         self._lock = asyncio.Lock()
         self._unpersisted = False  # a batch changed the book and has not persisted it yet
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._playbook_cache: dict[str, PlaybookView | None] = {}
+        self._playbook_cache: OrderedDict[str, PlaybookView | None] = OrderedDict()  # by detection id
         self._context: StageContext | None = None
         self._attachments: tempfile.TemporaryDirectory[str] | None = None
         self.reload_s = reload_s
@@ -213,8 +216,11 @@ class AlertService(Processor):
                     self._dispatch()
                 # A pollution detection's playbook (the plume model) takes a good part of a second:
                 # built off the event loop, so the consumer's heartbeats and the sends in flight go on.
-                context = (await asyncio.to_thread(self._context_of, detection) if detection.kind.is_pollution
-                           else self._context_of(detection))
+                # A clear needs none (the book closes the event without it).
+                if detection.kind.is_pollution and detection.phase is not DetectionPhase.CLEARED:
+                    context = await asyncio.to_thread(self._context_of, detection)
+                else:
+                    context = self._context_of(detection)
                 now = self.clock()
                 changed = self.book.observe(detection, context, now)
                 self._unpersisted = True
@@ -382,6 +388,7 @@ class AlertService(Processor):
         station_km = None
         tags: tuple[str, ...] = ()
         playbook = self.playbooks.for_detection(detection) if detection.kind.is_pollution else None
+        self._remember_playbook(detection.detection_id, playbook)
         if playbook is not None:
             station_km = playbook.station_km
             intakes = tuple(
@@ -405,13 +412,24 @@ class AlertService(Processor):
         )
 
     def _playbook(self, incident: Incident) -> PlaybookView | None:
+        """The playbook of the incident's latest detection: the one built when it was observed
+        (a message must not pay the plume model again), else built now (e.g. after a restart)."""
         detection = incident.latest_detection
         if detection is None or not detection.kind.is_pollution:
             return None
-        key = f"{incident.incident_id}/{detection.detection_id}"
-        if key not in self._playbook_cache:
-            self._playbook_cache[key] = self.playbooks.for_detection(detection)
-        return self._playbook_cache[key]
+        key = detection.detection_id
+        if key in self._playbook_cache:
+            self._playbook_cache.move_to_end(key)
+            return self._playbook_cache[key]
+        playbook = self.playbooks.for_detection(detection)
+        self._remember_playbook(key, playbook)
+        return playbook
+
+    def _remember_playbook(self, detection_id: str, playbook: PlaybookView | None) -> None:
+        self._playbook_cache[detection_id] = playbook
+        self._playbook_cache.move_to_end(detection_id)
+        while len(self._playbook_cache) > PLAYBOOKS_KEPT:
+            self._playbook_cache.popitem(last=False)
 
     def _dead_letter(self, record: Record, reason: str) -> Outgoing:
         log.error("detection %s[%d]@%d is not a Detection, sent to the DLQ: %s", record.topic, record.partition,

@@ -387,8 +387,9 @@ async def main(args: argparse.Namespace) -> None:
             await KafkaBus(base.kafka).delete_topics(list(settings.topics.model_dump().values()))
             receiver.stop()
             if args.profile and profile.exists():
-                print(f"cProfile of {args.profile} (top 20 by own time):")
-                pstats.Stats(str(profile)).sort_stats("tottime").print_stats(20)
+                for order in ("tottime", "cumulative"):
+                    print(f"cProfile of {args.profile} (top 25 by {order}):")
+                    pstats.Stats(str(profile)).sort_stats(order).print_stats(25)
             elif args.profile:
                 print(pipeline.services[args.profile].tail(20))
 

@@ -267,9 +267,18 @@ async def test_the_right_people_get_the_right_message_for_each_severity(
 ) -> None:
     from alerts.playbook_source import RiverPlaybooks
 
+    class CountingPlaybooks(RiverPlaybooks):
+        asked: list[str]
+
+        def for_detection(self, detection: Detection) -> Any:
+            self.asked.append(detection.detection_id)
+            return super().for_detection(detection)
+
     cfg = configure(tmp_path, settings, receiver, mailbox, unique)
     clock = ManualClock(T0)
-    async with running(cfg, bus, clock, playbooks=RiverPlaybooks.from_settings(cfg)) as service:
+    playbooks = CountingPlaybooks.from_settings(cfg)
+    playbooks.asked = []
+    async with running(cfg, bus, clock, playbooks=playbooks) as service:
         # yellow ammonia on the Tuo: the duty officer's SMS, nobody else
         await publish(bus, cfg, spill(0, multiple=1.5))
         await eventually(lambda: receiver.bodies("duty"), "the duty officer got no SMS")
@@ -314,6 +323,9 @@ async def test_the_right_people_get_the_right_message_for_each_severity(
         assert len(receiver.bodies("duty")) == 2
         assert len(mailbox.messages) == 1
         assert "大磨子站 仪器故障" in receiver.messages("ops")[0]["title"]  # the station by its name
+    # each detection's playbook is asked for once, when it is observed: the messages reuse it
+    assert sorted(playbooks.asked) == sorted({*playbooks.asked})
+    assert len(playbooks.asked) == 2
     sent = [r for r in await records(bus, cfg) if r.outcome is DeliveryOutcome.SENT]
     assert len(sent) == 4
     assert all("test-token" not in r.target for r in sent)

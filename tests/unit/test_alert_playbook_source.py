@@ -52,3 +52,16 @@ def test_a_spike_of_the_same_pollutant_that_cannot_be_this_plume_changes_nothing
     assert first is not None
     assert again is not None
     assert [c.station_id for c in first.station_checks] == [c.station_id for c in again.station_checks]
+
+
+def test_a_clear_builds_no_playbook_but_later_playbooks_know_the_plume_passed() -> None:
+    source = RiverPlaybooks(NETWORKS)
+    source.for_detection(detection("tuo-hongyuan", 0, 3.0, DetectionPhase.ONSET))
+    assert source.for_detection(detection("tuo-hongyuan", 60, 0.5, DetectionPhase.CLEARED)) is None
+    assert source.builds == 1
+    (seen,) = source.plumes.observations("tuo", "NH3N", T0)
+    assert seen.station_id == "tuo-hongyuan"
+    assert seen.normal_again_at == T0 + timedelta(minutes=60)
+    downstream = source.for_detection(detection("tuo-sanhuangmiao", 300, 2.0, DetectionPhase.ONSET))
+    assert downstream is not None
+    assert source.builds == 2
