@@ -51,6 +51,8 @@ class InstrumentHealth:
         #: How strongly the latest reading looks like an instrument problem (>= 1: it does).
         self.score = 0.0
         self.calm = True
+        #: Level or flow above its usual range: a flood (see detectors.quantities.FLOOD_RESPONSE).
+        self.flooding = False
 
     def sort(self, reading: Reading, hour: int, diurnal: bool) -> tuple[list[str], dict[str, FaultType], list[Value]]:
         """Maintenance-flagged names, faulty names with their fault, then the clean values with
@@ -106,6 +108,7 @@ class InstrumentHealth:
         sensors = self.sensors
         jumping = hydrology_jumping = deviating = 0
         calm = True
+        flooding = False
         judged = []
         for name, track, value, z in values:
             sensor = sensors.get(name)
@@ -123,6 +126,7 @@ class InstrumentHealth:
                 hydrology_jumping += jumped
                 if surprise >= 1.0:
                     calm = False
+                    flooding = flooding or z > 0.0
             else:
                 jumping += jumped
                 deviating += surprise >= far
@@ -130,6 +134,7 @@ class InstrumentHealth:
         #: Level and flow within their usual range: what the other parameters do now is theirs,
         #: not the flood's (their usual deviations are learned only then).
         self.calm = calm
+        self.flooding = flooding
         assessed: dict[str, Assessment] = {}
         eligible: dict[str, float] = {}
         score = 0.0

@@ -9,6 +9,8 @@ a replay file with two flow meters) measure what the first does.
 (True, False, False, True)
 >>> hydrological("water_level"), hydrological("discharge_2"), hydrological("turbidity")
 (True, True, False)
+>>> flood_response("turbidity_2"), flood_response("conductivity"), flood_response("NH3N")
+(1.0, -1.0, 0.0)
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ from riverguard.parameters import PARAMETERS
 #: Hydrological quantities: they do not say whether the water is polluted and a flow change is
 #: not a "correlated change" that would make a single-parameter step look like water.
 HYDROLOGICAL: Final = frozenset({"discharge", "water_level"})
+
+#: How a quality parameter answers a flood by itself (level or flow beyond its usual range):
+#: rising flow mobilises suspended matter (turbidity up) and event water dilutes dissolved salts
+#: (conductivity down) — the concentration–discharge behaviour of most rivers (Godsey, Kirchner &
+#: Clow 2009, Hydrological Processes 23:1844-1864; the same co-movement is what Leigh et al. 2019
+#: describe as natural events in the Pioneer River and Sandy Creek records). A change in that
+#: direction during a flood is the flood's, not a spill's; the other direction, and every other
+#: parameter, stays evidence.
+FLOOD_RESPONSE: Final[dict[str, float]] = {"turbidity": 1.0, "conductivity": -1.0}
 
 #: Values inside the physical range that a working surface-water sensor still cannot report:
 #: a conductivity of exactly zero is a probe out of water, DO far above saturation is a
@@ -63,6 +74,12 @@ def family(name: str) -> str:
 @cache
 def hydrological(name: str) -> bool:
     return family(name) in HYDROLOGICAL
+
+
+@cache
+def flood_response(name: str) -> float:
+    """+1 / -1: the direction a flood moves this parameter by itself; 0: none expected."""
+    return FLOOD_RESPONSE.get(family(name), 0.0)
 
 
 @cache

@@ -38,7 +38,7 @@ from detectors.feedback import Feedback
 from detectors.findings import value_findings
 from detectors.health import InstrumentHealth
 from detectors.limits import RegulatoryCheck
-from detectors.quantities import hydrological
+from detectors.quantities import flood_response, hydrological
 from detectors.spikes import SpikeScorer
 from detectors.state import FORMAT, VERSION, ExpectedState, StationState
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
@@ -149,6 +149,12 @@ class StationDetector:
         expected = self._expected(reading.time)
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
         eligible = health.screen(values, bool(maintenance), reading.time.timestamp(), expected)
+        if health.flooding and eligible:
+            # In a flood, turbidity rising and conductivity falling are the flood's own doing.
+            for name, _, _, z in values:
+                direction = flood_response(name)
+                if direction != 0.0 and z * direction > 0.0:
+                    eligible.pop(name, None)
         score = self.spikes.score(eligible)
         if self.feedback.verdicts:
             score *= self.feedback.weight(reading.time)

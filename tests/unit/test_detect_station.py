@@ -135,3 +135,41 @@ def test_event_ids_are_stable_across_runs() -> None:
     first = spill_ids()
     assert first
     assert first == spill_ids()
+
+
+def _level(i: int) -> float:
+    return 2.0 + 0.01 * ((i % 5) - 2)
+
+
+def _flood(i: int, start: int = 200, **override: float) -> Reading:
+    """Level rising 2 m over an hour, turbidity up tenfold, conductivity diluted by a third."""
+    step = min(i - start, 60) / 60
+    values = {"water_level": _level(i) + 2.0 * step, "turbidity": 30 + 270 * step, "conductivity": 420 - 140 * step}
+    return reading(i, **{**values, **override})
+
+
+@pytest.fixture
+def gauged() -> StationDetector:
+    detector = StationDetector(STATION)
+    assert run(detector, [reading(i, water_level=_level(i)) for i in range(200)]) == []
+    return detector
+
+
+def test_a_flood_raising_turbidity_and_diluting_conductivity_is_no_spill(gauged: StationDetector) -> None:
+    out = run(gauged, [_flood(i) for i in range(200, 300)])
+    assert [d for d in out if d.kind is K.POLLUTION_SPIKE] == []
+
+
+def test_the_same_change_without_the_flood_is_a_spike(gauged: StationDetector) -> None:
+    out = run(gauged, [_flood(i, water_level=_level(i)) for i in range(200, 300)])
+    spikes = [d for d in out if d.kind is K.POLLUTION_SPIKE and d.phase is DetectionPhase.ONSET]
+    assert spikes
+    assert {f.parameter for f in spikes[0].findings} & {"turbidity", "conductivity"}
+
+
+def test_ammonia_rising_in_a_flood_is_still_a_spill(gauged: StationDetector) -> None:
+    out = run(gauged, [_flood(i, NH3N=0.3 + 2.0 * min(i - 200, 30) / 30) for i in range(200, 300)])
+    spikes = [d for d in out if d.kind is K.POLLUTION_SPIKE and d.phase is DetectionPhase.ONSET]
+    assert spikes
+    assert "NH3N" in {f.parameter for f in spikes[0].findings}
+    assert "turbidity" not in {f.parameter for f in spikes[0].findings}
