@@ -83,6 +83,10 @@ class DetectorConfig:
     #: ... or one this far beyond its usual large deviation (its 95th percentile: with ten parameters
     #: one of them is beyond it every other reading by chance).
     related_surprise: float = 2.0
+    #: A water level this many noise units above its baseline is high water: a flood (the usual
+    #: 3-sigma outlier bound; on both oddwater training records base flow stays within 2 and floods
+    #: reach 5-250). Turbidity and conductivity are then read as the flood's (detectors.flood).
+    flood_z: float = 3.0
     #: A lone spike: a change of spike_jump times the parameter's large changes (99th percentile)
     #: to a value spike_surprise times its usual large deviation from the baseline.
     spike_jump: float = 2.0

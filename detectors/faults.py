@@ -158,13 +158,16 @@ class SensorFaults:
         hydrology_calm: bool,
         config: DetectorConfig,
         at_s: float,
+        *,
+        settling: bool = False,
     ) -> Assessment:
         """Update the fault state with one clean value of a warmed-up parameter: ``level`` is its
         expected value, ``deviation`` its distance from it in noise units, ``surprise`` that distance
         relative to its usual large deviations, ``jump`` its change in usual changes, ``lone``
         whether no other parameter jumped with it or is beyond its usual range, ``hydrology_calm``
         whether level and flow held still (else the water explains the change), ``at_s`` the
-        reading's time in epoch seconds. A level or flow
+        reading's time in epoch seconds, ``settling`` whether a flood moves this parameter now or
+        while it recedes (its walk back to base flow is no drift). A level or flow
         that steps or churns is hydrology (a gate, a pump, a flood); only its lone spikes are taken
         for the gauge."""
         size = jump if jump >= 0.0 else -jump
@@ -201,7 +204,7 @@ class SensorFaults:
         steady = hydrology_calm and surprise < config.related_surprise
         variability = sensitivity * to_and_fro / config.variability_ratio if steady else 0.0
         # A drift walks: lone, and in ordinary steps (a plume arrives in large ones).
-        walking = isolated and not self.shift_open and size < _WALK
+        walking = isolated and not settling and not self.shift_open and size < _WALK
         drift = self._drift(value - level, deviation, walking, config, at_s)
         return Assessment(spike, shift, variability, drift)
 

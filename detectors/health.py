@@ -22,7 +22,8 @@ from detectors.baseline import ParameterTrack
 from detectors.channels import STATION_WIDE, EventBook, Verdict
 from detectors.config import DetectorConfig
 from detectors.faults import Assessment, FaultType, SensorFaults
-from detectors.quantities import plausible_range
+from detectors.flood import FloodPhase, FloodWindow
+from detectors.quantities import family, flood_response, plausible_range
 from riverguard.models import DataFlag, DetectionKind, Reading
 
 #: HJ 212 flags that mean someone is working on the instrument.
@@ -51,8 +52,9 @@ class InstrumentHealth:
         #: How strongly the latest reading looks like an instrument problem (>= 1: it does).
         self.score = 0.0
         self.calm = True
-        #: Level or flow above its usual range: a flood (see detectors.quantities.FLOOD_RESPONSE).
-        self.flooding = False
+        #: Where the station is in a flood (see :mod:`detectors.flood`), as of the latest reading.
+        self.flood = FloodWindow()
+        self.flood_phase = FloodPhase.NONE
 
     def sort(self, reading: Reading, hour: int, diurnal: bool) -> tuple[list[str], dict[str, FaultType], list[Value]]:
         """Maintenance-flagged names, faulty names with their fault, then the clean values with
@@ -104,7 +106,7 @@ class InstrumentHealth:
         reported it) is never lone: its change is the water's. ``at_s``: the reading's time (epoch s)."""
         config = self.config
         warmup, related, floor = config.warmup_readings, config.related_jump, config.tail_floor
-        far = config.related_surprise
+        far, flood_z = config.related_surprise, config.flood_z
         sensors = self.sensors
         jumping = hydrology_jumping = deviating = 0
         calm = True
@@ -126,7 +128,9 @@ class InstrumentHealth:
                 hydrology_jumping += jumped
                 if surprise >= 1.0:
                     calm = False
-                    flooding = flooding or z > 0.0
+                if z >= flood_z and family(name) == "water_level":
+                    # High water is a flood by its stage: a flow meter alone may sit behind a pump.
+                    flooding = True
             else:
                 jumping += jumped
                 deviating += surprise >= far
@@ -134,7 +138,8 @@ class InstrumentHealth:
         #: Level and flow within their usual range: what the other parameters do now is theirs,
         #: not the flood's (their usual deviations are learned only then).
         self.calm = calm
-        self.flooding = flooding
+        self.flood_phase = self.flood.update(flooding, at_s)
+        flood = self.flood_phase is not FloodPhase.NONE
         assessed: dict[str, Assessment] = {}
         eligible: dict[str, float] = {}
         score = 0.0
@@ -146,6 +151,7 @@ class InstrumentHealth:
                 jumping - own == 0 and deviating - (surprise >= far and not hydro) == 0
                 and name not in expected,
                 hydrology_jumping - (jumped and hydro) == 0, config, at_s,
+                settling=flood and flood_response(name) != 0.0,
             )
             assessed[name] = verdict
             spike = verdict.spike

@@ -222,6 +222,15 @@ class VerdictState(_State):
     end: AwareDatetime
 
 
+class FloodState(_State):
+    """A :class:`~detectors.flood.FloodWindow`: the current flood's start, its last high water
+    (epoch seconds) and whether the water is high now."""
+
+    since: Finite | None = None
+    last: Finite | None = None
+    high: bool = False
+
+
 class StationState(_State):
     """Everything one station's detector learned (the tuning itself is configuration, not state)."""
 
@@ -241,6 +250,8 @@ class StationState(_State):
     recent: list[Reading] = Field(max_length=64)
     expected: list[ExpectedState] = Field(max_length=256)
     verdicts: list[VerdictState] = Field(max_length=256)
+    #: Absent in checkpoints written before floods were followed: no flood then.
+    flood: FloodState = FloodState()
 
 
 def encode(state: StationState) -> bytes:

@@ -36,11 +36,12 @@ from detectors.events import event_id
 from detectors.faults import SensorFaults
 from detectors.feedback import Feedback
 from detectors.findings import value_findings
+from detectors.flood import FloodPhase, FloodWindow
 from detectors.health import InstrumentHealth
 from detectors.limits import RegulatoryCheck
 from detectors.quantities import flood_response, hydrological
 from detectors.spikes import SpikeScorer
-from detectors.state import FORMAT, VERSION, ExpectedState, StationState
+from detectors.state import FORMAT, VERSION, ExpectedState, FloodState, StationState
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
 from riverguard.stations import Station
 
@@ -149,11 +150,13 @@ class StationDetector:
         expected = self._expected(reading.time)
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
         eligible = health.screen(values, bool(maintenance), reading.time.timestamp(), expected)
-        if health.flooding and eligible:
-            # In a flood, turbidity rising and conductivity falling are the flood's own doing.
+        phase = health.flood_phase
+        if phase is not FloodPhase.NONE and eligible:
+            # In a flood turbidity rising and conductivity falling are the flood's own doing, and
+            # while it recedes so is their way back.
             for name, _, _, z in values:
                 direction = flood_response(name)
-                if direction != 0.0 and z * direction > 0.0:
+                if direction != 0.0 and (phase is FloodPhase.RECEDING or z * direction > 0.0):
                     eligible.pop(name, None)
         score = self.spikes.score(eligible)
         if self.feedback.verdicts:
@@ -237,6 +240,7 @@ class StationDetector:
             expected=[ExpectedState(parameter=name, until=until, source=source)
                       for name, (until, source) in self.expected.items()],
             verdicts=self.feedback.snapshot(),
+            flood=FloodState(since=self.health.flood.since, last=self.health.flood.last, high=self.health.flood.high),
         )
 
     @classmethod
@@ -255,5 +259,6 @@ class StationDetector:
         detector.events.restore(state.channels, state.recent)
         detector.expected = {e.parameter: (e.until, e.source) for e in state.expected}
         detector.feedback.restore(state.verdicts)
+        detector.health.flood = FloodWindow(state.flood.since, state.flood.last, state.flood.high)
         detector.events.reconfigure(config)
         return detector

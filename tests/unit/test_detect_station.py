@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from detectors import DetectorConfig, StationDetector
+from detectors.flood import FloodWindow
 from riverguard.models import DataFlag, Detection, DetectionKind, DetectionPhase, Measurement, Reading
 from riverguard.parameters import WaterClass
 from tests.support.readings import STATION, T0, reading, run
@@ -141,10 +142,15 @@ def _level(i: int) -> float:
     return 2.0 + 0.01 * ((i % 5) - 2)
 
 
+def _wobble(i: int) -> float:
+    return ((i * 7) % 5 - 2) / 2
+
+
 def _flood(i: int, start: int = 200, **override: float) -> Reading:
     """Level rising 2 m over an hour, turbidity up tenfold, conductivity diluted by a third."""
     step = min(i - start, 60) / 60
-    values = {"water_level": _level(i) + 2.0 * step, "turbidity": 30 + 270 * step, "conductivity": 420 - 140 * step}
+    values = {"water_level": _level(i) + 2.0 * step, "turbidity": 30 + 270 * step + 1.5 * _wobble(i),
+              "conductivity": 420 - 140 * step + 3 * _wobble(i)}
     return reading(i, **{**values, **override})
 
 
@@ -173,3 +179,48 @@ def test_ammonia_rising_in_a_flood_is_still_a_spill(gauged: StationDetector) -> 
     assert spikes
     assert "NH3N" in {f.parameter for f in spikes[0].findings}
     assert "turbidity" not in {f.parameter for f in spikes[0].findings}
+
+
+def _after_flood(i: int, peak_end: int = 260, over: int = 100) -> Reading:
+    """The flood of :func:`_flood` held until ``peak_end``, then the water going back over
+    ``over`` readings."""
+    back = min(max(i - peak_end, 0), over) / over
+    level = _level(i) + 2.0 * (1.0 - back)
+    return reading(i, water_level=level, turbidity=300 - 270 * back + 1.5 * _wobble(i),
+                   conductivity=280 + 140 * back + 3 * _wobble(i))
+
+
+def test_a_flood_is_followed_through_its_recession(gauged: StationDetector) -> None:
+    phases = []
+    for r in [_flood(i) for i in range(200, 260)] + [_after_flood(i) for i in range(260, 700)]:
+        assert [d for d in gauged.process(r) if d.kind is K.POLLUTION_SPIKE] == []
+        phases.append(gauged.health.flood_phase.name)
+    assert phases.index("HIGH") < phases.index("RECEDING")
+    assert phases[-1] == "NONE"  # the recession lasts as long as the flood did, then it is over
+
+
+@pytest.mark.parametrize("receding", [False, True])
+def test_while_a_flood_recedes_conductivity_and_turbidity_moving_are_no_spill(
+    gauged: StationDetector, receding: bool
+) -> None:
+    if receding:  # high water from 2 h to 1 min ago: the recession lasts 2 h more
+        now = reading(200).time.timestamp()
+        gauged.health.flood = FloodWindow(since=now - 7200, last=now - 60)
+    out = run(gauged, [reading(i, water_level=_level(i), conductivity=560 + 3 * _wobble(i), turbidity=90 + _wobble(i))
+                       for i in range(200, 260)])
+    spikes = [d for d in out if d.kind is K.POLLUTION_SPIKE]
+    assert bool(spikes) is not receding
+    ammonia = run(gauged, [reading(i, water_level=_level(i), NH3N=2.4 + 0.01 * _wobble(i)) for i in range(260, 320)])
+    assert any(d.kind is K.POLLUTION_SPIKE for d in ammonia)  # any other parameter stays evidence
+
+
+def test_a_restored_detector_still_knows_the_flood(gauged: StationDetector) -> None:
+    from detectors.state import decode, encode
+
+    run(gauged, [_flood(i) for i in range(200, 330)])
+    restored = StationDetector.restore(decode(encode(gauged.snapshot(STATION.station_id)), STATION.station_id),
+                                       STATION, gauged.config)
+    assert (restored.health.flood.since, restored.health.flood.last) == (gauged.health.flood.since,
+                                                                         gauged.health.flood.last)
+    rest = [_after_flood(i, peak_end=330) for i in range(330, 520)]
+    assert [d.kind for d in run(restored, rest)] == [d.kind for d in run(gauged, rest)]
