@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Self, TextIO
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from pydantic import SecretStr
@@ -99,12 +99,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to ``sys.stderr`` as it is when the record is emitted, not as it was at
+    setup: a stream swapped since (a CLI run under a test runner, whose capture is closed after
+    the command) would otherwise turn every later log line into a "Logging error"."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
+
+
 def setup_logging(settings: ObservabilitySettings, *, service: str | None = None) -> None:
     """Log to stderr as text or (``log_format: json``) one JSON object per line.
 
     ``service`` goes into every JSON line (and the text prefix), so merged logs say who spoke.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -29,7 +29,7 @@ def test_gecco_second_half_f1(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["replay", str(test), "--time-column", "Time", "--label-column", "EVENT",
                                       "--train", str(train), "--json"])
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     log.warning("GECCO 2018 second half: %s", {k: body[k] for k in ("f1", "precision", "recall", "event_recall",
                                                                    "mean_detection_delay_s", "false_alarms_per_30d")})
     assert body["f1"] >= 0.7

@@ -27,9 +27,9 @@ def test_pioneer_faults_without_labels(tmp_path: Path) -> None:
     history.write_text("\n".join(line.rsplit(",", 1)[0] for line in rows) + "\n")
     test = str(DATA / "pioneer_test.csv")
     cold = json.loads(CliRunner().invoke(app, ["replay", test, "--label-column", "label", "--count", "any",
-                                               "--json"]).output)
+                                               "--json"]).stdout)
     warm = json.loads(CliRunner().invoke(app, ["replay", test, "--label-column", "label", "--count", "any",
-                                               "--train", str(history), "--json"]).output)
+                                               "--train", str(history), "--json"]).stdout)
     log.warning("oddwater Pioneer, any detection: cold F1 %.3f AUC %.3f, after unlabelled history F1 %.3f AUC %.3f",
                 cold["f1"], cold["roc_auc"], warm["f1"], warm["roc_auc"])
     # The goals where they are met (README, Detectors: the figures), and floors just under

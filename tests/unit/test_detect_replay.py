@@ -56,7 +56,7 @@ def test_replay_with_training_reports_metrics_as_json(files: tuple[Path, Path], 
     result = runner.invoke(app, ["replay", str(test), "--time-column", "Time", "--label-column", "EVENT",
                                  "--train", str(train), "--json", "--predictions", str(out)])
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert set(body) >= {"f1", "precision", "recall", "event_recall", "mean_detection_delay_s", "false_alarms_per_30d"}
     assert body["event_recall"] == 1.0
     assert body["f1"] > 0.7
@@ -89,7 +89,7 @@ def test_count_modes_report_their_own_metrics_breakdown_and_auc(files: tuple[Pat
         result = runner.invoke(app, ["replay", str(test), "--label-column", "EVENT", "--train", str(train),
                                      "--count", count, "--json"])
         assert result.exit_code == 0, result.output
-        bodies[count] = json.loads(result.output)
+        bodies[count] = json.loads(result.stdout)
     assert {body["count"] for body in bodies.values()} == {"pollution", "instrument", "any"}
     pollution = bodies["pollution"]
     assert pollution["roc_auc"] > 0.9
@@ -117,7 +117,7 @@ def test_train_that_cannot_calibrate_says_so_and_keeps_the_defaults(tmp_path: Pa
     assert "not calibrated on" in result.output
     assert "every training spike score is 0" in result.output
     body = json.loads(runner.invoke(app, ["replay", str(test), "--label-column", "label", "--train", str(train),
-                                          "--json"]).output)
+                                          "--json"]).stdout)
     assert body["calibrated"] is False
     assert body["spike_threshold"] == 3.0
     any_count = runner.invoke(app, ["replay", str(test), "--label-column", "label", "--train", str(train),

@@ -79,7 +79,7 @@ def test_cli_prints_json_with_receptors() -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     same = build_playbook(
         load_network("tuo"), station_id="tuo-sanhuangmiao", pollutant="NH3N", at=AT, concentration=3.2
     )

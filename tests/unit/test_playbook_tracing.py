@@ -167,7 +167,7 @@ def test_riverguard_trace_prints_issue_18_json(tmp_path: Path) -> None:
     obs.write_text(json.dumps(request), encoding="utf-8")
     result = CliRunner().invoke(app, ["trace", "--river", "testt", "--observations", str(obs), "--network", str(path)])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert set(data["release"]) == {"km_low", "km_high", "km_best", "start_low", "start_high", "mass_kg"}
     assert all(set(c) == {"name", "kind", "river_km", "probability"} for c in data["candidates"])
     probabilities = [c["probability"] for c in data["candidates"]]
