@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 from alerts.book import main_pollutant
 from playbooks import (
@@ -283,7 +283,7 @@ class RiverPlaybooks:
         self.builds = 0  # playbooks actually built (the rest came from the cache)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RiverPlaybooks:
+    def from_settings(cls, settings: Settings) -> Self:
         extra = sorted(settings.network_dir.glob("*.yaml")) if settings.network_dir else []
         return cls(load_networks(extra))
 
