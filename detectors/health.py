@@ -23,7 +23,7 @@ from detectors.channels import STATION_WIDE, EventBook, Verdict
 from detectors.config import DetectorConfig
 from detectors.faults import Assessment, FaultType, SensorFaults
 from detectors.flood import FloodPhase, FloodWindow
-from detectors.quantities import family, flood_response, plausible_range
+from detectors.quantities import flood_response, is_stage, plausible_range
 from riverguard.models import DataFlag, DetectionKind, Reading
 
 #: HJ 212 flags that mean someone is working on the instrument.
@@ -128,8 +128,7 @@ class InstrumentHealth:
                 hydrology_jumping += jumped
                 if surprise >= 1.0:
                     calm = False
-                if z >= flood_z and family(name) == "water_level":
-                    # High water is a flood by its stage: a flow meter alone may sit behind a pump.
+                if z >= flood_z and is_stage(name):
                     flooding = True
             else:
                 jumping += jumped

@@ -25,6 +25,8 @@ from riverguard.parameters import PARAMETERS
 #: Hydrological quantities: they do not say whether the water is polluted and a flow change is
 #: not a "correlated change" that would make a single-parameter step look like water.
 HYDROLOGICAL: Final = frozenset({"discharge", "water_level"})
+#: The river's stage: a flood is high water by it (a flow meter alone may sit behind a pump).
+STAGE: Final = "water_level"
 
 #: How a quality parameter answers a flood by itself (level or flow beyond its usual range):
 #: rising flow mobilises suspended matter (turbidity up) and event water dilutes dissolved salts
@@ -74,6 +76,11 @@ def family(name: str) -> str:
 @cache
 def hydrological(name: str) -> bool:
     return family(name) in HYDROLOGICAL
+
+
+@cache
+def is_stage(name: str) -> bool:
+    return family(name) == STAGE
 
 
 @cache
