@@ -57,6 +57,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+class StageNotReadyError(RuntimeError):
+    """The stage cannot serve yet (joining its group, restoring its state)."""
+
 #: How often the consumer lag gauge is refreshed while busy, and while idle (so it reaches 0 soon).
 _LAG_EVERY_S: Final = 1.0
 _LAG_IDLE_S: Final = 0.2
@@ -206,6 +210,7 @@ class StageRuntime:
         self._restored = asyncio.Event()
         self._restored.set()
         self._generation = 0  # rebalances so far: batches fetched before the last one are stale
+        self._assigned_once = False  # the group gave this member its share (maybe none) at least once
 
     @property
     def stage(self) -> str:
@@ -360,6 +365,18 @@ class StageRuntime:
             await self.processor.assigned(assigned)
         finally:
             self._restored.set()
+        self._assigned_once = True
+
+    async def readiness(self) -> object:
+        """A health check: ready once the stage joined its group and restored the state of what it
+        was assigned; raises (naming why not) before that and while a rebalance restores."""
+        if not self._restored.is_set():
+            raise StageNotReadyError(f"stage {self.stage} is restoring the state of its partitions")
+        if self._consumer is None:
+            raise StageNotReadyError(f"stage {self.stage} is not consuming yet")
+        if not self._assigned_once:
+            raise StageNotReadyError(f"stage {self.stage} has not joined group {self.config.group_id} yet")
+        return f"{len(self.assignment())} partitions"
 
     async def _on_revoke(self, revoked: frozenset[TopicPartition]) -> None:
         # Commit while the partitions are still ours, then let their state go: the next owner

@@ -10,8 +10,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
+import pytest
+
 from riverguard.bus import Bus, Record, TopicPartition, TopicSpec
-from riverguard.stage import Handled, Interrupted, Outgoing, Processor, StageConfig, StageContext, StageRuntime
+from riverguard.stage import (
+    Handled,
+    Interrupted,
+    Outgoing,
+    Processor,
+    StageConfig,
+    StageContext,
+    StageNotReadyError,
+    StageRuntime,
+)
 
 PARTITIONS = 3
 KEYS = [f"s{i}" for i in range(6)]
@@ -247,3 +258,42 @@ async def test_ticks_run_while_no_records_arrive(bus: Bus, unique: str) -> None:
 
     await eventually(ticked, "three ticks", timeout_s=30)
     await member.close()
+
+
+class GatedRestore(Tally):
+    """Restores only when let: what a large changelog does to a real stage's assignment."""
+
+    def __init__(self, topics: Topics) -> None:
+        super().__init__(topics)
+        self.restoring = asyncio.Event()
+        self.let_through = asyncio.Event()
+
+    async def assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        self.restoring.set()
+        await self.let_through.wait()
+        await super().assigned(partitions)
+
+
+async def test_readiness_waits_for_the_group_and_the_restore(bus: Bus, unique: str) -> None:
+    topics = Topics(unique)
+    await topics.create(bus)
+    processor = GatedRestore(topics)
+    member = Running(bus, processor, StageConfig(group_id=f"g-{unique}"))
+    try:
+        await asyncio.wait_for(processor.restoring.wait(), 60)
+        with pytest.raises(StageNotReadyError, match="is restoring the state"):
+            await member.runtime.readiness()
+        processor.let_through.set()
+
+        async def ready() -> bool:
+            try:
+                await member.runtime.readiness()
+            except StageNotReadyError:
+                return False
+            return True
+
+        await eventually(ready, "the stage to be ready")
+        assert str(await member.runtime.readiness()).endswith("partitions")
+    finally:
+        processor.let_through.set()
+        await member.close()
