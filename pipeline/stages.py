@@ -131,12 +131,12 @@ def service(
                              checkpoint_readings=int(extra.get("checkpoint_readings", 1000)),
                              checkpoint_seconds=extra.get("checkpoint_seconds", 30.0))
         return Service(name, stage.run, {"kafka": bus_check(bus, [topics.readings, topics.detector_state]),
-                                         "ready": stage.readiness})
+                                         f"{name}-ready": stage.readiness})
     if name == "alerts":
         stage, _ = alert_stage(settings, registry, bus, group_id=group)
         return Service(name, stage.run,
                        {"kafka": bus_check(bus, [topics.detections, topics.command_results, topics.incidents,
-                                                   topics.silences]), "ready": stage.readiness})
+                                                   topics.silences]), f"{name}-ready": stage.readiness})
     if name == "sink":
         from sink.influx import InfluxWriter
         from sink.service import sink_topics
@@ -144,7 +144,7 @@ def service(
         writer = InfluxWriter(settings.influx)
         stage = sink_stage(settings, bus, writer, group_id=group)
         return Service(name, stage.run, {"kafka": bus_check(bus, sink_topics(topics)), "influxdb": writer.ping,
-                                         "ready": stage.readiness}, close=writer.close)
+                                         f"{name}-ready": stage.readiness}, close=writer.close)
     if name == "hj212-gateway":
         from ingest.gateway import Gateway, gateway_secrets
 

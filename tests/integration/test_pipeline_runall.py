@@ -137,7 +137,8 @@ async def test_run_all_bridges_mqtt_to_kafka_reports_health_and_stops_on_sigterm
     assert report["service"] == "all"
     checks = report["checks"]
     assert isinstance(checks, dict)
-    assert set(checks) == {"kafka", "mqtt", "influxdb"}
+    # each consumer stage says whether it joined its group and restored its state
+    assert set(checks) == {"kafka", "mqtt", "influxdb", "detect-ready", "alerts-ready", "sink-ready"}
 
     for key, value in environment.items():
         if key.startswith("RIVERGUARD_"):
