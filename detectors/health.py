@@ -103,7 +103,9 @@ class InstrumentHealth:
         """The shape-based faults of every warmed-up value, judged with the other parameters of the
         reading; then the parameters that are evidence about the water (healthy, not hydrological),
         with how surprising their deviation is. A parameter in ``expected`` (an upstream station
-        reported it) is never lone: its change is the water's. ``at_s``: the reading's time (epoch s)."""
+        reported it) is never lone: its change is the water's. In a flood turbidity rising and
+        conductivity falling are the flood's own doing, and while it recedes so is their way back:
+        they are no evidence then. ``at_s``: the reading's time (epoch s)."""
         config = self.config
         warmup, related, floor = config.warmup_readings, config.related_jump, config.tail_floor
         far, flood_z = config.related_surprise, config.flood_z
@@ -137,25 +139,27 @@ class InstrumentHealth:
         #: Level and flow within their usual range: what the other parameters do now is theirs,
         #: not the flood's (their usual deviations are learned only then).
         self.calm = calm
-        self.flood_phase = self.flood.update(flooding, at_s)
-        flood = self.flood_phase is not FloodPhase.NONE
+        phase = self.flood_phase = self.flood.update(flooding, at_s)
+        flood = phase is not FloodPhase.NONE
         assessed: dict[str, Assessment] = {}
         eligible: dict[str, float] = {}
         score = 0.0
         for name, sensor, track, value, z, surprise, jumped in judged:
             hydro = sensor.hydrological
             own = jumped and not hydro
+            direction = flood_response(name) if flood else 0.0
             verdict = sensor.assess(
                 value, value - sensor.offset - z * track.unit, z if z >= 0.0 else -z, surprise, track.jump,
                 jumping - own == 0 and deviating - (surprise >= far and not hydro) == 0
                 and name not in expected,
                 hydrology_jumping - (jumped and hydro) == 0, config, at_s,
-                settling=flood and flood_response(name) != 0.0,
+                settling=direction != 0.0,
             )
             assessed[name] = verdict
             spike = verdict.spike
             score = max(score, spike, verdict.shift, verdict.variability, verdict.drift)
-            if spike < 1.0 and not hydro:
+            flood_made = direction != 0.0 and (phase is FloodPhase.RECEDING or z * direction > 0.0)
+            if spike < 1.0 and not hydro and not flood_made:
                 eligible[name] = surprise
         self.assessed = assessed
         self.score = score

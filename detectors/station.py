@@ -36,10 +36,10 @@ from detectors.events import event_id
 from detectors.faults import SensorFaults
 from detectors.feedback import Feedback
 from detectors.findings import value_findings
-from detectors.flood import FloodPhase, FloodWindow
+from detectors.flood import FloodWindow
 from detectors.health import InstrumentHealth
 from detectors.limits import RegulatoryCheck
-from detectors.quantities import flood_response, hydrological
+from detectors.quantities import hydrological
 from detectors.spikes import SpikeScorer
 from detectors.state import FORMAT, VERSION, ExpectedState, FloodState, StationState
 from riverguard.models import Detection, DetectionKind, DetectionPhase, Finding, Reading
@@ -150,14 +150,6 @@ class StationDetector:
         expected = self._expected(reading.time)
         maintenance, flagged, values = health.sort(reading, hour, diurnal)
         eligible = health.screen(values, bool(maintenance), reading.time.timestamp(), expected)
-        phase = health.flood_phase
-        if phase is not FloodPhase.NONE and eligible:
-            # In a flood turbidity rising and conductivity falling are the flood's own doing, and
-            # while it recedes so is their way back.
-            for name, _, _, z in values:
-                direction = flood_response(name)
-                if direction != 0.0 and (phase is FloodPhase.RECEDING or z * direction > 0.0):
-                    eligible.pop(name, None)
         score = self.spikes.score(eligible)
         if self.feedback.verdicts:
             score *= self.feedback.weight(reading.time)
