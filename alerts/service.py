@@ -217,7 +217,7 @@ class AlertService(Processor):
                 # A pollution detection's playbook (the plume model) takes a good part of a second:
                 # built off the event loop, so the consumer's heartbeats and the sends in flight go on.
                 # A clear needs none (the book closes the event without it).
-                if detection.kind.is_pollution and detection.phase is not DetectionPhase.CLEARED:
+                if _builds_playbook(detection):
                     context = await asyncio.to_thread(self._context_of, detection)
                 else:
                     context = self._context_of(detection)
@@ -388,7 +388,8 @@ class AlertService(Processor):
         station_km = None
         tags: tuple[str, ...] = ()
         playbook = self.playbooks.for_detection(detection) if detection.kind.is_pollution else None
-        self._remember_playbook(detection.detection_id, playbook)
+        if _builds_playbook(detection):  # kept for its messages (a clear's is none, and none shows it)
+            self._remember_playbook(detection.detection_id, playbook)
         if playbook is not None:
             station_km = playbook.station_km
             intakes = tuple(
@@ -558,6 +559,11 @@ def _latest(records: Mapping[TopicPartition, list[Record]], topic: str, model: t
                 log.error("skipping unreadable %s record %s[%d]@%d: %s", model.__name__, topic, partition,
                           record.offset, describe_validation_error(exc))
     return latest
+
+
+def _builds_playbook(detection: Detection) -> bool:
+    """A pollution detection other than a clear: the plume model runs for it."""
+    return detection.kind.is_pollution and detection.phase is not DetectionPhase.CLEARED
 
 
 def _queued(effects: Effects, now: datetime) -> bool:
