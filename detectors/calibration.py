@@ -98,17 +98,21 @@ def simulate(scores: np.ndarray, threshold: float, hold: float, persistence: Per
     return active
 
 
+def _predicted(
+    series: Sequence[np.ndarray], fixed: Sequence[np.ndarray], threshold: float, hold: float, persistence: Persistence
+) -> list[np.ndarray]:
+    """Per stream, the readings at which a spike event or another counted event was open."""
+    return [simulate(s, threshold, hold, persistence) | f for s, f in zip(series, fixed, strict=True)]
+
+
 def predicted_f1(streams: Sequence[ScoredStream], config: DetectorConfig) -> float:
     """Per-reading F1 of ``config``'s spike tuning on these streams, other counted events included."""
     if not streams:
         return 0.0
-    labels = np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams])
-    predicted = [
-        simulate(np.asarray(s.scores, dtype=float), config.spike_threshold, config.spike_threshold * config.hold_ratio,
-                 config.spike_persistence) | np.asarray(s.fixed, dtype=bool)
-        for s in streams
-    ]
-    return _f1(labels, np.concatenate(predicted))
+    predicted = _predicted([np.asarray(s.scores, dtype=float) for s in streams],
+                           [np.asarray(s.fixed, dtype=bool) for s in streams],
+                           config.spike_threshold, config.spike_threshold * config.hold_ratio, config.spike_persistence)
+    return _f1(_pooled_labels(streams), np.concatenate(predicted))
 
 
 def check_labels(streams: Sequence[ScoredStream]) -> None:
@@ -119,14 +123,13 @@ def check_labels(streams: Sequence[ScoredStream]) -> None:
 
 def fixed_f1(streams: Sequence[ScoredStream]) -> float:
     """Training F1 of the rows predicted positive without the spike (spikes not counted)."""
-    labels = np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams])
-    return _f1(labels, np.concatenate([np.asarray(s.fixed, dtype=bool) for s in streams]))
+    return _f1(_pooled_labels(streams), np.concatenate([np.asarray(s.fixed, dtype=bool) for s in streams]))
 
 
 def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibration:
     """The spike tuning with the best training F1; :class:`NothingToCalibrate` says why there is none."""
     check_labels(streams)
-    labels = np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams])
+    labels = _pooled_labels(streams)
     series = [np.asarray(s.scores, dtype=float) for s in streams]
     pooled = np.concatenate(series)
     positive = pooled[pooled > 0]
@@ -146,10 +149,7 @@ def calibrate(streams: Sequence[ScoredStream], config: DetectorConfig) -> Calibr
             for close_after in _CLOSE_AFTER:
                 persistence = Persistence(k=k, n=n, close_after=close_after)
                 for ratio in _HOLD_RATIOS:
-                    per_stream = [
-                        simulate(s, threshold, threshold * ratio, persistence) | r
-                        for s, r in zip(series, regulatory_series, strict=True)
-                    ]
+                    per_stream = _predicted(series, regulatory_series, threshold, threshold * ratio, persistence)
                     detected, false_alarms = _event_counts(label_series, per_stream)
                     results.append((_f1(labels, np.concatenate(per_stream)), detected, false_alarms, replace(
                         config, spike_threshold=threshold, hold_ratio=ratio, spike_persistence=persistence)))
@@ -180,6 +180,10 @@ class HeldOutCheck:
     @property
     def tuning_helps(self) -> bool:
         return self.tuned_f1 > self.default_f1
+
+    def __str__(self) -> str:
+        return (f"tuned on the first {self.fit_readings} training readings, the labels scored F1 {self.tuned_f1:.3f} "
+                f"on the last {self.held_out_readings}, the defaults {self.default_f1:.3f}")
 
 
 #: The last part of a labelled training history that checks the tuning chosen on the rest.
@@ -225,6 +229,10 @@ def held_out_check(runs: Sequence[Run], default: int, *, spikes: bool = True) ->
         tuned_f1=predicted_f1(held_out[index], chosen.config),
         default_f1=predicted_f1(held_out[default], runs[default][0]),
     )
+
+
+def _pooled_labels(streams: Sequence[ScoredStream]) -> np.ndarray:
+    return np.concatenate([np.asarray(s.labels, dtype=bool) for s in streams])
 
 
 def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -110,10 +110,7 @@ def _report(result: ReplayResult, train: Path | None) -> None:
     elif result.not_calibrated is not None:
         typer.echo(f"not calibrated on {train}: {result.not_calibrated}; the default tuning is kept")
     if result.calibration is not None and result.held_out is not None:
-        check = result.held_out
-        typer.echo(f"held-out check: tuned on the first {check.fit_readings} training readings, the labels "
-                   f"scored F1 {check.tuned_f1:.3f} on the last {check.held_out_readings}, "
-                   f"the defaults {check.default_f1:.3f}")
+        typer.echo(f"held-out check: {result.held_out}")
     typer.echo("detections: " + (", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "none"))
     metrics = result.metrics
     if metrics is None:

@@ -157,9 +157,7 @@ def _train(train: Table, config: DetectorConfig, registry: StationRegistry | Non
     labelled = any(row.label is not None for row in train.rows)
     if not labelled:
         stack = DetectorStack(config, registry)
-        for row in train.rows:
-            if row.reading is not None:
-                stack.detector(row.station_id).process(row.reading)
+        _stream(stack, train)
         return Training(stack)
     candidates = [config]
     if count is not Count.POLLUTION:
@@ -173,9 +171,7 @@ def _train(train: Table, config: DetectorConfig, registry: StationRegistry | Non
         stacks.append(stack)
     check = held_out_check(runs, default, spikes=count is not Count.INSTRUMENT)
     if check is not None and not check.tuning_helps:
-        return Training(stacks[default], None, (
-            f"tuned on the first {check.fit_readings} training readings, the labels scored F1 {check.tuned_f1:.3f} "
-            f"on the last {check.held_out_readings}, the defaults {check.default_f1:.3f}"), check)
+        return Training(stacks[default], None, str(check), check)
     try:
         calibration, index = tune(runs, spikes=count is not Count.INSTRUMENT)
     except NothingToCalibrate as exc:
